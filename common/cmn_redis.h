@@ -80,6 +80,8 @@ struct cmn_redis_script {
     const char *source;
     char sha[41]; /* filled lazily */
 };
+/* args holds nkeys keys followed by nargs arguments (nkeys + nargs
+ * entries), as in EVAL's own argument order. */
 redisReply *cmn_redis_eval(struct cmn_redis *r, struct cmn_redis_script *s,
                            int flags, int nkeys, int nargs,
                            const char **args, const size_t *arglens,

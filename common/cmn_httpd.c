@@ -1,0 +1,1043 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/* cmn_httpd.c - HTTP server on libmicrohttpd 0.9.75: routing, body cap,
+ * request ids, security headers, JSON replies and per-route metrics.
+ *
+ * One thread per connection, polled with poll() (select() refuses fds
+ * >= 1024). The access handler is called several times per request: the
+ * first call allocates struct cmn_http_req, the middle ones deliver body
+ * pieces (counted against max_body), the last one routes and runs the
+ * handler. The request is freed from MHD's completion callback, which is
+ * also where the in-flight count drops, so a drain waits until the reply
+ * has actually been written. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cmn_httpd.h"
+#include "cmn_log.h"
+#include "cmn_metrics.h"
+
+#define DEFAULT_MAX_BODY   (64u * 1024u)
+#define DEFAULT_MAX_HEADER (16u * 1024u)
+#define DEFAULT_CONN_LIMIT 1024u
+#define DEFAULT_TIMEOUT_S  30u
+#define REQ_ID_MAX         64
+#define ID_RANDOM_BYTES    16
+/* Bytes past max_body that are read and dropped before the connection is
+ * cut instead of answered. */
+#define DISCARD_LIMIT (1024u * 1024u)
+
+struct cmn_httpd {
+    struct MHD_Daemon *mhd;
+    struct cmn_http_route *routes; /* method/path strings owned */
+    size_t nroutes;
+    void *app;
+    size_t max_body;
+    char *metrics_prefix;
+    char *tls_cert; /* copies handed to MHD, wiped on free */
+    char *tls_key;
+    int port;
+    atomic_uint inflight;
+};
+
+struct extra_header {
+    char *name;
+    char *value;
+};
+
+struct cmn_http_req {
+    struct cmn_httpd *d;
+    struct MHD_Connection *conn;
+    char *method;
+    char *path;
+    const char *path_rest;
+    const struct cmn_http_route *route;
+    char id[REQ_ID_MAX + 1];
+    char peer[INET6_ADDRSTRLEN + 8];
+    char *body;
+    size_t body_len;
+    size_t body_cap;
+    size_t uploaded; /* bytes seen, including what was refused */
+    bool too_large;  /* body went over max_body: answer 413 at the end */
+    bool replied;
+    struct extra_header *extra;
+    size_t nextra;
+    struct timespec started;
+};
+
+/* Headers every reply carries unless the handler set the same name. */
+static const struct {
+    const char *name;
+    const char *value;
+} security_headers[] = {
+    {"X-Content-Type-Options", "nosniff"},
+    {"Cache-Control", "no-store"},
+    {"Referrer-Policy", "no-referrer"},
+    {"Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"},
+};
+
+static pthread_once_t sigpipe_once = PTHREAD_ONCE_INIT;
+
+/* A peer that resets mid-reply must not kill the process; keep any handler
+ * the application installed itself. */
+static void
+ignore_sigpipe(void)
+{
+    struct sigaction sa;
+
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = SIG_IGN;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGPIPE, &sa, NULL);
+    }
+}
+
+static void __attribute__((format(printf, 2, 0)))
+mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    size_t n;
+
+    (void)cls;
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) {
+        msg[--n] = '\0';
+    }
+    cmn_log_warn("event=mhd_error msg=\"%s\"", msg);
+}
+
+static char *
+dup_str(const char *s)
+{
+    return s != NULL ? strdup(s) : NULL;
+}
+
+static bool
+valid_request_id(const char *s)
+{
+    size_t n = 0;
+
+    if (s == NULL) {
+        return false;
+    }
+    for (; s[n] != '\0'; n++) {
+        char c = s[n];
+        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                  (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+
+        if (!ok || n >= REQ_ID_MAX) {
+            return false;
+        }
+    }
+    return n > 0;
+}
+
+/* 16 bytes from getrandom as base64url: kept local so that the server does
+ * not depend on the sealing module. */
+static void
+new_request_id(char out[REQ_ID_MAX + 1])
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    unsigned char raw[ID_RANDOM_BYTES + 2] = {0};
+    size_t got = 0;
+    size_t o = 0;
+
+    while (got < ID_RANDOM_BYTES) {
+        ssize_t n = getrandom(raw + got, ID_RANDOM_BYTES - got, 0);
+
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            /* Ids are correlation handles, not secrets: a clock-based id
+             * is still useful if the CSPRNG is unavailable. */
+            snprintf(out, REQ_ID_MAX + 1, "t%lld", cmn_wall_ms());
+            return;
+        }
+        got += (size_t)n;
+    }
+    for (size_t i = 0; i < ID_RANDOM_BYTES; i += 3) {
+        uint32_t v =
+            (uint32_t)raw[i] << 16 | (uint32_t)raw[i + 1] << 8 | raw[i + 2];
+        size_t left = ID_RANDOM_BYTES - i;
+
+        out[o++] = alphabet[(v >> 18) & 63];
+        out[o++] = alphabet[(v >> 12) & 63];
+        if (left > 1) {
+            out[o++] = alphabet[(v >> 6) & 63];
+        }
+        if (left > 2) {
+            out[o++] = alphabet[v & 63];
+        }
+    }
+    out[o] = '\0';
+}
+
+static void
+peer_string(struct MHD_Connection *conn, char *out, size_t size)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci != NULL ? ci->client_addr : NULL;
+
+    snprintf(out, size, "-");
+    if (sa == NULL) {
+        return;
+    }
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in4 = (const struct sockaddr_in *)sa;
+
+        inet_ntop(AF_INET, &in4->sin_addr, out, (socklen_t)size);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+
+        inet_ntop(AF_INET6, &in6->sin6_addr, out, (socklen_t)size);
+    }
+}
+
+static double
+elapsed_s(const struct timespec *since)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - since->tv_sec) +
+           (double)(now.tv_nsec - since->tv_nsec) / 1e9;
+}
+
+/* Route paths come from code, but escape them anyway so that a label value
+ * can never break the exposition format. */
+static void
+label_escape(const char *in, char *out, size_t size)
+{
+    size_t o = 0;
+
+    for (; *in != '\0' && o + 3 < size; in++) {
+        if (*in == '"' || *in == '\\') {
+            out[o++] = '\\';
+            out[o++] = *in;
+        } else if (*in == '\n') {
+            out[o++] = '\\';
+            out[o++] = 'n';
+        } else {
+            out[o++] = *in;
+        }
+    }
+    out[o] = '\0';
+}
+
+static void
+record_metrics(const struct cmn_http_req *req, unsigned status)
+{
+    const char *prefix = req->d->metrics_prefix;
+    char route[256];
+    char name[512];
+    struct cmn_metric *m;
+
+    if (prefix == NULL) {
+        return;
+    }
+    label_escape(req->route != NULL ? req->route->path : "unmatched", route,
+                 sizeof(route));
+    snprintf(name, sizeof(name),
+             "%s_http_requests_total{route=\"%s\",code=\"%u\"}", prefix, route,
+             status);
+    m = cmn_metric_counter(name, "HTTP requests by route and status code.");
+    cmn_metric_inc(m);
+    snprintf(name, sizeof(name),
+             "%s_http_request_duration_seconds{route=\"%s\"}", prefix, route);
+    m = cmn_metric_histogram(name, "Time to produce an HTTP reply.",
+                             cmn_metric_latency_buckets,
+                             cmn_metric_latency_buckets_n);
+    cmn_metric_observe(m, elapsed_s(&req->started));
+}
+
+static bool
+handler_set_header(const struct cmn_http_req *req, const char *name)
+{
+    for (size_t i = 0; i < req->nextra; i++) {
+        if (strcasecmp(req->extra[i].name, name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The one place a reply is queued: adds the id, security and handler
+ * headers, records metrics, and refuses a second reply for the request. */
+static int
+queue_reply(struct cmn_http_req *req, unsigned status, const char *content_type,
+            const void *body, size_t len, bool close_conn)
+{
+    struct MHD_Response *resp = NULL;
+    int rc = CMN_ERR;
+
+    if (req->replied) {
+        cmn_log_warn("event=http_double_reply status=%u", status);
+        return CMN_INVALID;
+    }
+    resp = MHD_create_response_from_buffer(len, (void *)(uintptr_t)body,
+                                           MHD_RESPMEM_MUST_COPY);
+    if (resp == NULL) {
+        rc = CMN_NOMEM;
+        goto out;
+    }
+    MHD_add_response_header(resp, "X-Request-Id", req->id);
+    for (size_t i = 0; i < CMN_ARRAY_LEN(security_headers); i++) {
+        if (!handler_set_header(req, security_headers[i].name)) {
+            MHD_add_response_header(resp, security_headers[i].name,
+                                    security_headers[i].value);
+        }
+    }
+    if (content_type != NULL) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                content_type);
+    }
+    for (size_t i = 0; i < req->nextra; i++) {
+        MHD_add_response_header(resp, req->extra[i].name, req->extra[i].value);
+    }
+    if (close_conn) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    }
+    if (MHD_queue_response(req->conn, status, resp) != MHD_YES) {
+        cmn_log_warn("event=http_queue_failed status=%u", status);
+        goto out;
+    }
+    req->replied = true;
+    record_metrics(req, status);
+    rc = CMN_OK;
+out:
+    if (resp != NULL) {
+        MHD_destroy_response(resp);
+    }
+    return rc;
+}
+
+static int
+reply_error_json(struct cmn_http_req *req, unsigned status, const char *error,
+                 const char *detail, bool close_conn)
+{
+    json_t *o = json_pack("{s:s, s:s, s:s}", "error", error, "detail",
+                          detail != NULL ? detail : "", "request_id", req->id);
+    char *text = NULL;
+    int rc = CMN_NOMEM;
+
+    if (o == NULL) {
+        goto out;
+    }
+    text = json_dumps(o, JSON_COMPACT);
+    if (text == NULL) {
+        goto out;
+    }
+    rc = queue_reply(req, status, "application/json", text, strlen(text),
+                     close_conn);
+out:
+    free(text);
+    json_decref(o);
+    return rc;
+}
+
+static void
+req_free(struct cmn_http_req *req)
+{
+    if (req == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < req->nextra; i++) {
+        free(req->extra[i].name);
+        free(req->extra[i].value);
+    }
+    free(req->extra);
+    free(req->body);
+    free(req->method);
+    free(req->path);
+    free(req);
+}
+
+static struct cmn_http_req *
+req_new(struct cmn_httpd *d, struct MHD_Connection *conn, const char *url,
+        const char *method)
+{
+    struct cmn_http_req *req = calloc(1, sizeof(*req));
+    const char *in_id;
+
+    if (req == NULL) {
+        return NULL;
+    }
+    req->d = d;
+    req->conn = conn;
+    req->method = dup_str(method);
+    req->path = dup_str(url);
+    if (req->method == NULL || req->path == NULL) {
+        req_free(req);
+        return NULL;
+    }
+    req->path_rest = "";
+    clock_gettime(CLOCK_MONOTONIC, &req->started);
+    in_id = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+    if (valid_request_id(in_id)) {
+        snprintf(req->id, sizeof(req->id), "%s", in_id);
+    } else {
+        new_request_id(req->id);
+    }
+    peer_string(conn, req->peer, sizeof(req->peer));
+    return req;
+}
+
+/* Appends a body piece; false when the cap is exceeded. */
+static bool
+req_append_body(struct cmn_http_req *req, const char *data, size_t len)
+{
+    req->uploaded += len;
+    if (req->uploaded > req->d->max_body) {
+        return false;
+    }
+    if (req->body_len + len + 1 > req->body_cap) {
+        size_t cap = req->body_cap == 0 ? 1024 : req->body_cap;
+        char *grown;
+
+        while (cap < req->body_len + len + 1) {
+            cap *= 2;
+        }
+        if (cap > req->d->max_body + 1) {
+            cap = req->d->max_body + 1;
+        }
+        grown = realloc(req->body, cap);
+        if (grown == NULL) {
+            return false;
+        }
+        req->body = grown;
+        req->body_cap = cap;
+    }
+    memcpy(req->body + req->body_len, data, len);
+    req->body_len += len;
+    req->body[req->body_len] = '\0';
+    return true;
+}
+
+static bool
+path_matches(const char *pattern, const char *path, const char **rest)
+{
+    size_t n = strlen(pattern);
+
+    if (n > 0 && pattern[n - 1] == '*') {
+        if (strncmp(pattern, path, n - 1) == 0) {
+            *rest = path + n - 1;
+            return true;
+        }
+        return false;
+    }
+    if (strcmp(pattern, path) == 0) {
+        *rest = "";
+        return true;
+    }
+    return false;
+}
+
+/* Adds method to the comma-separated Allow list unless already there. */
+static void
+allow_add(char *allow, size_t size, const char *method)
+{
+    size_t ml = strlen(method);
+
+    for (const char *p = allow; *p != '\0';) {
+        const char *end = strchr(p, ',');
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+
+        if (len == ml && strncmp(p, method, ml) == 0) {
+            return;
+        }
+        p = end != NULL ? end + 2 : p + len;
+    }
+    if (allow[0] != '\0') {
+        strncat(allow, ", ", size - strlen(allow) - 1);
+    }
+    strncat(allow, method, size - strlen(allow) - 1);
+}
+
+static void
+dispatch(struct cmn_http_req *req)
+{
+    struct cmn_httpd *d = req->d;
+    char allow[128] = "";
+    int rc;
+
+    for (size_t i = 0; i < d->nroutes; i++) {
+        const char *rest;
+
+        if (!path_matches(d->routes[i].path, req->path, &rest)) {
+            continue;
+        }
+        if (strcmp(d->routes[i].method, req->method) == 0) {
+            req->route = &d->routes[i];
+            req->path_rest = rest;
+            break;
+        }
+        allow_add(allow, sizeof(allow), d->routes[i].method);
+    }
+    if (req->route == NULL) {
+        if (allow[0] != '\0') {
+            if (cmn_http_add_header(req, "Allow", allow) == CMN_OK) {
+                reply_error_json(req, MHD_HTTP_METHOD_NOT_ALLOWED,
+                                 "method_not_allowed",
+                                 "method not allowed for this path", false);
+            }
+            return;
+        }
+        reply_error_json(req, MHD_HTTP_NOT_FOUND, "not_found", "no such path",
+                         false);
+        return;
+    }
+
+    cmn_log_set_request_id(req->id);
+    rc = req->route->handler(req, d->app);
+    if (!req->replied) {
+        cmn_log_err("event=http_no_reply method=%s path=%s rc=%s", req->method,
+                    req->path, cmn_rc_str(rc));
+        reply_error_json(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal_error",
+                         "the request could not be completed", false);
+    }
+    cmn_log_set_request_id(NULL);
+}
+
+static enum MHD_Result
+on_access(void *cls, struct MHD_Connection *conn, const char *url,
+          const char *method, const char *version, const char *upload_data,
+          size_t *upload_data_size, void **con_cls)
+{
+    struct cmn_httpd *d = cls;
+    struct cmn_http_req *req = *con_cls;
+
+    (void)version;
+    if (req == NULL) {
+        const char *cl;
+
+        req = req_new(d, conn, url, method);
+        if (req == NULL) {
+            return MHD_NO;
+        }
+        *con_cls = req;
+        atomic_fetch_add(&d->inflight, 1);
+        /* Refuse a declared oversize body before reading any of it. */
+        cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                         MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl != NULL && strtoull(cl, NULL, 10) > d->max_body) {
+            reply_error_json(req, MHD_HTTP_CONTENT_TOO_LARGE,
+                             "payload_too_large", "request body too large",
+                             true);
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        if (req->too_large) {
+            /* Keep reading (and dropping) so that the 413 can be sent on
+             * a clean connection, but not forever. */
+            req->uploaded += *upload_data_size;
+            if (req->uploaded - d->max_body > DISCARD_LIMIT) {
+                return MHD_NO;
+            }
+        } else if (!req->replied &&
+                   !req_append_body(req, upload_data, *upload_data_size)) {
+            /* MHD 0.9.75 refuses to queue a reply while the body is still
+             * arriving, so the 413 waits for the final call. */
+            req->too_large = true;
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (req->too_large) {
+        reply_error_json(req, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large",
+                         "request body too large", true);
+    } else if (!req->replied) {
+        dispatch(req);
+    }
+    return req->replied ? MHD_YES : MHD_NO;
+}
+
+static void
+on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+             enum MHD_RequestTerminationCode toe)
+{
+    struct cmn_httpd *d = cls;
+    struct cmn_http_req *req = *con_cls;
+
+    (void)conn;
+    (void)toe;
+    if (req == NULL) {
+        return;
+    }
+    *con_cls = NULL;
+    req_free(req);
+    atomic_fetch_sub(&d->inflight, 1);
+}
+
+/* "host:port", "[v6]:port" or ":port" (every address, dual stack). */
+static int
+parse_listen(const char *listen, struct sockaddr_storage *ss, bool *v6,
+             struct cmn_err *err)
+{
+    char host[256] = "";
+    const char *port;
+    const char *colon;
+    struct addrinfo hints;
+    struct addrinfo *res = NULL;
+    int gai;
+    int rc = CMN_INVALID;
+
+    if (listen == NULL || listen[0] == '\0') {
+        cmn_err_set(err, "listen address is empty");
+        goto out;
+    }
+    if (listen[0] == '[') {
+        const char *close = strchr(listen, ']');
+
+        if (close == NULL || close[1] != ':' ||
+            (size_t)(close - listen - 1) >= sizeof(host)) {
+            cmn_err_set(err, "bad listen address '%s'", listen);
+            goto out;
+        }
+        memcpy(host, listen + 1, (size_t)(close - listen - 1));
+        port = close + 2;
+    } else {
+        colon = strrchr(listen, ':');
+        if (colon == NULL || (size_t)(colon - listen) >= sizeof(host)) {
+            cmn_err_set(err, "bad listen address '%s' (want host:port)",
+                        listen);
+            goto out;
+        }
+        memcpy(host, listen, (size_t)(colon - listen));
+        port = colon + 1;
+    }
+    if (port[0] == '\0' || strspn(port, "0123456789") != strlen(port) ||
+        strtoul(port, NULL, 10) > 65535) {
+        cmn_err_set(err, "bad port in listen address '%s'", listen);
+        goto out;
+    }
+    if (host[0] == '\0') {
+        snprintf(host, sizeof(host), "::");
+    }
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    gai = getaddrinfo(host, port, &hints, &res);
+    if (gai != 0 || res == NULL) {
+        cmn_err_set(err, "cannot resolve listen address '%s': %s", listen,
+                    gai_strerror(gai));
+        goto out;
+    }
+    memset(ss, 0, sizeof(*ss));
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *v6 = res->ai_family == AF_INET6;
+    rc = CMN_OK;
+out:
+    if (res != NULL) {
+        freeaddrinfo(res);
+    }
+    return rc;
+}
+
+static char *
+copy_pem(const struct cmn_secret *s)
+{
+    char *p = malloc(s->len + 1);
+
+    if (p != NULL) {
+        memcpy(p, s->data, s->len);
+        p[s->len] = '\0';
+    }
+    return p;
+}
+
+static void
+free_pem(char *p)
+{
+    if (p != NULL) {
+        explicit_bzero(p, strlen(p));
+        free(p);
+    }
+}
+
+static void
+httpd_free(struct cmn_httpd *d)
+{
+    if (d == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < d->nroutes; i++) {
+        free((char *)(uintptr_t)d->routes[i].method);
+        free((char *)(uintptr_t)d->routes[i].path);
+    }
+    free(d->routes);
+    free(d->metrics_prefix);
+    free_pem(d->tls_cert);
+    free_pem(d->tls_key);
+    free(d);
+}
+
+struct cmn_httpd *
+cmn_httpd_start(const struct cmn_httpd_opts *opts,
+                const struct cmn_http_route *routes, size_t nroutes, void *app,
+                struct cmn_err *err)
+{
+    struct cmn_httpd *d = NULL;
+    struct sockaddr_storage ss;
+    bool v6 = false;
+    bool tls;
+    unsigned int flags;
+    const union MHD_DaemonInfo *info;
+    size_t max_header;
+    unsigned conn_limit;
+    unsigned timeout_s;
+
+    pthread_once(&sigpipe_once, ignore_sigpipe);
+    if (opts == NULL || (nroutes > 0 && routes == NULL)) {
+        cmn_err_set(err, "httpd: missing options or routes");
+        goto out;
+    }
+    if (parse_listen(opts->listen, &ss, &v6, err) != CMN_OK) {
+        goto out;
+    }
+    d = calloc(1, sizeof(*d));
+    if (d == NULL) {
+        cmn_err_set(err, "httpd: out of memory");
+        goto out;
+    }
+    atomic_init(&d->inflight, 0);
+    d->app = app;
+    d->max_body = opts->max_body != 0 ? opts->max_body : DEFAULT_MAX_BODY;
+    d->routes = calloc(nroutes + 1, sizeof(*d->routes));
+    if (d->routes == NULL) {
+        cmn_err_set(err, "httpd: out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < nroutes; i++) {
+        if (routes[i].method == NULL || routes[i].path == NULL ||
+            routes[i].handler == NULL) {
+            cmn_err_set(err, "httpd: route %zu is incomplete", i);
+            goto out;
+        }
+        d->routes[i].method = dup_str(routes[i].method);
+        d->routes[i].path = dup_str(routes[i].path);
+        d->routes[i].handler = routes[i].handler;
+        d->nroutes = i + 1;
+        if (d->routes[i].method == NULL || d->routes[i].path == NULL) {
+            cmn_err_set(err, "httpd: out of memory");
+            goto out;
+        }
+    }
+    if (opts->metrics_prefix != NULL) {
+        d->metrics_prefix = dup_str(opts->metrics_prefix);
+        if (d->metrics_prefix == NULL) {
+            cmn_err_set(err, "httpd: out of memory");
+            goto out;
+        }
+    }
+    tls = opts->tls_cert_pem != NULL && opts->tls_key_pem != NULL;
+    if (tls) {
+        d->tls_cert = copy_pem(opts->tls_cert_pem);
+        d->tls_key = copy_pem(opts->tls_key_pem);
+        if (d->tls_cert == NULL || d->tls_key == NULL) {
+            cmn_err_set(err, "httpd: out of memory");
+            goto out;
+        }
+    }
+
+    /* ITC is what lets MHD_quiesce_daemon wake the listening thread. */
+    flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+            MHD_USE_POLL | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    if (v6) {
+        flags |= MHD_USE_DUAL_STACK;
+    }
+    if (tls) {
+        flags |= MHD_USE_TLS;
+    }
+    max_header = opts->max_header != 0 ? opts->max_header : DEFAULT_MAX_HEADER;
+    conn_limit = opts->connection_limit != 0 ? opts->connection_limit
+                                             : DEFAULT_CONN_LIMIT;
+    timeout_s = opts->connection_timeout_s != 0 ? opts->connection_timeout_s
+                                                : DEFAULT_TIMEOUT_S;
+    /* The logger goes first so that start-up errors reach our log. The
+     * TLS options come last: MHD_OPTION_END ends the list early when TLS
+     * is off. */
+    /* clang-format off */
+    d->mhd = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_access, d,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_CONNECTION_LIMIT, conn_limit,
+        MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, max_header,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, d,
+        tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, d->tls_key,
+        MHD_OPTION_HTTPS_MEM_CERT, d->tls_cert,
+        MHD_OPTION_END);
+    /* clang-format on */
+    if (d->mhd == NULL) {
+        cmn_err_set(err,
+                    "httpd: cannot listen on %s (address in use, bad "
+                    "TLS material or no permission)",
+                    opts->listen);
+        goto out;
+    }
+    info = MHD_get_daemon_info(d->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    d->port = info != NULL ? info->port : 0;
+    return d;
+out:
+    httpd_free(d);
+    return NULL;
+}
+
+int
+cmn_httpd_port(const struct cmn_httpd *d)
+{
+    return d != NULL ? d->port : 0;
+}
+
+unsigned
+cmn_httpd_inflight(const struct cmn_httpd *d)
+{
+    return d != NULL ? atomic_load(&d->inflight) : 0;
+}
+
+void
+cmn_httpd_stop(struct cmn_httpd *d, int drain_ms)
+{
+    MHD_socket lsock;
+    long long deadline;
+
+    if (d == NULL) {
+        return;
+    }
+    lsock = MHD_quiesce_daemon(d->mhd);
+    deadline = cmn_now_ms() + (drain_ms > 0 ? drain_ms : 0);
+    while (atomic_load(&d->inflight) > 0 && cmn_now_ms() < deadline) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+
+        nanosleep(&ts, NULL);
+    }
+    if (atomic_load(&d->inflight) > 0) {
+        cmn_log_warn("event=http_drain_timeout inflight=%u",
+                     atomic_load(&d->inflight));
+    }
+    MHD_stop_daemon(d->mhd);
+    /* Quiesce hands the listening socket to us, to close after the stop. */
+    if (lsock != MHD_INVALID_SOCKET) {
+        close(lsock);
+    }
+    httpd_free(d);
+}
+
+/* --- request accessors --- */
+
+const char *
+cmn_http_req_method(const struct cmn_http_req *req)
+{
+    return req->method;
+}
+
+const char *
+cmn_http_req_path(const struct cmn_http_req *req)
+{
+    return req->path;
+}
+
+const char *
+cmn_http_req_path_rest(const struct cmn_http_req *req)
+{
+    return req->path_rest;
+}
+
+const char *
+cmn_http_req_id(const struct cmn_http_req *req)
+{
+    return req->id;
+}
+
+const char *
+cmn_http_req_header(const struct cmn_http_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *
+cmn_http_req_query(const struct cmn_http_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *
+cmn_http_req_cookie(const struct cmn_http_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_COOKIE_KIND, name);
+}
+
+/* Never NULL: an empty body is "" so callers can treat it as a string. */
+const char *
+cmn_http_req_body(const struct cmn_http_req *req, size_t *len)
+{
+    if (len != NULL) {
+        *len = req->body_len;
+    }
+    return req->body != NULL ? req->body : "";
+}
+
+json_t *
+cmn_http_req_json(struct cmn_http_req *req)
+{
+    json_error_t jerr;
+    json_t *j;
+    char detail[128];
+
+    if (req->body_len == 0) {
+        cmn_http_reply_error(req, MHD_HTTP_BAD_REQUEST, "invalid_json",
+                             "empty body, expected a JSON object");
+        return NULL;
+    }
+    j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (j == NULL) {
+        /* Position only: jerr.text quotes the input back. */
+        snprintf(detail, sizeof(detail), "malformed JSON at line %d column %d",
+                 jerr.line, jerr.column);
+        cmn_http_reply_error(req, MHD_HTTP_BAD_REQUEST, "invalid_json", detail);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        cmn_http_reply_error(req, MHD_HTTP_BAD_REQUEST, "invalid_json",
+                             "expected a JSON object");
+        return NULL;
+    }
+    return j;
+}
+
+const char *
+cmn_http_req_bearer(const struct cmn_http_req *req)
+{
+    const char *auth = cmn_http_req_header(req, "Authorization");
+
+    if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0) {
+        return NULL;
+    }
+    auth += 7;
+    while (*auth == ' ') {
+        auth++;
+    }
+    return *auth != '\0' ? auth : NULL;
+}
+
+const char *
+cmn_http_req_peer(const struct cmn_http_req *req)
+{
+    return req->peer;
+}
+
+static bool
+header_text_ok(const char *s)
+{
+    return s != NULL && strpbrk(s, "\r\n") == NULL;
+}
+
+/* CR/LF are refused so that a value taken from input cannot split the
+ * response into extra headers. */
+int
+cmn_http_add_header(struct cmn_http_req *req, const char *name,
+                    const char *value)
+{
+    struct extra_header *grown;
+    char *n = NULL;
+    char *v = NULL;
+
+    if (!header_text_ok(name) || name[0] == '\0' || strchr(name, ':') ||
+        !header_text_ok(value)) {
+        return CMN_INVALID;
+    }
+    n = strdup(name);
+    v = strdup(value);
+    grown = realloc(req->extra, (req->nextra + 1) * sizeof(*grown));
+    if (n == NULL || v == NULL || grown == NULL) {
+        if (grown != NULL) {
+            req->extra = grown;
+        }
+        free(n);
+        free(v);
+        return CMN_NOMEM;
+    }
+    req->extra = grown;
+    req->extra[req->nextra].name = n;
+    req->extra[req->nextra].value = v;
+    req->nextra++;
+    return CMN_OK;
+}
+
+/* --- replies --- */
+
+int
+cmn_http_reply_json(struct cmn_http_req *req, unsigned status, json_t *body)
+{
+    char *text;
+    int rc;
+
+    if (body == NULL) {
+        return reply_error_json(req, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                                "internal_error", "no reply body", false);
+    }
+    text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (text == NULL) {
+        return reply_error_json(req, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                                "internal_error", "reply not serialisable",
+                                false);
+    }
+    rc =
+        queue_reply(req, status, "application/json", text, strlen(text), false);
+    free(text);
+    return rc;
+}
+
+int
+cmn_http_reply_error(struct cmn_http_req *req, unsigned status,
+                     const char *error, const char *detail)
+{
+    return reply_error_json(req, status, error, detail, false);
+}
+
+int
+cmn_http_reply_text(struct cmn_http_req *req, unsigned status,
+                    const char *content_type, const char *body, size_t len)
+{
+    return queue_reply(req, status,
+                       content_type != NULL ? content_type
+                                            : "text/plain; charset=utf-8",
+                       body != NULL ? body : "", body != NULL ? len : 0, false);
+}
+
+int
+cmn_http_reply_redirect(struct cmn_http_req *req, const char *url)
+{
+    int rc = cmn_http_add_header(req, MHD_HTTP_HEADER_LOCATION, url);
+
+    if (rc != CMN_OK) {
+        return rc;
+    }
+    return queue_reply(req, MHD_HTTP_FOUND, NULL, "", 0, false);
+}

@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/* main.c - fsc-sso: the IdS token broker daemon.
+ *
+ *   fsc-sso --config FILE [--check-config]
+ *
+ * Signals are taken synchronously by the main thread (sigwait): SIGHUP
+ * reloads the configuration atomically, SIGTERM/SIGINT stop accepting and
+ * drain in-flight requests before exiting. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmn_httpc.h"
+#include "cmn_log.h"
+#include "sso_app.h"
+#include "sso_http.h"
+
+#define DRAIN_MS 10000
+
+static void
+usage(void)
+{
+    fprintf(stderr, "usage: fsc-sso --config FILE [--check-config]\n");
+}
+
+static int
+serve(struct sso_app *app, const sigset_t *signals)
+{
+    struct sso_gen *g = sso_app_acquire(app);
+    struct cmn_httpd_opts opts = {
+        .listen = g->cfg->listen,
+        .max_body = (size_t)g->cfg->max_body,
+        .tls_cert_pem = g->cfg->tls_cert,
+        .tls_key_pem = g->cfg->tls_key,
+        .metrics_prefix = "fsc_sso",
+    };
+    struct cmn_err err = {{0}};
+    struct cmn_httpd *d;
+    int sig;
+
+    d = cmn_httpd_start(&opts, sso_http_routes, sso_http_nroutes, app, &err);
+    if (d == NULL) {
+        cmn_log_err("event=start_failed detail=\"%s\"", err.msg);
+        sso_gen_release(g);
+        return 1;
+    }
+    cmn_log_notice("event=started listen=%s port=%d instance=%s",
+                   g->cfg->listen, cmn_httpd_port(d), g->cfg->instance);
+    sso_gen_release(g);
+
+    for (;;) {
+        if (sigwait(signals, &sig) != 0) {
+            continue;
+        }
+        if (sig == SIGHUP) {
+            if (sso_app_reload(app, &err) == CMN_OK) {
+                cmn_log_notice("event=reloaded config=%s", app->config_path);
+            } else {
+                cmn_log_err("event=reload_refused detail=\"%s\"", err.msg);
+            }
+            continue;
+        }
+        cmn_log_notice("event=stopping signal=%d inflight=%u", sig,
+                       cmn_httpd_inflight(d));
+        cmn_httpd_stop(d, DRAIN_MS);
+        cmn_log_notice("event=stopped");
+        return 0;
+    }
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *config = NULL;
+    bool check_only = false;
+    struct sso_app app;
+    struct cmn_err err = {{0}};
+    sigset_t signals;
+    int rc;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            config = argv[++i];
+        } else if (strcmp(argv[i], "--check-config") == 0) {
+            check_only = true;
+        } else {
+            usage();
+            return 2;
+        }
+    }
+    if (config == NULL) {
+        usage();
+        return 2;
+    }
+    cmn_log_init("fsc-sso", CMN_LOG_INFO);
+
+    /* block before any thread exists so that every thread inherits it */
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (cmn_httpc_global_init() != CMN_OK) {
+        fprintf(stderr, "fsc-sso: libcurl initialisation failed\n");
+        return 1;
+    }
+    if (sso_app_init(&app, config, &err) != CMN_OK) {
+        fprintf(stderr, "fsc-sso: %s\n", err.msg);
+        return 1;
+    }
+    if (check_only) {
+        printf("fsc-sso: %s: configuration ok\n", config);
+        sso_app_cleanup(&app);
+        return 0;
+    }
+    cmn_log_set_level(app.gen->cfg->log_level);
+    rc = serve(&app, &signals);
+    sso_app_cleanup(&app);
+    return rc;
+}

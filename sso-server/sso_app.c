@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/* sso_app.c - configuration generations and metrics registration. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmn_log.h"
+#include "sso_app.h"
+
+struct sso_gen *
+sso_gen_new(const char *path, struct cmn_err *err)
+{
+    struct sso_gen *g = calloc(1, sizeof(*g));
+
+    if (g == NULL) {
+        cmn_err_set(err, "out of memory");
+        return NULL;
+    }
+    atomic_init(&g->refs, 1);
+    g->cfg = sso_config_load(path, err);
+    if (g->cfg == NULL) {
+        goto fail;
+    }
+    g->redis = cmn_redis_new(&g->cfg->redis, err);
+    if (g->redis == NULL) {
+        goto fail;
+    }
+    if (g->cfg->jwt_public_key_file != NULL) {
+        g->jwt = sso_jwt_verifier_new(g->cfg->jwt_public_key_file,
+                                      g->cfg->jwt_issuer,
+                                      g->cfg->jwt_audience, err);
+        if (g->jwt == NULL) {
+            goto fail;
+        }
+    }
+    g->store.redis = g->redis;
+    g->store.cfg = g->cfg;
+    return g;
+fail:
+    sso_gen_release(g);
+    return NULL;
+}
+
+void
+sso_gen_release(struct sso_gen *g)
+{
+    if (g == NULL || atomic_fetch_sub(&g->refs, 1) != 1) {
+        return;
+    }
+    sso_jwt_verifier_free(g->jwt);
+    cmn_redis_free(g->redis);
+    sso_config_free(g->cfg);
+    free(g);
+}
+
+struct sso_gen *
+sso_app_acquire(struct sso_app *app)
+{
+    struct sso_gen *g;
+
+    pthread_mutex_lock(&app->lock);
+    g = app->gen;
+    atomic_fetch_add(&g->refs, 1);
+    pthread_mutex_unlock(&app->lock);
+    return g;
+}
+
+static void
+metrics_init(struct sso_metrics *m)
+{
+    m->logins_ok = cmn_metric_counter("fsc_sso_logins_total{result=\"ok\"}",
+                                      "Sign-ins completed (callbacks)");
+    m->logins_failed =
+        cmn_metric_counter("fsc_sso_logins_total{result=\"failed\"}",
+                           "Sign-ins completed (callbacks)");
+    m->handoffs_ok =
+        cmn_metric_counter("fsc_sso_handoffs_total{result=\"ok\"}",
+                           "Handoff codes redeemed by the connector");
+    m->handoffs_failed =
+        cmn_metric_counter("fsc_sso_handoffs_total{result=\"refused\"}",
+                           "Handoff codes redeemed by the connector");
+    m->refresh_ok =
+        cmn_metric_counter("fsc_sso_refreshes_total{result=\"ok\"}",
+                           "Refresh-token grants sent to IdS by outcome");
+    m->refresh_invalid_grant = cmn_metric_counter(
+        "fsc_sso_refreshes_total{result=\"invalid_grant\"}",
+        "Refresh-token grants sent to IdS by outcome");
+    m->refresh_failed = cmn_metric_counter(
+        "fsc_sso_refresh_failures_total",
+        "Refreshes that failed for a transient reason (IdS down, timeout)");
+    m->refresh_waited = cmn_metric_counter(
+        "fsc_sso_refresh_waits_total",
+        "Token fetches that waited for another instance's refresh");
+    m->token_fetch_seconds = cmn_metric_histogram(
+        "fsc_sso_token_fetch_seconds",
+        "Latency of GET /v1/sessions/{id}/token, including refreshes",
+        cmn_metric_latency_buckets, cmn_metric_latency_buckets_n);
+    m->redis_errors = cmn_metric_gauge(
+        "fsc_sso_redis_errors", "Redis command failures since start");
+    m->logouts = cmn_metric_counter("fsc_sso_logouts_total",
+                                    "Sessions ended by DELETE");
+}
+
+int
+sso_app_init(struct sso_app *app, const char *path, struct cmn_err *err)
+{
+    pthread_mutex_init(&app->lock, NULL);
+    app->config_path = path;
+    app->gen = sso_gen_new(path, err);
+    if (app->gen == NULL) {
+        return CMN_INVALID;
+    }
+    metrics_init(&app->m);
+    return CMN_OK;
+}
+
+int
+sso_app_reload(struct sso_app *app, struct cmn_err *err)
+{
+    struct sso_gen *fresh = sso_gen_new(app->config_path, err);
+    struct sso_gen *old;
+
+    if (fresh == NULL) {
+        return CMN_INVALID;
+    }
+    pthread_mutex_lock(&app->lock);
+    old = app->gen;
+    app->gen = fresh;
+    pthread_mutex_unlock(&app->lock);
+    if (old->cfg->listen != NULL &&
+        strcmp(old->cfg->listen, fresh->cfg->listen) != 0) {
+        cmn_log_warn("event=reload_partial detail=\"[server] listen changes "
+                     "need a restart\"");
+    }
+    cmn_log_set_level(fresh->cfg->log_level);
+    sso_gen_release(old);
+    return CMN_OK;
+}
+
+void
+sso_app_cleanup(struct sso_app *app)
+{
+    sso_gen_release(app->gen);
+    app->gen = NULL;
+    pthread_mutex_destroy(&app->lock);
+}

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/* sso_app.h - the running daemon's state shared by every request: the
+ * current configuration generation (swapped atomically on SIGHUP) and the
+ * metrics. */
+#ifndef SSO_APP_H
+#define SSO_APP_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "cmn_metrics.h"
+#include "cmn_redis.h"
+#include "sso_config.h"
+#include "sso_jwt.h"
+#include "sso_store.h"
+
+/* Everything built from one configuration file. A request takes a
+ * reference for its whole duration, so a reload never pulls the Redis
+ * pool or the seal key from under it. */
+struct sso_gen {
+    atomic_int refs;
+    struct sso_config *cfg;
+    struct cmn_redis *redis;
+    struct sso_jwt_verifier *jwt; /* NULL unless configured */
+    struct sso_store store;
+};
+
+struct sso_metrics {
+    struct cmn_metric *logins_ok;
+    struct cmn_metric *logins_failed;
+    struct cmn_metric *handoffs_ok;
+    struct cmn_metric *handoffs_failed;
+    struct cmn_metric *refresh_ok;
+    struct cmn_metric *refresh_invalid_grant;
+    struct cmn_metric *refresh_failed;
+    struct cmn_metric *refresh_waited;
+    struct cmn_metric *token_fetch_seconds;
+    struct cmn_metric *redis_errors;
+    struct cmn_metric *logouts;
+};
+
+struct sso_app {
+    pthread_mutex_t lock;
+    struct sso_gen *gen;
+    const char *config_path;
+    struct sso_metrics m;
+};
+
+/* Build a generation from a config file; NULL with err. */
+struct sso_gen *sso_gen_new(const char *path, struct cmn_err *err);
+struct sso_gen *sso_app_acquire(struct sso_app *app);
+void sso_gen_release(struct sso_gen *gen);
+
+int sso_app_init(struct sso_app *app, const char *path,
+                 struct cmn_err *err) CMN_NODISCARD;
+/* Parse the file again; swap only when the whole new generation is
+ * valid. The old one is freed when its last request ends. */
+int sso_app_reload(struct sso_app *app, struct cmn_err *err) CMN_NODISCARD;
+void sso_app_cleanup(struct sso_app *app);
+
+#endif

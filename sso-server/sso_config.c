@@ -1,0 +1,325 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/* sso_config.c - reads and validates the fsc-sso INI file. Every check
+ * that can fail names the file, line and key (cmn_config_errf). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "sso_config.h"
+#include "sso_url.h"
+
+/* clang-format off */
+static const char *const known_keys[] = {
+    "server.listen", "server.public_url", "server.instance",
+    "server.tls_cert_file", "server.tls_key_file", "server.max_body",
+    "server.log_level",
+    "redis.url", "redis.sentinels", "redis.master", "redis.prefix",
+    "redis.password_file", "redis.connect_timeout_ms",
+    "redis.command_timeout_ms", "redis.pool_size", "redis.wait_replicas",
+    "redis.wait_timeout_ms",
+    "ids.authorize_url", "ids.token_url", "ids.revoke_url", "ids.client_id",
+    "ids.client_secret_file", "ids.ca_file", "ids.redirect_uri", "ids.scope",
+    "ids.timeout_ms", "ids.user_claim", "ids.jwt_public_key_file",
+    "ids.jwt_issuer", "ids.jwt_audience",
+    "session.seal_key_file", "session.refresh_at", "session.lock_ttl_ms",
+    "session.max_lifetime_s", "session.state_ttl_s",
+    "service.key_file",
+    "login.allowed_return_to",
+    /* [saml] belongs to the SAML SP; accepted so one file serves both */
+    "saml.*",
+    NULL,
+};
+/* clang-format on */
+
+static int
+check_http_url(const struct cmn_config *ini, const char *section,
+               const char *key, const char *value, struct cmn_err *err)
+{
+    char *origin = NULL, *path = NULL;
+    int rc = sso_url_split(value, &origin, &path);
+
+    free(origin);
+    free(path);
+    if (rc != CMN_OK) {
+        cmn_config_errf(ini, section, key, err,
+                        "expected an absolute http(s) URL");
+        return CMN_INVALID;
+    }
+    return CMN_OK;
+}
+
+static int
+load_server(struct sso_config *c, struct cmn_err *err)
+{
+    const char *level;
+
+    if (cmn_config_str(c->ini, "server", "listen", true, NULL, &c->listen,
+                       err) != CMN_OK ||
+        cmn_config_str(c->ini, "server", "public_url", true, NULL,
+                       &c->public_url, err) != CMN_OK ||
+        cmn_config_str(c->ini, "server", "instance", false, "sso",
+                       &c->instance, err) != CMN_OK ||
+        cmn_config_long(c->ini, "server", "max_body", 65536, 1024,
+                        16 * 1024 * 1024, &c->max_body, err) != CMN_OK ||
+        cmn_config_str(c->ini, "server", "log_level", false, "info", &level,
+                       err) != CMN_OK) {
+        return CMN_INVALID;
+    }
+    if (check_http_url(c->ini, "server", "public_url", c->public_url, err) !=
+        CMN_OK) {
+        return CMN_INVALID;
+    }
+    if (c->public_url[strlen(c->public_url) - 1] == '/') {
+        cmn_config_errf(c->ini, "server", "public_url", err,
+                        "must not end with '/'");
+        return CMN_INVALID;
+    }
+    if (cmn_log_parse_level(level, &c->log_level) != CMN_OK) {
+        cmn_config_errf(c->ini, "server", "log_level", err,
+                        "expected err, warn, notice, info or debug");
+        return CMN_INVALID;
+    }
+    if (cmn_config_secret(c->ini, "server", "tls_cert", false, 1 << 20,
+                          false, &c->tls_cert, err) != CMN_OK ||
+        cmn_config_secret(c->ini, "server", "tls_key", false, 1 << 20, false,
+                          &c->tls_key, err) != CMN_OK) {
+        return CMN_INVALID;
+    }
+    if ((c->tls_cert == NULL) != (c->tls_key == NULL)) {
+        cmn_config_errf(c->ini, "server", "tls_cert_file", err,
+                        "tls_cert_file and tls_key_file go together");
+        return CMN_INVALID;
+    }
+    return CMN_OK;
+}
+
+static int
+load_ids(struct sso_config *c, struct cmn_err *err)
+{
+    const char *redirect;
+
+    if (cmn_config_str(c->ini, "ids", "authorize_url", true, NULL,
+                       &c->authorize_url, err) != CMN_OK ||
+        cmn_config_str(c->ini, "ids", "token_url", true, NULL, &c->token_url,
+                       err) != CMN_OK ||
+        cmn_config_str(c->ini, "ids", "revoke_url", false, NULL,
+                       &c->revoke_url, err) != CMN_OK ||
+        cmn_config_str(c->ini, "ids", "client_id", true, NULL, &c->client_id,
+                       err) != CMN_OK ||
+        cmn_config_str(c->ini, "ids", "ca_file", false, NULL, &c->ca_file,
+                       err) != CMN_OK ||
+        cmn_config_str(c->ini, "ids", "redirect_uri", false, NULL, &redirect,
+                       err) != CMN_OK ||
+        cmn_config_str(c->ini, "ids", "scope", false, NULL, &c->scope, err) !=
+            CMN_OK ||
+        cmn_config_long(c->ini, "ids", "timeout_ms", 5000, 100, 120000,
+                        &c->ids_timeout_ms, err) != CMN_OK ||
+        cmn_config_str(c->ini, "ids", "user_claim", false, "upn",
+                       &c->user_claim, err) != CMN_OK ||
+        cmn_config_str(c->ini, "ids", "jwt_public_key_file", false, NULL,
+                       &c->jwt_public_key_file, err) != CMN_OK ||
+        cmn_config_str(c->ini, "ids", "jwt_issuer", false, NULL,
+                       &c->jwt_issuer, err) != CMN_OK ||
+        cmn_config_str(c->ini, "ids", "jwt_audience", false, NULL,
+                       &c->jwt_audience, err) != CMN_OK) {
+        return CMN_INVALID;
+    }
+    if (check_http_url(c->ini, "ids", "authorize_url", c->authorize_url,
+                       err) != CMN_OK ||
+        check_http_url(c->ini, "ids", "token_url", c->token_url, err) !=
+            CMN_OK ||
+        (c->revoke_url != NULL &&
+         check_http_url(c->ini, "ids", "revoke_url", c->revoke_url, err) !=
+             CMN_OK)) {
+        return CMN_INVALID;
+    }
+    if (cmn_config_secret(c->ini, "ids", "client_secret", true, 4096, true,
+                          &c->client_secret, err) != CMN_OK) {
+        return CMN_INVALID;
+    }
+    if (redirect != NULL) {
+        c->redirect_uri = strdup(redirect);
+    } else {
+        size_t n = strlen(c->public_url) + sizeof("/sso/callback");
+        c->redirect_uri = malloc(n);
+        if (c->redirect_uri != NULL) {
+            snprintf(c->redirect_uri, n, "%s/sso/callback", c->public_url);
+        }
+    }
+    if (c->redirect_uri == NULL) {
+        cmn_err_set(err, "out of memory");
+        return CMN_NOMEM;
+    }
+    if (c->jwt_public_key_file != NULL &&
+        (c->jwt_issuer == NULL || c->jwt_audience == NULL)) {
+        cmn_config_errf(c->ini, "ids", "jwt_public_key_file", err,
+                        "jwt_issuer and jwt_audience must be set with it");
+        return CMN_INVALID;
+    }
+    return CMN_OK;
+}
+
+static int
+hex_decode(const char *hex, unsigned char out[CMN_SEAL_KEY_LEN])
+{
+    for (size_t i = 0; i < CMN_SEAL_KEY_LEN; i++) {
+        unsigned v = 0;
+        for (int j = 0; j < 2; j++) {
+            char ch = hex[2 * i + (size_t)j];
+            v <<= 4;
+            if (ch >= '0' && ch <= '9') {
+                v |= (unsigned)(ch - '0');
+            } else if (ch >= 'a' && ch <= 'f') {
+                v |= (unsigned)(ch - 'a' + 10);
+            } else if (ch >= 'A' && ch <= 'F') {
+                v |= (unsigned)(ch - 'A' + 10);
+            } else {
+                return CMN_INVALID;
+            }
+        }
+        out[i] = (unsigned char)v;
+    }
+    return CMN_OK;
+}
+
+static int
+load_session(struct sso_config *c, struct cmn_err *err)
+{
+    const char *refresh_at;
+    char *end;
+
+    if (cmn_config_str(c->ini, "session", "refresh_at", false, "0.75",
+                       &refresh_at, err) != CMN_OK ||
+        cmn_config_long(c->ini, "session", "lock_ttl_ms", 10000, 500, 120000,
+                        &c->lock_ttl_ms, err) != CMN_OK ||
+        cmn_config_long(c->ini, "session", "max_lifetime_s", 43200, 60,
+                        30L * 86400, &c->max_lifetime_s, err) != CMN_OK ||
+        cmn_config_long(c->ini, "session", "state_ttl_s", 600, 30, 3600,
+                        &c->state_ttl_s, err) != CMN_OK) {
+        return CMN_INVALID;
+    }
+    c->refresh_at = strtod(refresh_at, &end);
+    if (*end != '\0' || !(c->refresh_at > 0.0 && c->refresh_at < 1.0)) {
+        cmn_config_errf(c->ini, "session", "refresh_at", err,
+                        "expected a fraction between 0 and 1, e.g. 0.75");
+        return CMN_INVALID;
+    }
+    if (c->lock_ttl_ms <= c->ids_timeout_ms) {
+        cmn_config_errf(c->ini, "session", "lock_ttl_ms", err,
+                        "must exceed [ids] timeout_ms (%ld) so a refresh "
+                        "cannot outlive its lock",
+                        c->ids_timeout_ms);
+        return CMN_INVALID;
+    }
+    /* read through cmn_config_secret (permissions, relative paths), then
+     * accept the key raw (32 bytes) or as 64 hex characters */
+    struct cmn_secret *key = NULL;
+    unsigned char raw[CMN_SEAL_KEY_LEN];
+    if (cmn_config_secret(c->ini, "session", "seal_key", true, 128, false,
+                          &key, err) != CMN_OK) {
+        return CMN_INVALID;
+    }
+    if (key->len == CMN_SEAL_KEY_LEN) {
+        c->seal = cmn_seal_new(key->data, key->len, err);
+    } else if (key->len >= 2 * CMN_SEAL_KEY_LEN &&
+               key->len <= 2 * CMN_SEAL_KEY_LEN + 2 &&
+               strspn((const char *)key->data + 2 * CMN_SEAL_KEY_LEN,
+                      "\r\n") == key->len - 2 * CMN_SEAL_KEY_LEN &&
+               hex_decode((const char *)key->data, raw) == CMN_OK) {
+        c->seal = cmn_seal_new(raw, sizeof(raw), err);
+        cmn_wipe(raw, sizeof(raw));
+    } else {
+        cmn_err_set(err, "expected 32 raw bytes or 64 hex characters");
+    }
+    cmn_secret_free(key);
+    if (c->seal == NULL) {
+        struct cmn_err why = *err;
+        cmn_config_errf(c->ini, "session", "seal_key_file", err, "%s",
+                        why.msg);
+        return CMN_INVALID;
+    }
+    return CMN_OK;
+}
+
+static int
+load_login(struct sso_config *c, struct cmn_err *err)
+{
+    char **list = NULL;
+    size_t n = 0;
+
+    if (cmn_config_list(c->ini, "login", "allowed_return_to", true, &list,
+                        &n, err) != CMN_OK) {
+        return CMN_INVALID;
+    }
+    c->allowed = calloc(n, sizeof(*c->allowed));
+    if (c->allowed == NULL) {
+        free(list);
+        cmn_err_set(err, "out of memory");
+        return CMN_NOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (sso_url_split(list[i], &c->allowed[i].origin,
+                          &c->allowed[i].path) != CMN_OK) {
+            cmn_config_errf(c->ini, "login", "allowed_return_to", err,
+                            "'%s' is not an absolute http(s) URL", list[i]);
+            c->nallowed = i;
+            free(list);
+            return CMN_INVALID;
+        }
+    }
+    c->nallowed = n;
+    free(list);
+    return CMN_OK;
+}
+
+struct sso_config *
+sso_config_load(const char *path, struct cmn_err *err)
+{
+    struct sso_config *c = calloc(1, sizeof(*c));
+
+    if (c == NULL) {
+        cmn_err_set(err, "out of memory");
+        return NULL;
+    }
+    c->ini = cmn_config_load(path, err);
+    if (c->ini == NULL ||
+        cmn_config_check_known(c->ini, known_keys, err) != CMN_OK ||
+        load_server(c, err) != CMN_OK ||
+        cmn_redis_opts_from_config(c->ini, "redis", &c->redis,
+                                   &c->redis_storage, err) != CMN_OK ||
+        load_ids(c, err) != CMN_OK || load_session(c, err) != CMN_OK ||
+        cmn_config_secret(c->ini, "service", "key", true, 4096, true,
+                          &c->service_key, err) != CMN_OK ||
+        load_login(c, err) != CMN_OK) {
+        sso_config_free(c);
+        return NULL;
+    }
+    if (c->service_key->len < 16) {
+        cmn_config_errf(c->ini, "service", "key_file", err,
+                        "the service key must be at least 16 bytes");
+        sso_config_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void
+sso_config_free(struct sso_config *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < c->nallowed; i++) {
+        free(c->allowed[i].origin);
+        free(c->allowed[i].path);
+    }
+    free(c->allowed);
+    cmn_secret_free(c->service_key);
+    cmn_seal_free(c->seal);
+    cmn_secret_free(c->client_secret);
+    free(c->redirect_uri);
+    free(c->redis_storage);
+    cmn_secret_free(c->tls_cert);
+    cmn_secret_free(c->tls_key);
+    cmn_config_free(c->ini);
+    free(c);
+}

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/* sso_config.h - fsc-sso configuration: the INI keys of DESIGN.md §4 (see
+ * deploy/fsc-sso.ini.sample), validated once, then read-only. */
+#ifndef SSO_CONFIG_H
+#define SSO_CONFIG_H
+
+#include "cmn.h"
+#include "cmn_config.h"
+#include "cmn_log.h"
+#include "cmn_redis.h"
+#include "cmn_seal.h"
+#include "cmn_secret.h"
+
+/* One allowed return_to: the URL must have exactly this origin and its
+ * path must start with path. */
+struct sso_allowed_url {
+    char *origin; /* "https://connector.example.com" (default port elided) */
+    char *path;   /* "/softphone/" */
+};
+
+struct sso_config {
+    struct cmn_config *ini;
+
+    /* [server] */
+    const char *listen;
+    const char *public_url; /* no trailing slash */
+    const char *instance;
+    struct cmn_secret *tls_cert;
+    struct cmn_secret *tls_key;
+    long max_body;
+    enum cmn_log_level log_level;
+
+    /* [redis] */
+    struct cmn_redis_opts redis;
+    void *redis_storage;
+
+    /* [ids] */
+    const char *authorize_url;
+    const char *token_url;
+    const char *revoke_url; /* NULL: logout does not revoke */
+    const char *client_id;
+    struct cmn_secret *client_secret;
+    const char *ca_file;
+    char *redirect_uri;
+    const char *scope;
+    long ids_timeout_ms;
+    const char *user_claim;
+    const char *jwt_public_key_file; /* NULL: no local verification */
+    const char *jwt_issuer;
+    const char *jwt_audience;
+
+    /* [session] */
+    struct cmn_seal *seal;
+    double refresh_at;
+    long lock_ttl_ms;
+    long max_lifetime_s;
+    long state_ttl_s;
+
+    /* [service] */
+    struct cmn_secret *service_key;
+
+    /* [login] */
+    struct sso_allowed_url *allowed;
+    size_t nallowed;
+};
+
+/* Load and validate; NULL with err ("file:line: [section] key: why"). */
+struct sso_config *sso_config_load(const char *path, struct cmn_err *err);
+void sso_config_free(struct sso_config *cfg);
+
+#endif

@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/* sso_http.h - fsc-sso's HTTP handlers (DESIGN.md §4) and route table. */
+#ifndef SSO_HTTP_H
+#define SSO_HTTP_H
+
+#include "cmn_httpd.h"
+#include "sso_app.h"
+
+/* browser sign-in (sso_http_login.c) */
+int sso_http_login(struct cmn_http_req *req, void *app);
+int sso_http_callback(struct cmn_http_req *req, void *app);
+
+/* service API for fsc-connector (sso_http_service.c) */
+int sso_http_handoff(struct cmn_http_req *req, void *app);
+int sso_http_sessions(struct cmn_http_req *req, void *app);
+
+/* operations (sso_http_ops.c) */
+int sso_http_healthz(struct cmn_http_req *req, void *app);
+int sso_http_readyz(struct cmn_http_req *req, void *app);
+int sso_http_metrics(struct cmn_http_req *req, void *app);
+
+/* A small HTML page for people (sign-in errors): status, a title and a
+ * sentence, all escaped. */
+int sso_http_page(struct cmn_http_req *req, unsigned status,
+                  const char *title, const char *detail);
+
+extern const struct cmn_http_route sso_http_routes[];
+extern const size_t sso_http_nroutes;
+
+#endif

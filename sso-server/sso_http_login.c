@@ -1,0 +1,333 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/* sso_http_login.c - the browser half of sign-in: /sso/login sends the
+ * agent to IdS with state, nonce and PKCE; /sso/callback exchanges the
+ * code, stores the session and hands a one-time code to the softphone.
+ * Either instance can serve either step: all state is in Redis. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmn_httpc.h"
+#include "cmn_log.h"
+#include "cmn_seal.h"
+#include "sso_http.h"
+#include "sso_ids.h"
+#include "sso_jwt.h"
+#include "sso_url.h"
+
+static bool
+printable(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > max) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] == 0x7f) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static char *
+authorize_url(const struct sso_config *cfg, const char *state,
+              const struct sso_login_state *ls)
+{
+    unsigned char digest[32];
+    char challenge[64];
+    char *q = NULL, *url = NULL;
+    bool ok;
+
+    cmn_sha256(ls->verifier, strlen(ls->verifier), digest);
+    cmn_base64url_encode(digest, sizeof(digest), challenge,
+                         sizeof(challenge));
+    ok = cmn_form_add(&q, "response_type", "code") == CMN_OK &&
+         cmn_form_add(&q, "client_id", cfg->client_id) == CMN_OK &&
+         cmn_form_add(&q, "redirect_uri", cfg->redirect_uri) == CMN_OK &&
+         cmn_form_add(&q, "state", state) == CMN_OK &&
+         cmn_form_add(&q, "nonce", ls->nonce) == CMN_OK &&
+         cmn_form_add(&q, "code_challenge", challenge) == CMN_OK &&
+         cmn_form_add(&q, "code_challenge_method", "S256") == CMN_OK &&
+         (cfg->scope == NULL ||
+          cmn_form_add(&q, "scope", cfg->scope) == CMN_OK) &&
+         (ls->login_hint[0] == '\0' ||
+          cmn_form_add(&q, "login_hint", ls->login_hint) == CMN_OK);
+    if (ok) {
+        size_t n = strlen(cfg->authorize_url) + strlen(q) + 2;
+        url = malloc(n);
+        if (url != NULL) {
+            snprintf(url, n, "%s%c%s", cfg->authorize_url,
+                     strchr(cfg->authorize_url, '?') ? '&' : '?', q);
+        }
+    }
+    free(q);
+    return url;
+}
+
+int
+sso_http_login(struct cmn_http_req *req, void *appv)
+{
+    struct sso_app *app = appv;
+    struct sso_gen *g = sso_app_acquire(app);
+    const char *return_to = cmn_http_req_query(req, "return_to");
+    const char *hint = cmn_http_req_query(req, "login_hint");
+    const char *mode = cmn_http_req_query(req, "mode");
+    struct sso_login_state ls = {0};
+    char state[SSO_ID_LEN];
+    struct cmn_err err = {{0}};
+    char *url = NULL;
+    int rc;
+
+    if (return_to == NULL || strlen(return_to) >= sizeof(ls.return_to) ||
+        !sso_url_allowed(g->cfg->allowed, g->cfg->nallowed, return_to,
+                         NULL)) {
+        cmn_log_warn("event=login_refused reason=return_to_not_allowed");
+        rc = sso_http_page(req, 400, "Sign-in refused",
+                           "The page that started this sign-in is not one "
+                           "this server may return to (return_to).");
+        goto out;
+    }
+    if (hint != NULL && !printable(hint, sizeof(ls.login_hint) - 1)) {
+        rc = sso_http_page(req, 400, "Sign-in refused",
+                           "login_hint is not a valid user name.");
+        goto out;
+    }
+    if (mode != NULL && strcmp(mode, "popup") != 0 &&
+        strcmp(mode, "redirect") != 0) {
+        rc = sso_http_page(req, 400, "Sign-in refused",
+                           "mode must be popup or redirect.");
+        goto out;
+    }
+    if (cmn_random_id(state, sizeof(state), SSO_ID_BYTES) != CMN_OK ||
+        cmn_random_id(ls.nonce, sizeof(ls.nonce), SSO_ID_BYTES) != CMN_OK ||
+        cmn_random_id(ls.verifier, sizeof(ls.verifier), SSO_ID_BYTES) !=
+            CMN_OK) {
+        rc = sso_http_page(req, 500, "Sign-in failed", "No randomness.");
+        goto out;
+    }
+    snprintf(ls.return_to, sizeof(ls.return_to), "%s", return_to);
+    snprintf(ls.login_hint, sizeof(ls.login_hint), "%s", hint ? hint : "");
+    ls.popup = mode != NULL && strcmp(mode, "popup") == 0;
+    ls.created = cmn_wall_sec();
+    if (sso_store_state_put(&g->store, state, &ls, &err) != CMN_OK) {
+        cmn_log_err("event=login_failed reason=store detail=\"%s\"", err.msg);
+        rc = sso_http_page(req, 503, "Sign-in unavailable",
+                           "The session store cannot be reached; try again "
+                           "in a moment.");
+        goto out;
+    }
+    url = authorize_url(g->cfg, state, &ls);
+    if (url == NULL) {
+        rc = sso_http_page(req, 500, "Sign-in failed", "Out of memory.");
+        goto out;
+    }
+    cmn_log_info("event=login_started popup=%d hint=%s", ls.popup,
+                 hint ? hint : "-");
+    rc = cmn_http_reply_redirect(req, url);
+out:
+    cmn_wipe(&ls, sizeof(ls));
+    free(url);
+    sso_gen_release(g);
+    return rc;
+}
+
+/* The popup's page: posts the code to the opener, restricted to the
+ * allow-listed origin, and closes. The code is base64url and the origin
+ * passed sso_url_split, so neither can break out of the script string. */
+static int
+reply_popup(struct cmn_http_req *req, const char *origin, const char *code)
+{
+    char nonce[SSO_ID_LEN], csp[160], page[1536];
+    int n;
+
+    if (cmn_random_id(nonce, sizeof(nonce), 16) != CMN_OK) {
+        return sso_http_page(req, 500, "Sign-in failed", "No randomness.");
+    }
+    snprintf(csp, sizeof(csp),
+             "default-src 'none'; script-src 'nonce-%s'; "
+             "frame-ancestors 'none'",
+             nonce);
+    n = snprintf(page, sizeof(page),
+                 "<!doctype html><html lang=\"en\"><head><meta "
+                 "charset=\"utf-8\"><title>Signed in</title></head><body>"
+                 "<p>Signed in. You can close this window.</p>"
+                 "<script nonce=\"%s\">"
+                 "if (window.opener) { window.opener.postMessage("
+                 "{\"handoff\": \"%s\"}, \"%s\"); }"
+                 "window.close();</script></body></html>",
+                 nonce, code, origin);
+    cmn_http_add_header(req, "Content-Security-Policy", csp);
+    return cmn_http_reply_text(req, 200, "text/html; charset=utf-8", page,
+                               (size_t)n);
+}
+
+/* Sessions and handoff codes, after a successful code exchange. */
+static int
+finish_login(struct sso_app *app, struct sso_gen *g, struct cmn_http_req *req,
+             const struct sso_login_state *ls, struct sso_token_response *tr)
+{
+    struct sso_session s = {0};
+    char sid[SSO_ID_LEN], code[SSO_ID_LEN];
+    struct cmn_err err = {{0}};
+    json_t *claims = NULL;
+    char *origin = NULL, *url = NULL;
+    long long now = cmn_wall_sec();
+    int rc;
+
+    if (g->jwt != NULL) {
+        if (sso_jwt_verify(g->jwt, tr->access_token, &claims, &err) !=
+            CMN_OK) {
+            cmn_log_err("event=login_failed reason=token_verification "
+                        "detail=\"%s\"",
+                        err.msg);
+            rc = sso_http_page(req, 502, "Sign-in failed",
+                               "The identity service returned a token that "
+                               "failed verification.");
+            goto out;
+        }
+    } else if (sso_jwt_claims(tr->access_token, &claims) != CMN_OK) {
+        claims = NULL;
+    }
+    if (claims == NULL ||
+        sso_jwt_user(claims, g->cfg->user_claim, s.user, sizeof(s.user)) !=
+            CMN_OK) {
+        cmn_log_err("event=login_failed reason=no_user claim=%s",
+                    g->cfg->user_claim);
+        rc = sso_http_page(req, 502, "Sign-in failed",
+                           "The identity service's token does not name the "
+                           "user.");
+        goto out;
+    }
+    s.access_token = tr->access_token;
+    s.refresh_token = tr->refresh_token;
+    s.access_issued_at = now;
+    s.access_expires_at = now + tr->expires_in;
+    s.refresh_expires_at =
+        tr->refresh_expires_in > 0 ? now + tr->refresh_expires_in : 0;
+    s.created_at = now;
+    if (sso_store_session_create(&g->store, &s, sid, &err) != CMN_OK ||
+        cmn_random_id(code, sizeof(code), SSO_ID_BYTES) != CMN_OK ||
+        sso_store_handoff_put(&g->store, code, sid, &err) != CMN_OK) {
+        cmn_log_err("event=login_failed reason=store user=%s detail=\"%s\"",
+                    s.user, err.msg);
+        rc = sso_http_page(req, 503, "Sign-in unavailable",
+                           "The session store cannot be reached; sign in "
+                           "again in a moment.");
+        goto out;
+    }
+    char fp[13];
+    cmn_log_fingerprint(sid, fp);
+    cmn_log_notice("event=login_ok user=%s session=%s popup=%d expires_in=%ld",
+                   s.user, fp, ls->popup, tr->expires_in);
+    cmn_metric_inc(app->m.logins_ok);
+    if (!sso_url_allowed(g->cfg->allowed, g->cfg->nallowed, ls->return_to,
+                         &origin)) {
+        /* the allow-list changed (reload) since the login started */
+        rc = sso_http_page(req, 400, "Sign-in refused",
+                           "return_to is no longer allowed.");
+        goto out;
+    }
+    if (ls->popup) {
+        rc = reply_popup(req, origin, code);
+        goto out;
+    }
+    url = sso_url_add_param(ls->return_to, "handoff", code);
+    rc = url != NULL ? cmn_http_reply_redirect(req, url)
+                     : sso_http_page(req, 500, "Sign-in failed", "nomem");
+out:
+    json_decref(claims);
+    free(origin);
+    free(url);
+    cmn_wipe(code, sizeof(code));
+    cmn_wipe(sid, sizeof(sid));
+    return rc;
+}
+
+int
+sso_http_callback(struct cmn_http_req *req, void *appv)
+{
+    struct sso_app *app = appv;
+    struct sso_gen *g = sso_app_acquire(app);
+    const char *state = cmn_http_req_query(req, "state");
+    const char *code = cmn_http_req_query(req, "code");
+    const char *error = cmn_http_req_query(req, "error");
+    struct sso_login_state ls;
+    struct sso_token_response tr = {0};
+    struct cmn_err err = {{0}};
+    int rc;
+
+    memset(&ls, 0, sizeof(ls));
+    if (state == NULL || !sso_id_valid(state)) {
+        rc = sso_http_page(req, 400, "Sign-in failed",
+                           "The sign-in answer has no valid state.");
+        goto fail;
+    }
+    /* consumed first, whatever follows: a state is good for one try */
+    rc = sso_store_state_take(&g->store, state, &ls, &err);
+    if (rc == CMN_NOTFOUND || rc == CMN_INVALID) {
+        cmn_log_warn("event=login_failed reason=unknown_state");
+        rc = sso_http_page(req, 400, "Sign-in expired",
+                           "This sign-in was already used or has expired. "
+                           "Start again from the softphone.");
+        goto fail;
+    }
+    if (rc != CMN_OK) {
+        cmn_log_err("event=login_failed reason=store detail=\"%s\"", err.msg);
+        rc = sso_http_page(req, 503, "Sign-in unavailable",
+                           "The session store cannot be reached.");
+        goto fail;
+    }
+    if (error != NULL) {
+        char e[64];
+        snprintf(e, sizeof(e), "%s", error);
+        for (char *p = e; *p; p++) {
+            if (*p < 0x21 || *p > 0x7e) {
+                *p = '?';
+            }
+        }
+        cmn_log_warn("event=login_failed reason=ids_error error=%s", e);
+        rc = sso_http_page(req, 403, "Sign-in refused",
+                           "The identity service refused the sign-in.");
+        goto fail;
+    }
+    if (code == NULL || !printable(code, 4096)) {
+        rc = sso_http_page(req, 400, "Sign-in failed",
+                           "The sign-in answer has no code.");
+        goto fail;
+    }
+    sso_ids_exchange_code(g->cfg, code, ls.verifier, &tr);
+    switch (tr.outcome) {
+    case SSO_TOKEN_OK:
+        rc = finish_login(app, g, req, &ls, &tr);
+        goto out;
+    case SSO_TOKEN_INVALID_GRANT:
+        cmn_log_warn("event=login_failed reason=invalid_grant");
+        rc = sso_http_page(req, 400, "Sign-in failed",
+                           "The identity service did not accept the sign-in "
+                           "code (already used or expired). Start again.");
+        break;
+    case SSO_TOKEN_UNAVAILABLE:
+        cmn_log_err("event=login_failed reason=ids_unavailable error=%s",
+                    tr.error);
+        rc = sso_http_page(req, strcmp(tr.error, "timeout") == 0 ? 504 : 502,
+                           "Sign-in unavailable",
+                           "The identity service did not answer properly. "
+                           "Try again in a moment.");
+        break;
+    default:
+        cmn_log_err("event=login_failed reason=ids_%s error=%s",
+                    sso_token_outcome_str(tr.outcome), tr.error);
+        rc = sso_http_page(req, 502, "Sign-in failed",
+                           "The identity service's answer was not usable.");
+        break;
+    }
+fail:
+    cmn_metric_inc(app->m.logins_failed);
+out:
+    sso_token_response_cleanup(&tr);
+    cmn_wipe(&ls, sizeof(ls));
+    sso_gen_release(g);
+    return rc;
+}

@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/* sso_http_ops.c - /healthz, /readyz, /metrics, the route table and the
+ * HTML error page shared by the browser endpoints. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmn_log.h"
+#include "sso_http.h"
+
+/* clang-format off */
+const struct cmn_http_route sso_http_routes[] = {
+    {"GET",    "/sso/login",     sso_http_login},
+    {"GET",    "/sso/callback",  sso_http_callback},
+    {"POST",   "/v1/handoff",    sso_http_handoff},
+    {"GET",    "/v1/sessions/*", sso_http_sessions},
+    {"DELETE", "/v1/sessions/*", sso_http_sessions},
+    {"GET",    "/healthz",       sso_http_healthz},
+    {"GET",    "/readyz",        sso_http_readyz},
+    {"GET",    "/metrics",       sso_http_metrics},
+};
+/* clang-format on */
+const size_t sso_http_nroutes = CMN_ARRAY_LEN(sso_http_routes);
+
+int
+sso_http_healthz(struct cmn_http_req *req, void *app)
+{
+    (void)app;
+    return cmn_http_reply_json(req, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+int
+sso_http_readyz(struct cmn_http_req *req, void *appv)
+{
+    struct sso_app *app = appv;
+    struct sso_gen *g = sso_app_acquire(app);
+    struct cmn_err err = {{0}};
+    int rc;
+
+    if (cmn_redis_ping(g->redis, &err)) {
+        rc = cmn_http_reply_json(req, 200,
+                                 json_pack("{s:s, s:s}", "status", "ready",
+                                           "instance", g->cfg->instance));
+    } else {
+        /* not ready: the load balancer sends traffic to the other node */
+        rc = cmn_http_reply_json(
+            req, 503,
+            json_pack("{s:s, s:s, s:s}", "status", "unready", "instance",
+                      g->cfg->instance, "detail", err.msg));
+    }
+    sso_gen_release(g);
+    return rc;
+}
+
+int
+sso_http_metrics(struct cmn_http_req *req, void *appv)
+{
+    struct sso_app *app = appv;
+    struct sso_gen *g = sso_app_acquire(app);
+    char *text = NULL;
+    size_t len = 0;
+    int rc;
+
+    cmn_metric_set(app->m.redis_errors, (double)cmn_redis_errors(g->redis));
+    sso_gen_release(g);
+    if (cmn_metrics_render(&text, &len) != CMN_OK) {
+        return cmn_http_reply_error(req, 500, "internal", "metrics");
+    }
+    rc = cmn_http_reply_text(req, 200, "text/plain; version=0.0.4", text, len);
+    free(text);
+    return rc;
+}
+
+static void
+html_escape(char *out, size_t size, const char *in)
+{
+    size_t j = 0;
+
+    for (; in != NULL && *in != '\0' && j + 7 < size; in++) {
+        const char *rep = NULL;
+        switch (*in) {
+        case '<':
+            rep = "&lt;";
+            break;
+        case '>':
+            rep = "&gt;";
+            break;
+        case '&':
+            rep = "&amp;";
+            break;
+        case '"':
+            rep = "&quot;";
+            break;
+        case '\'':
+            rep = "&#39;";
+            break;
+        default:
+            break;
+        }
+        if (rep != NULL) {
+            size_t n = strlen(rep);
+            memcpy(out + j, rep, n);
+            j += n;
+        } else {
+            out[j++] = *in;
+        }
+    }
+    out[j] = '\0';
+}
+
+int
+sso_http_page(struct cmn_http_req *req, unsigned status, const char *title,
+              const char *detail)
+{
+    char t[256], d[1024], page[2048];
+    int n;
+
+    html_escape(t, sizeof(t), title);
+    html_escape(d, sizeof(d), detail);
+    n = snprintf(page, sizeof(page),
+                 "<!doctype html><html lang=\"en\"><head><meta "
+                 "charset=\"utf-8\"><title>%s</title></head><body><h1>%s</h1>"
+                 "<p>%s</p><p><small>Reference: %s</small></p></body></html>",
+                 t, t, d, cmn_http_req_id(req));
+    return cmn_http_reply_text(req, status, "text/html; charset=utf-8", page,
+                               (size_t)n < sizeof(page) ? (size_t)n
+                                                        : sizeof(page) - 1);
+}

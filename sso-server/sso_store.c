@@ -1,0 +1,573 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/* sso_store.c - sealed records in Redis: login state, sessions, handoff
+ * codes and the refresh lock. See sso_store.h for the key layout. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmn_log.h"
+#include "cmn_seal.h"
+#include "sso_store.h"
+
+#define KEY_MAX 160
+
+/* CAS on the version prefix; -1 when the session is gone, so a refresh
+ * finishing after a logout cannot bring the session back. */
+static struct cmn_redis_script cas_script = {
+    .source = "local cur = redis.call('GET', KEYS[1])\n"
+              "if not cur then return -1 end\n"
+              "local v = string.match(cur, '^(%d+):')\n"
+              "if v ~= ARGV[1] then return 0 end\n"
+              "redis.call('SET', KEYS[1], ARGV[2], 'EXAT', ARGV[3])\n"
+              "return 1\n",
+};
+
+static struct cmn_redis_script unlock_script = {
+    .source = "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+              "  return redis.call('DEL', KEYS[1])\n"
+              "end\n"
+              "return 0\n",
+};
+
+bool
+sso_id_valid(const char *id)
+{
+    size_t n = id != NULL ? strlen(id) : 0;
+
+    if (n != SSO_ID_LEN - 1) {
+        return false;
+    }
+    return strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                      "0123456789-_") == n;
+}
+
+static void
+make_key(const struct sso_store *st, const char *kind, const char *id,
+         char key[KEY_MAX])
+{
+    char hex[65];
+
+    cmn_sha256_hex(id, strlen(id), hex);
+    snprintf(key, KEY_MAX, "%ssso:%s:%s", cmn_redis_prefix(st->redis), kind,
+             hex);
+}
+
+static void
+wipe_free(char *s)
+{
+    if (s != NULL) {
+        cmn_wipe(s, strlen(s));
+        free(s);
+    }
+}
+
+/* Seal a JSON object under aad; *out malloc'd. */
+static int
+seal_json(struct sso_store *st, const char *aad, json_t *obj,
+          unsigned char **out, size_t *out_len)
+{
+    char *text = json_dumps(obj, JSON_COMPACT);
+    int rc;
+
+    if (text == NULL) {
+        return CMN_NOMEM;
+    }
+    rc = cmn_seal_seal(st->cfg->seal, aad, strlen(aad), text, strlen(text),
+                       out, out_len);
+    wipe_free(text);
+    return rc;
+}
+
+static json_t *
+open_json(struct sso_store *st, const char *aad, const unsigned char *in,
+          size_t in_len)
+{
+    unsigned char *pt = NULL;
+    size_t pt_len = 0;
+    json_error_t jerr;
+    json_t *obj;
+
+    if (cmn_seal_open(st->cfg->seal, aad, strlen(aad), in, in_len, &pt,
+                      &pt_len) != CMN_OK) {
+        cmn_log_err("event=sealed_record_rejected detail=\"tampered, "
+                    "truncated or sealed with another key\"");
+        return NULL;
+    }
+    obj = json_loadb((const char *)pt, pt_len, 0, &jerr);
+    cmn_wipe(pt, pt_len);
+    free(pt);
+    if (obj != NULL && !json_is_object(obj)) {
+        json_decref(obj);
+        obj = NULL;
+    }
+    return obj;
+}
+
+static int
+reply_status(redisReply *r, struct cmn_err *err)
+{
+    if (r == NULL) {
+        return CMN_IO;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        cmn_err_set(err, "redis: %.200s", r->str);
+        return CMN_ERR;
+    }
+    return CMN_OK;
+}
+
+/* SET key value [NX] EX|PX ttl, binary value. */
+static int
+set_value(struct sso_store *st, const char *key, const unsigned char *val,
+          size_t val_len, const char *unit, long ttl, bool nx, int flags,
+          struct cmn_err *err)
+{
+    char ttlbuf[32];
+    const char *argv[6] = {"SET", key, (const char *)val, unit, ttlbuf,
+                           "NX"};
+    size_t lens[6];
+    redisReply *r;
+    int rc;
+
+    snprintf(ttlbuf, sizeof(ttlbuf), "%ld", ttl);
+    for (int i = 0; i < 6; i++) {
+        lens[i] = strlen(argv[i]);
+    }
+    lens[2] = val_len;
+    r = cmn_redis_cmd(st->redis, flags, nx ? 6 : 5, argv, lens, err);
+    rc = reply_status(r, err);
+    if (rc == CMN_OK && r->type == REDIS_REPLY_NIL) {
+        rc = CMN_AGAIN; /* NX and the key exists */
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+/* GETDEL key: *out malloc'd copy, CMN_NOTFOUND when absent. */
+static int
+take_value(struct sso_store *st, const char *key, unsigned char **out,
+           size_t *out_len, struct cmn_err *err)
+{
+    const char *argv[2] = {"GETDEL", key};
+    size_t lens[2] = {6, strlen(key)};
+    redisReply *r = cmn_redis_cmd(st->redis, 0, 2, argv, lens, err);
+    int rc = reply_status(r, err);
+
+    if (rc == CMN_OK) {
+        if (r->type == REDIS_REPLY_STRING) {
+            *out = malloc(r->len + 1);
+            if (*out == NULL) {
+                rc = CMN_NOMEM;
+            } else {
+                memcpy(*out, r->str, r->len);
+                (*out)[r->len] = 0;
+                *out_len = r->len;
+            }
+        } else {
+            rc = CMN_NOTFOUND;
+        }
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+static void
+copy_str(char *dst, size_t size, json_t *v)
+{
+    const char *s = json_string_value(v);
+
+    snprintf(dst, size, "%s", s != NULL ? s : "");
+}
+
+/* --- login state --- */
+
+int
+sso_store_state_put(struct sso_store *st, const char *state,
+                    const struct sso_login_state *ls, struct cmn_err *err)
+{
+    char key[KEY_MAX];
+    unsigned char *sealed = NULL;
+    size_t sealed_len = 0;
+    json_t *o;
+    int rc;
+
+    make_key(st, "state", state, key);
+    o = json_pack("{s:s, s:s, s:s, s:s, s:b, s:I}", "n", ls->nonce, "v",
+                  ls->verifier, "r", ls->return_to, "h", ls->login_hint, "p",
+                  ls->popup, "t", (json_int_t)ls->created);
+    if (o == NULL) {
+        return CMN_NOMEM;
+    }
+    rc = seal_json(st, key, o, &sealed, &sealed_len);
+    json_decref(o);
+    if (rc == CMN_OK) {
+        rc = set_value(st, key, sealed, sealed_len, "EX", st->cfg->state_ttl_s,
+                       true, CMN_REDIS_RETRY, err);
+    }
+    free(sealed);
+    return rc;
+}
+
+int
+sso_store_state_take(struct sso_store *st, const char *state,
+                     struct sso_login_state *ls, struct cmn_err *err)
+{
+    char key[KEY_MAX];
+    unsigned char *val = NULL;
+    size_t len = 0;
+    json_t *o;
+    int rc;
+
+    memset(ls, 0, sizeof(*ls));
+    make_key(st, "state", state, key);
+    rc = take_value(st, key, &val, &len, err);
+    if (rc != CMN_OK) {
+        return rc;
+    }
+    o = open_json(st, key, val, len);
+    free(val);
+    if (o == NULL) {
+        cmn_err_set(err, "login state record unreadable");
+        return CMN_INVALID;
+    }
+    copy_str(ls->nonce, sizeof(ls->nonce), json_object_get(o, "n"));
+    copy_str(ls->verifier, sizeof(ls->verifier), json_object_get(o, "v"));
+    copy_str(ls->return_to, sizeof(ls->return_to), json_object_get(o, "r"));
+    copy_str(ls->login_hint, sizeof(ls->login_hint), json_object_get(o, "h"));
+    ls->popup = json_is_true(json_object_get(o, "p"));
+    ls->created = json_integer_value(json_object_get(o, "t"));
+    json_decref(o);
+    return CMN_OK;
+}
+
+/* --- sessions --- */
+
+void
+sso_session_cleanup(struct sso_session *s)
+{
+    wipe_free(s->access_token);
+    wipe_free(s->refresh_token);
+    s->access_token = NULL;
+    s->refresh_token = NULL;
+}
+
+/* The session key expires with the session: at the refresh token's expiry
+ * or the configured maximum lifetime, whichever comes first. */
+static long long
+session_expire_at(const struct sso_store *st, const struct sso_session *s)
+{
+    long long at = s->created_at + st->cfg->max_lifetime_s;
+
+    if (s->refresh_expires_at > 0 && s->refresh_expires_at < at) {
+        at = s->refresh_expires_at;
+    }
+    if (s->refresh_token == NULL && s->access_expires_at < at) {
+        at = s->access_expires_at;
+    }
+    if (s->ended[0] != '\0') {
+        /* keep an ended session a short while so callers learn why */
+        at = cmn_wall_sec() + 300;
+    }
+    return at;
+}
+
+/* "<version>:" + seal(json, aad = key + ":" + version) */
+static int
+encode_session(struct sso_store *st, const char *key,
+               const struct sso_session *s, unsigned char **out,
+               size_t *out_len)
+{
+    char aad[KEY_MAX + 24], prefix[24];
+    unsigned char *sealed = NULL;
+    size_t sealed_len = 0;
+    json_t *o;
+    int rc;
+
+    o = json_pack("{s:s, s:s?, s:s?, s:I, s:I, s:I, s:I, s:s}", "u", s->user,
+                  "at", s->access_token, "rt", s->refresh_token, "ai",
+                  (json_int_t)s->access_issued_at, "ae",
+                  (json_int_t)s->access_expires_at, "re",
+                  (json_int_t)s->refresh_expires_at, "c",
+                  (json_int_t)s->created_at, "e", s->ended);
+    if (o == NULL) {
+        return CMN_NOMEM;
+    }
+    snprintf(aad, sizeof(aad), "%s:%lld", key, s->version);
+    rc = seal_json(st, aad, o, &sealed, &sealed_len);
+    json_decref(o);
+    if (rc != CMN_OK) {
+        return rc;
+    }
+    int plen = snprintf(prefix, sizeof(prefix), "%lld:", s->version);
+    *out = malloc((size_t)plen + sealed_len);
+    if (*out == NULL) {
+        free(sealed);
+        return CMN_NOMEM;
+    }
+    memcpy(*out, prefix, (size_t)plen);
+    memcpy(*out + plen, sealed, sealed_len);
+    *out_len = (size_t)plen + sealed_len;
+    free(sealed);
+    return CMN_OK;
+}
+
+static int
+decode_session(struct sso_store *st, const char *key, const char *val,
+               size_t len, struct sso_session *s)
+{
+    char aad[KEY_MAX + 24];
+    const char *colon = memchr(val, ':', len < 24 ? len : 24);
+    char *end;
+    json_t *o, *v;
+
+    memset(s, 0, sizeof(*s));
+    if (colon == NULL) {
+        return CMN_INVALID;
+    }
+    s->version = strtoll(val, &end, 10);
+    if (end != colon || s->version < 1) {
+        return CMN_INVALID;
+    }
+    snprintf(aad, sizeof(aad), "%s:%lld", key, s->version);
+    o = open_json(st, aad, (const unsigned char *)colon + 1,
+                  len - (size_t)(colon + 1 - val));
+    if (o == NULL) {
+        return CMN_INVALID;
+    }
+    copy_str(s->user, sizeof(s->user), json_object_get(o, "u"));
+    copy_str(s->ended, sizeof(s->ended), json_object_get(o, "e"));
+    v = json_object_get(o, "at");
+    s->access_token = json_is_string(v) ? strdup(json_string_value(v)) : NULL;
+    v = json_object_get(o, "rt");
+    s->refresh_token = json_is_string(v) ? strdup(json_string_value(v)) : NULL;
+    s->access_issued_at = json_integer_value(json_object_get(o, "ai"));
+    s->access_expires_at = json_integer_value(json_object_get(o, "ae"));
+    s->refresh_expires_at = json_integer_value(json_object_get(o, "re"));
+    s->created_at = json_integer_value(json_object_get(o, "c"));
+    json_decref(o);
+    if (s->access_token == NULL && s->ended[0] == '\0') {
+        sso_session_cleanup(s);
+        return CMN_INVALID;
+    }
+    return CMN_OK;
+}
+
+int
+sso_store_session_create(struct sso_store *st, struct sso_session *s,
+                         char sid[SSO_ID_LEN], struct cmn_err *err)
+{
+    char key[KEY_MAX];
+    unsigned char *val = NULL;
+    size_t len = 0;
+    int rc;
+
+    if (cmn_random_id(sid, SSO_ID_LEN, SSO_ID_BYTES) != CMN_OK) {
+        cmn_err_set(err, "no randomness");
+        return CMN_ERR;
+    }
+    make_key(st, "sess", sid, key);
+    s->version = 1;
+    rc = encode_session(st, key, s, &val, &len);
+    if (rc == CMN_OK) {
+        long long ttl = session_expire_at(st, s) - cmn_wall_sec();
+        rc = set_value(st, key, val, len, "EX", ttl > 1 ? (long)ttl : 1, true,
+                       CMN_REDIS_DURABLE, err);
+    }
+    free(val);
+    return rc;
+}
+
+int
+sso_store_session_get(struct sso_store *st, const char *sid,
+                      struct sso_session *s, struct cmn_err *err)
+{
+    char key[KEY_MAX];
+    redisReply *r;
+    int rc;
+
+    memset(s, 0, sizeof(*s));
+    make_key(st, "sess", sid, key);
+    r = cmn_redis_cmdf(st->redis, CMN_REDIS_RETRY, err, "GET %s", key);
+    rc = reply_status(r, err);
+    if (rc == CMN_OK) {
+        if (r->type != REDIS_REPLY_STRING) {
+            rc = CMN_NOTFOUND;
+        } else if (decode_session(st, key, r->str, r->len, s) != CMN_OK) {
+            cmn_err_set(err, "session record unreadable");
+            rc = CMN_INVALID;
+        }
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+int
+sso_store_session_cas(struct sso_store *st, const char *sid,
+                      long long expected_version, struct sso_session *s,
+                      struct cmn_err *err)
+{
+    char key[KEY_MAX], expbuf[24], atbuf[24];
+    unsigned char *val = NULL;
+    size_t len = 0;
+    redisReply *r;
+    int rc;
+
+    make_key(st, "sess", sid, key);
+    s->version = expected_version + 1;
+    rc = encode_session(st, key, s, &val, &len);
+    if (rc != CMN_OK) {
+        return rc;
+    }
+    snprintf(expbuf, sizeof(expbuf), "%lld", expected_version);
+    snprintf(atbuf, sizeof(atbuf), "%lld", session_expire_at(st, s));
+    const char *args[4] = {key, expbuf, (const char *)val, atbuf};
+    size_t lens[4] = {strlen(key), strlen(expbuf), len, strlen(atbuf)};
+    r = cmn_redis_eval(st->redis, &cas_script, CMN_REDIS_DURABLE, 1, 3, args,
+                       lens, err);
+    free(val);
+    rc = reply_status(r, err);
+    if (rc == CMN_OK) {
+        if (r->type != REDIS_REPLY_INTEGER) {
+            rc = CMN_ERR;
+        } else if (r->integer == -1) {
+            rc = CMN_NOTFOUND;
+        } else if (r->integer == 0) {
+            rc = CMN_AGAIN;
+        }
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+int
+sso_store_session_delete(struct sso_store *st, const char *sid,
+                         struct sso_session *s, struct cmn_err *err)
+{
+    char key[KEY_MAX];
+    unsigned char *val = NULL;
+    size_t len = 0;
+    int rc;
+
+    memset(s, 0, sizeof(*s));
+    make_key(st, "sess", sid, key);
+    rc = take_value(st, key, &val, &len, err);
+    if (rc != CMN_OK) {
+        return rc;
+    }
+    if (decode_session(st, key, (const char *)val, len, s) != CMN_OK) {
+        memset(s, 0, sizeof(*s)); /* deleted anyway; nothing to revoke */
+    }
+    cmn_wipe(val, len);
+    free(val);
+    return CMN_OK;
+}
+
+/* --- handoff codes --- */
+
+int
+sso_store_handoff_put(struct sso_store *st, const char *code, const char *sid,
+                      struct cmn_err *err)
+{
+    char key[KEY_MAX];
+    unsigned char *sealed = NULL;
+    size_t sealed_len = 0;
+    int rc;
+
+    make_key(st, "handoff", code, key);
+    rc = cmn_seal_seal(st->cfg->seal, key, strlen(key), sid, strlen(sid),
+                       &sealed, &sealed_len);
+    if (rc == CMN_OK) {
+        rc = set_value(st, key, sealed, sealed_len, "EX", 60, true,
+                       CMN_REDIS_DURABLE, err);
+    }
+    free(sealed);
+    return rc;
+}
+
+int
+sso_store_handoff_take(struct sso_store *st, const char *code,
+                       char sid[SSO_ID_LEN], struct cmn_err *err)
+{
+    char key[KEY_MAX];
+    unsigned char *val = NULL, *pt = NULL;
+    size_t len = 0, pt_len = 0;
+    int rc;
+
+    make_key(st, "handoff", code, key);
+    rc = take_value(st, key, &val, &len, err);
+    if (rc != CMN_OK) {
+        return rc;
+    }
+    rc = cmn_seal_open(st->cfg->seal, key, strlen(key), val, len, &pt,
+                       &pt_len);
+    free(val);
+    if (rc != CMN_OK || pt_len != SSO_ID_LEN - 1) {
+        cmn_err_set(err, "handoff record unreadable");
+        rc = CMN_INVALID;
+    } else {
+        memcpy(sid, pt, pt_len);
+        sid[pt_len] = '\0';
+    }
+    if (pt != NULL) {
+        cmn_wipe(pt, pt_len);
+        free(pt);
+    }
+    return rc;
+}
+
+/* --- refresh lock --- */
+
+int
+sso_store_lock(struct sso_store *st, const char *sid, const char *owner,
+               struct cmn_err *err)
+{
+    char key[KEY_MAX];
+
+    make_key(st, "lock", sid, key);
+    return set_value(st, key, (const unsigned char *)owner, strlen(owner),
+                     "PX", st->cfg->lock_ttl_ms, true, 0, err);
+}
+
+void
+sso_store_unlock(struct sso_store *st, const char *sid, const char *owner)
+{
+    char key[KEY_MAX];
+    struct cmn_err err;
+    const char *args[2];
+    size_t lens[2];
+
+    make_key(st, "lock", sid, key);
+    args[0] = key;
+    args[1] = owner;
+    lens[0] = strlen(key);
+    lens[1] = strlen(owner);
+    freeReplyObject(cmn_redis_eval(st->redis, &unlock_script,
+                                   CMN_REDIS_RETRY, 1, 1, args, lens, &err));
+}
+
+void
+sso_store_refresh_backoff_set(struct sso_store *st, const char *sid, long ms)
+{
+    char key[KEY_MAX];
+    struct cmn_err err;
+
+    make_key(st, "rfail", sid, key);
+    freeReplyObject(cmn_redis_cmdf(st->redis, 0, &err, "SET %s 1 PX %ld",
+                                   key, ms));
+}
+
+bool
+sso_store_refresh_backoff(struct sso_store *st, const char *sid)
+{
+    char key[KEY_MAX];
+    struct cmn_err err;
+    redisReply *r;
+    bool on;
+
+    make_key(st, "rfail", sid, key);
+    r = cmn_redis_cmdf(st->redis, 0, &err, "EXISTS %s", key);
+    on = r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+    freeReplyObject(r);
+    return on;
+}

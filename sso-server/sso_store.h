@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/* sso_store.h - everything fsc-sso keeps in Redis, sealed.
+ *
+ * Keys (all under the configured prefix, all with a TTL):
+ *   sso:state:<sha256(state)>     login in progress (nonce, PKCE verifier,
+ *                                 return_to); consumed once with GETDEL
+ *   sso:handoff:<sha256(code)>    one-time handoff code -> session id, 60 s
+ *   sso:sess:<sha256(sid)>        "<version>:" + sealed session record
+ *   sso:lock:<sha256(sid)>        refresh lock: owner token, PX lock_ttl
+ *   sso:rfail:<sha256(sid)>       refresh back-off after a transient IdS
+ *                                 failure
+ * Redis only ever sees hashes of ids and sealed values, so a copy of the
+ * database gives away no session, code or token. Each sealed value is
+ * bound (AEAD additional data) to its key. */
+#ifndef SSO_STORE_H
+#define SSO_STORE_H
+
+#include "cmn_redis.h"
+#include "sso_config.h"
+
+#define SSO_ID_BYTES 32 /* 256-bit ids: session, handoff code, state */
+#define SSO_ID_LEN   44 /* base64url chars + NUL */
+#define SSO_USER_MAX 256
+
+struct sso_store {
+    struct cmn_redis *redis;
+    const struct sso_config *cfg;
+};
+
+struct sso_login_state {
+    char nonce[SSO_ID_LEN];
+    char verifier[SSO_ID_LEN];
+    char return_to[2100];
+    char login_hint[SSO_USER_MAX];
+    bool popup;
+    long long created;
+};
+
+struct sso_session {
+    long long version;           /* bumped by every write */
+    char user[SSO_USER_MAX];
+    char *access_token;          /* secret */
+    char *refresh_token;         /* secret; may be NULL */
+    long long access_issued_at;  /* unix s */
+    long long access_expires_at; /* unix s */
+    long long refresh_expires_at;/* unix s, 0 = unknown */
+    long long created_at;
+    char ended[128];             /* non-empty: session over, why */
+};
+
+void sso_session_cleanup(struct sso_session *s);
+
+/* True for a syntactically valid id (base64url, 43 chars). */
+bool sso_id_valid(const char *id);
+
+/* --- login state --- */
+int sso_store_state_put(struct sso_store *st, const char *state,
+                        const struct sso_login_state *ls,
+                        struct cmn_err *err) CMN_NODISCARD;
+/* CMN_NOTFOUND: unknown, expired or already used. */
+int sso_store_state_take(struct sso_store *st, const char *state,
+                         struct sso_login_state *ls,
+                         struct cmn_err *err) CMN_NODISCARD;
+
+/* --- sessions --- */
+/* Creates a session (version 1) under a new random id (out: sid). */
+int sso_store_session_create(struct sso_store *st, struct sso_session *s,
+                             char sid[SSO_ID_LEN],
+                             struct cmn_err *err) CMN_NODISCARD;
+/* CMN_NOTFOUND if absent. */
+int sso_store_session_get(struct sso_store *st, const char *sid,
+                          struct sso_session *s,
+                          struct cmn_err *err) CMN_NODISCARD;
+/* Replace the session only if its stored version is still
+ * expected_version (s->version is set to expected + 1). CMN_AGAIN when
+ * someone else wrote first. */
+int sso_store_session_cas(struct sso_store *st, const char *sid,
+                          long long expected_version, struct sso_session *s,
+                          struct cmn_err *err) CMN_NODISCARD;
+/* Delete; fills *s with the last record when found (for revocation). */
+int sso_store_session_delete(struct sso_store *st, const char *sid,
+                             struct sso_session *s,
+                             struct cmn_err *err) CMN_NODISCARD;
+
+/* --- handoff codes --- */
+int sso_store_handoff_put(struct sso_store *st, const char *code,
+                          const char *sid, struct cmn_err *err) CMN_NODISCARD;
+/* Consumed atomically: a second take finds nothing (CMN_NOTFOUND). */
+int sso_store_handoff_take(struct sso_store *st, const char *code,
+                           char sid[SSO_ID_LEN],
+                           struct cmn_err *err) CMN_NODISCARD;
+
+/* --- refresh lock --- */
+/* CMN_OK when acquired, CMN_AGAIN when someone holds it. */
+int sso_store_lock(struct sso_store *st, const char *sid, const char *owner,
+                   struct cmn_err *err) CMN_NODISCARD;
+void sso_store_unlock(struct sso_store *st, const char *sid,
+                      const char *owner);
+/* Transient-failure back-off marker. */
+void sso_store_refresh_backoff_set(struct sso_store *st, const char *sid,
+                                   long ms);
+bool sso_store_refresh_backoff(struct sso_store *st, const char *sid);
+
+#endif

@@ -1,0 +1,1263 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Start real components on loopback for the integration tests, stop them all.
+
+Python 3 standard library only; run with /usr/bin/python3.
+
+Every component runs as a child in its own process group, with its output in
+a log file of one temp dir (TempDir). Everything started is stopped at exit,
+on SIGTERM/SIGINT/SIGHUP, and (as a safety net) when this process dies
+(PR_SET_PDEATHSIG). The temp dir is removed unless FSC_KEEP_TMP=1 or the
+test failed (an uncaught exception, or mark_failed()); then its path and the
+tail of every log are printed.
+
+Pieces, one job each:
+  free_port, wait_port, wait_http      ports and readiness
+  TempDir, Proc                        files and child processes
+  RespClient, Redis, Sentinels         redis-server / redis-sentinel
+  IdsSim                               tests/sim/ids-sim/ids_sim.py
+  SsoSecrets, SsoInstance              fsc-sso daemons sharing secrets
+  Haproxy                              ha/haproxy-sso.cfg.in in front of A, B
+  http, json_body, Browser             HTTP client helpers (http.client)
+  start_login, finish_login, login_flow  a browser's sign-in against ids-sim
+  SsoClient                            the service API, as fsc-connector uses it
+  Stack                                the usual topology in one call
+
+Environment: FSC_SOURCE_DIR (repo root), FSC_BUILD_DIR (cmake build dir with
+sso-server/fsc-sso); defaults: the repo this file is in, and <root>/build.
+"""
+
+import atexit
+import ctypes
+from http import client as httpclient
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+
+SOURCE_DIR = os.path.abspath(os.environ.get("FSC_SOURCE_DIR") or
+                             os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+BUILD_DIR = os.path.abspath(os.environ.get("FSC_BUILD_DIR") or os.path.join(SOURCE_DIR, "build"))
+HA_DIR = os.path.join(SOURCE_DIR, "ha")
+PYTHON = "/usr/bin/python3"
+IDS_SIM = os.path.join(SOURCE_DIR, "tests", "sim", "ids-sim", "ids_sim.py")
+FSC_SSO = os.path.join(BUILD_DIR, "sso-server", "fsc-sso")
+HOST = "127.0.0.1"
+
+
+def log(msg):
+    """One line to stderr with a timestamp (ctest shows it on failure)."""
+    sys.stderr.write("[stack %s] %s\n" % (time.strftime("%H:%M:%S"), msg))
+    sys.stderr.flush()
+
+
+# --------------------------------------------------------------------------
+# Ports and readiness
+
+_given_ports = set()
+
+
+def free_port():
+    """A TCP port free on 127.0.0.1 now, never handed out twice by us."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((HOST, 0))
+            port = s.getsockname()[1]
+        if port not in _given_ports:
+            _given_ports.add(port)
+            return port
+    raise RuntimeError("no free port found")
+
+
+def _check_alive(proc):
+    if proc is not None and not proc.alive():
+        raise RuntimeError("%s exited with status %s while we waited for it; log %s:\n%s"
+                           % (proc.name, proc.returncode(), proc.log_path, proc.log_tail()))
+
+
+def wait_port(port, timeout=10.0, host=HOST, proc=None):
+    """Wait until host:port accepts TCP connections; raise TimeoutError.
+    proc: a Proc that must stay alive meanwhile (fail fast if it dies)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            pass
+        _check_alive(proc)
+        if time.monotonic() > deadline:
+            raise TimeoutError("%s:%d not accepting connections after %.1f s" % (host, port, timeout))
+        time.sleep(0.05)
+
+
+def wait_http(url, timeout=10.0, expect_status=None, proc=None):
+    """Poll GET url until it answers (with expect_status, if given).
+    Returns the status; raises TimeoutError with the last outcome."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            status, _, _ = http("GET", url, timeout=1.0)
+            if expect_status is None or status == expect_status:
+                return status
+            last = "status %d" % status
+        except OSError as e:
+            last = repr(e)
+        _check_alive(proc)
+        if time.monotonic() > deadline:
+            raise TimeoutError("GET %s: no %s after %.1f s (last: %s)"
+                               % (url, expect_status or "answer", timeout, last))
+        time.sleep(0.05)
+
+
+def wait_until(pred, timeout=10.0, interval=0.05, what="condition"):
+    """Poll pred() until truthy; return its value or raise TimeoutError."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise TimeoutError("%s not met after %.1f s" % (what, timeout))
+        time.sleep(interval)
+
+
+# --------------------------------------------------------------------------
+# Cleanup: every Proc and TempDir registers here
+
+class _Reaper:
+    """Stops all children and cleans temp dirs once: at exit or on a signal."""
+
+    def __init__(self):
+        self.procs = []
+        self.tmpdirs = []
+        self.failed = False
+        self.done = False
+        self.lock = threading.RLock()
+        self.installed = False
+
+    def install(self):
+        if self.installed:
+            return
+        self.installed = True
+        atexit.register(self.cleanup)
+        prev_hook = sys.excepthook
+
+        def hook(*exc):
+            self.failed = True
+            prev_hook(*exc)
+        sys.excepthook = hook
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                signal.signal(sig, self.on_signal)
+
+    def on_signal(self, sig, _frame):
+        log("got signal %d, stopping everything" % sig)
+        self.failed = True
+        self.cleanup()
+        signal.signal(sig, signal.SIG_DFL)
+        os.kill(os.getpid(), sig)
+
+    def cleanup(self):
+        with self.lock:
+            if self.done:
+                return
+            self.done = True
+            for p in reversed(self.procs):
+                try:
+                    p.stop()
+                except Exception as e:  # keep going: stop the others
+                    log("stopping %s: %r" % (p.name, e))
+            for t in self.tmpdirs:
+                t.cleanup(failed=self.failed)
+
+
+_REAPER = _Reaper()
+
+
+def mark_failed():
+    """Keep the temp dir and print the logs at exit (a test failed)."""
+    _REAPER.failed = True
+
+
+def stop_all():
+    """Stop every process and clean up now (also runs at exit)."""
+    _REAPER.cleanup()
+
+
+# --------------------------------------------------------------------------
+# Files and processes
+
+class TempDir:
+    """One directory for a test run's configs, data and logs."""
+
+    def __init__(self, prefix="fsc-it-"):
+        self.path = tempfile.mkdtemp(prefix=prefix)
+        self.logs = []          # (name, path), printed on failure
+        self.keep = os.environ.get("FSC_KEEP_TMP") == "1"
+        _REAPER.install()
+        _REAPER.tmpdirs.append(self)
+
+    def sub(self, *parts):
+        """A subdirectory (created)."""
+        p = os.path.join(self.path, *parts)
+        os.makedirs(p, exist_ok=True)
+        return p
+
+    def file(self, *parts):
+        """A path inside the dir (parent created, file not)."""
+        p = os.path.join(self.path, *parts)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        return p
+
+    def write(self, name, data, mode=0o644):
+        """Write str/bytes to a file with the given mode (set before data)."""
+        p = self.file(name)
+        if isinstance(data, str):
+            data = data.encode()
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        try:
+            os.fchmod(fd, mode)
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        return p
+
+    def add_log(self, name, path):
+        self.logs.append((name, path))
+
+    def cleanup(self, failed=False):
+        if not os.path.isdir(self.path):
+            return
+        if failed or self.keep:
+            if failed:
+                for name, path in self.logs:
+                    sys.stderr.write("----- %s: %s (last 40 lines) -----\n%s\n"
+                                     % (name, path, _tail(path, 40)))
+            log("kept temp dir with logs: %s" % self.path)
+        else:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+_session_tmp = None
+
+
+def session_tmp():
+    """The TempDir shared by components that were not given one."""
+    global _session_tmp
+    if _session_tmp is None:
+        _session_tmp = TempDir()
+    return _session_tmp
+
+
+def _tail(path, n):
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 64 * 1024))
+            lines = f.read().decode("utf-8", "replace").splitlines()
+        return "\n".join(lines[-n:])
+    except OSError as e:
+        return "(%s)" % e
+
+
+_PR_SET_PDEATHSIG = 1
+try:
+    _libc = ctypes.CDLL(None, use_errno=True)
+except OSError:
+    _libc = None
+
+
+def _child_setup():
+    # Runs in the child between fork and exec: its own session/process group
+    # (so killpg reaches everything it forks) and SIGKILL when we die, even by
+    # SIGKILL (ctest timeout), so no server is left behind.
+    os.setsid()
+    if _libc is not None:
+        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+class Proc:
+    """One child process in its own process group, stdout+stderr to a log."""
+
+    def __init__(self, name, argv, log_path, env=None, cwd=None, tmp=None):
+        self.name, self.argv, self.log_path = name, list(argv), log_path
+        self.env, self.cwd = env, cwd
+        self.popen = None
+        if tmp is not None:
+            tmp.add_log(name, log_path)
+
+    def start(self):
+        _REAPER.install()
+        with open(self.log_path, "ab") as logf:
+            logf.write(("=== %s start %s: %s\n" % (time.strftime("%H:%M:%S"), self.name,
+                                                    " ".join(self.argv))).encode())
+            logf.flush()
+            self.popen = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=logf,
+                                          stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd,
+                                          preexec_fn=_child_setup, close_fds=True)
+        if self not in _REAPER.procs:
+            _REAPER.procs.append(self)
+        return self
+
+    @property
+    def pid(self):
+        return self.popen.pid if self.popen else None
+
+    def alive(self):
+        return self.popen is not None and self.popen.poll() is None
+
+    def returncode(self):
+        return self.popen.poll() if self.popen else None
+
+    def send_signal(self, sig):
+        """Send sig to the whole process group (no wait)."""
+        if self.popen is None:
+            return
+        try:
+            os.killpg(self.popen.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def wait(self, timeout=10.0):
+        """Wait for exit; returns the status or raises subprocess.TimeoutExpired."""
+        return self.popen.wait(timeout)
+
+    def kill(self, sig=signal.SIGKILL, timeout=10.0):
+        """Send sig to the group; for terminating signals also wait for exit.
+        SIGSTOP/SIGCONT (a hung process) return at once."""
+        self.send_signal(sig)
+        if sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+            self.popen.wait(timeout)
+
+    def stop(self, timeout=5.0):
+        """SIGTERM (and SIGCONT, in case it was stopped), then SIGKILL."""
+        if self.popen is None:
+            return
+        if self.popen.poll() is None:
+            self.send_signal(signal.SIGTERM)
+            self.send_signal(signal.SIGCONT)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                log("%s did not stop on SIGTERM in %.0f s, SIGKILL" % (self.name, timeout))
+        self.send_signal(signal.SIGKILL)     # leftovers in the group, if any
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log("%s (pid %d) did not exit after SIGKILL" % (self.name, self.popen.pid))
+
+    def log_tail(self, n=40):
+        return _tail(self.log_path, n)
+
+    def log_text(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+
+def fill_template(src, dst, values, mode=0o644):
+    """Copy src to dst replacing @KEY@ for each KEY in values; fail on leftovers."""
+    with open(src, encoding="utf-8") as f:
+        text = f.read()
+    for k, v in values.items():
+        text = text.replace("@%s@" % k, str(v))
+    left = re.findall(r"@[A-Z_]+@", text)
+    if left:
+        raise ValueError("%s: unfilled placeholders %s" % (src, sorted(set(left))))
+    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    return dst
+
+
+# --------------------------------------------------------------------------
+# Redis
+
+class RespError(Exception):
+    """An error reply (-ERR ...) from Redis."""
+
+
+class RespClient:
+    """A tiny blocking RESP2 client: call(*args) -> reply.
+    Bulk strings are returned as str (bytes if not UTF-8), arrays as lists."""
+
+    def __init__(self, port, host=HOST, timeout=2.0):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.buf = b""
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def call(self, *args):
+        out = [b"*%d\r\n" % len(args)]
+        for a in args:
+            if not isinstance(a, bytes):
+                a = str(a).encode()
+            out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+        self.sock.sendall(b"".join(out))
+        return self._reply()
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _fill(self):
+        data = self.sock.recv(65536)
+        if not data:
+            raise ConnectionError("redis closed the connection")
+        self.buf += data
+
+    def _reply(self):
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            raise RespError(rest.decode("utf-8", "replace"))
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            while len(self.buf) < n + 2:
+                self._fill()
+            data, self.buf = self.buf[:n], self.buf[n + 2:]
+            try:
+                return data.decode()
+            except UnicodeDecodeError:
+                return data
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self._reply() for _ in range(n)]
+        raise ConnectionError("bad RESP reply %r" % line[:80])
+
+
+def resp_call(port, *args, timeout=2.0):
+    """One command on a fresh connection."""
+    with RespClient(port, timeout=timeout) as c:
+        return c.call(*args)
+
+
+def pairs(flat):
+    """['k1', 'v1', 'k2', 'v2'] -> {'k1': 'v1', 'k2': 'v2'}"""
+    return dict(zip(flat[0::2], flat[1::2]))
+
+
+class Redis:
+    """redis-server from ha/redis/{master,replica}.conf.in (no persistence).
+    replica_of: a Redis or a port number."""
+
+    def __init__(self, port=None, replica_of=None, name=None, tmp=None, start=True):
+        self.tmp = tmp or session_tmp()
+        self.port = port or free_port()
+        self.name = name or "redis-%d" % self.port
+        self.dir = self.tmp.sub(self.name)
+        self.conf = os.path.join(self.dir, "redis.conf")
+        master_port = replica_of.port if isinstance(replica_of, Redis) else replica_of
+        if master_port:
+            fill_template(os.path.join(HA_DIR, "redis", "replica.conf.in"), self.conf,
+                          {"PORT": self.port, "DIR": self.dir, "MASTER_PORT": master_port})
+        else:
+            fill_template(os.path.join(HA_DIR, "redis", "master.conf.in"), self.conf,
+                          {"PORT": self.port, "DIR": self.dir})
+        self.tmp.add_log(self.name, os.path.join(self.dir, "redis.log"))
+        self.proc = Proc(self.name, ["redis-server", self.conf],
+                         os.path.join(self.dir, "stdout.log"), tmp=self.tmp)
+        if start:
+            self.start()
+
+    @property
+    def url(self):
+        return "redis://%s:%d/0" % (HOST, self.port)
+
+    @property
+    def addr(self):
+        return "%s:%d" % (HOST, self.port)
+
+    def start(self, timeout=10.0):
+        self.proc.start()
+        wait_until(self._pong, timeout, what="%s PING" % self.name)
+        _check_alive(self.proc)
+        return self
+
+    def _pong(self):
+        _check_alive(self.proc)
+        try:
+            return self.cli("PING") == "PONG"
+        except (OSError, RespError):     # not listening yet / LOADING
+            return False
+
+    def cli(self, *args, timeout=2.0):
+        """Run one command, e.g. r.cli("SET", "k", "v"); returns the reply."""
+        return resp_call(self.port, *args, timeout=timeout)
+
+    def kill(self, sig=signal.SIGKILL):
+        self.proc.kill(sig)
+
+    def stop(self):
+        self.proc.stop()
+
+    def restart(self, timeout=10.0):
+        """Stop (if running) and start again on the same port and config
+        (which Sentinel may have rewritten)."""
+        self.proc.stop()
+        return self.start(timeout)
+
+    def role(self):
+        """'master' or 'slave'."""
+        return self.cli("ROLE")[0]
+
+    def info(self, section="replication"):
+        text = self.cli("INFO", section)
+        return dict(l.split(":", 1) for l in text.splitlines() if ":" in l and not l.startswith("#"))
+
+    def wait_synced(self, timeout=15.0):
+        """For a replica: wait until master_link_status is up."""
+        wait_until(lambda: self.info().get("master_link_status") == "up", timeout,
+                   what="%s replication link up" % self.name)
+
+    def log_text(self):
+        return _tail(os.path.join(self.dir, "redis.log"), 100000)
+
+
+class Sentinels:
+    """n redis-sentinel processes from ha/redis/sentinel.conf.in, monitoring
+    master_name at 127.0.0.1:master_port (quorum 2, down-after 1000 ms,
+    failover-timeout 5000 ms)."""
+
+    def __init__(self, master_name, master_port, n=3, tmp=None, start=True):
+        if isinstance(master_port, Redis):
+            master_port = master_port.port
+        self.tmp = tmp or session_tmp()
+        self.master_name, self.master_port, self.n = master_name, master_port, n
+        self.ports = [free_port() for _ in range(n)]
+        self.procs = []
+        for i, port in enumerate(self.ports):
+            d = self.tmp.sub("sentinel-%d" % port)
+            conf = fill_template(os.path.join(HA_DIR, "redis", "sentinel.conf.in"),
+                                 os.path.join(d, "sentinel.conf"),
+                                 {"PORT": port, "DIR": d, "MASTER_NAME": master_name,
+                                  "MASTER_PORT": master_port})
+            self.tmp.add_log("sentinel-%d" % port, os.path.join(d, "sentinel.log"))
+            self.procs.append(Proc("sentinel-%d" % port, ["redis-sentinel", conf],
+                                   os.path.join(d, "stdout.log"), tmp=self.tmp))
+        if start:
+            self.start()
+
+    @property
+    def addrs(self):
+        """['127.0.0.1:p1', ...]"""
+        return ["%s:%d" % (HOST, p) for p in self.ports]
+
+    @property
+    def spec(self):
+        """'127.0.0.1:p1, 127.0.0.1:p2, ...' as [redis] sentinels wants it."""
+        return ", ".join(self.addrs)
+
+    def start(self, timeout=10.0):
+        for p, port in zip(self.procs, self.ports):
+            if not p.alive():
+                p.start()
+                wait_port(port, timeout, proc=p)
+        return self
+
+    def cli(self, i, *args, timeout=2.0):
+        """A command on sentinel i, e.g. s.cli(0, "SENTINEL", "MASTERS")."""
+        return resp_call(self.ports[i], *args, timeout=timeout)
+
+    def master_info(self, i=0):
+        return pairs(self.cli(i, "SENTINEL", "MASTER", self.master_name))
+
+    def wait_ready(self, timeout=20.0, replicas=1):
+        """Every sentinel sees the n-1 others and at least `replicas` replicas."""
+        def ready():
+            for i in range(self.n):
+                if not self.procs[i].alive():
+                    continue
+                try:
+                    m = self.master_info(i)
+                except (OSError, RespError):
+                    return False
+                if (int(m.get("num-other-sentinels", 0)) < self.n - 1 or
+                        int(m.get("num-slaves", 0)) < replicas):
+                    return False
+            return True
+        return wait_until(ready, timeout, 0.1, "sentinels ready (%d, replicas>=%d)"
+                          % (self.n, replicas))
+
+    def master_addr(self):
+        """(host, port) of the master per the first sentinel that answers."""
+        last = None
+        for i in range(self.n):
+            if not self.procs[i].alive():
+                continue
+            try:
+                r = self.cli(i, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.master_name)
+                if r:
+                    return r[0], int(r[1])
+            except (OSError, RespError) as e:
+                last = e
+        raise ConnectionError("no sentinel answered (%r)" % (last,))
+
+    def wait_master(self, port, timeout=20.0):
+        """Wait until the sentinels name 127.0.0.1:port as master; returns seconds."""
+        if isinstance(port, Redis):
+            port = port.port
+        t0 = time.monotonic()
+        wait_until(lambda: self._master_port() == port, timeout, 0.05,
+                   "sentinels naming port %d as master" % port)
+        return time.monotonic() - t0
+
+    def _master_port(self):
+        try:
+            return self.master_addr()[1]
+        except ConnectionError:
+            return None
+
+    def kill(self, i, sig=signal.SIGKILL):
+        self.procs[i].kill(sig)
+
+    def stop(self):
+        for p in self.procs:
+            p.stop()
+
+
+# --------------------------------------------------------------------------
+# ids-sim
+
+class IdsSim:
+    """tests/sim/ids-sim/ids_sim.py: Cisco IdS-like OAuth2 server (auto-approve).
+    redirect_uris: one URL or a list. Extra command-line args via extra_args."""
+
+    def __init__(self, client_id, client_secret, redirect_uris, user=None, access_ttl=None,
+                 refresh_ttl=None, issuer=None, extra_args=(), tmp=None, start=True):
+        self.tmp = tmp or session_tmp()
+        self.client_id, self.client_secret = client_id, client_secret
+        self.redirect_uris = [redirect_uris] if isinstance(redirect_uris, str) else list(redirect_uris)
+        self.user, self.issuer = user, issuer or "ids.sim"
+        self.dir = self.tmp.sub("ids-sim")
+        self.secret_file = self.tmp.write("ids-sim/client-secret", client_secret + "\n", 0o600)
+        self.port_file = os.path.join(self.dir, "port")
+        self.public_key_path = os.path.join(self.dir, "token-public.pem")
+        self.port = None
+        self.access_ttl, self.refresh_ttl = access_ttl, refresh_ttl
+        self.extra_args = list(extra_args)
+        self.proc = None
+        if start:
+            self.start()
+
+    def _argv(self):
+        argv = [PYTHON, IDS_SIM, "--port", str(self.port or 0), "--port-file", self.port_file,
+                "--client-id", self.client_id, "--client-secret-file", self.secret_file,
+                "--public-key-out", self.public_key_path, "--issuer", self.issuer]
+        for u in self.redirect_uris:
+            argv += ["--redirect-uri", u]
+        if self.user:
+            argv += ["--user", self.user]
+        if self.access_ttl:
+            argv += ["--access-ttl", str(self.access_ttl)]
+        if self.refresh_ttl:
+            argv += ["--refresh-ttl", str(self.refresh_ttl)]
+        return argv + self.extra_args
+
+    def start(self, timeout=15.0):
+        """Start; reuses the previous port on a restart."""
+        if not os.path.exists(IDS_SIM):
+            raise FileNotFoundError("ids-sim not found at %s" % IDS_SIM)
+        if os.path.exists(self.port_file):
+            os.unlink(self.port_file)
+        self.proc = Proc("ids-sim", self._argv(), os.path.join(self.dir, "ids-sim.log"),
+                         tmp=self.tmp if self.port is None else None)
+        self.proc.start()
+
+        def port_written():
+            _check_alive(self.proc)
+            try:
+                with open(self.port_file) as f:
+                    return int(f.read().strip() or 0)
+            except (OSError, ValueError):
+                return 0
+        self.port = wait_until(port_written, timeout, what="ids-sim port file")
+        wait_http(self.url + "/sim/stats", timeout, 200, proc=self.proc)
+        return self
+
+    @property
+    def url(self):
+        return "http://%s:%d" % (HOST, self.port)
+
+    authorize_url = property(lambda self: self.url + "/ids/v1/oauth/authorize")
+    token_url = property(lambda self: self.url + "/ids/v1/oauth/token")
+    revoke_url = property(lambda self: self.url + "/ids/v1/oauth/revoke")
+
+    def _control(self, method, path, body=None):
+        status, _, data = http(method, self.url + path, body=body)
+        if status != 200:
+            raise RuntimeError("ids-sim %s %s -> %d %r" % (method, path, status, data[:200]))
+        return json.loads(data or b"null")
+
+    def stats(self):
+        """GET /sim/stats (grants by type, reuse attempts, ...)."""
+        return self._control("GET", "/sim/stats")
+
+    def fault(self, **kw):
+        """POST /sim/faults, e.g. fault(status=503, for_s=5) or fault(delay_ms=3000)."""
+        return self._control("POST", "/sim/faults", kw)
+
+    def clear_faults(self):
+        return self._control("DELETE", "/sim/faults")
+
+    def config(self, **kw):
+        """POST /sim/config, e.g. config(access_ttl=5)."""
+        return self._control("POST", "/sim/config", kw)
+
+    def reset_stats(self):
+        return self._control("POST", "/sim/reset")
+
+    def introspect(self, token):
+        """GET /sim/tokens/introspect?token= -> {"active": bool, ...}"""
+        return self._control("GET", "/sim/tokens/introspect?" + urllib.parse.urlencode({"token": token}))
+
+    def kill(self, sig=signal.SIGKILL):
+        self.proc.kill(sig)
+
+    def stop(self):
+        self.proc.stop()
+
+    def restart(self, timeout=15.0):
+        """Same port; note a restart forgets every code and token."""
+        self.proc.stop()
+        return self.start(timeout)
+
+    def log_text(self):
+        return self.proc.log_text()
+
+
+# --------------------------------------------------------------------------
+# fsc-sso
+
+class SsoSecrets:
+    """The files an fsc-sso pair shares: IdS client secret, 32-byte seal key,
+    service key (what fsc-connector sends as Bearer). Mode 0600."""
+
+    def __init__(self, client_secret=None, tmp=None):
+        self.tmp = tmp or session_tmp()
+        self.client_secret = client_secret or secrets.token_urlsafe(24)
+        self.service_key = secrets.token_urlsafe(32)
+        self.seal_key = secrets.token_bytes(32)
+        self.client_secret_file = self.tmp.write("secrets/ids-client-secret",
+                                                 self.client_secret + "\n", 0o600)
+        self.seal_key_file = self.tmp.write("secrets/seal.key", self.seal_key, 0o600)
+        self.service_key_file = self.tmp.write("secrets/service.key", self.service_key + "\n", 0o600)
+
+
+class SsoInstance:
+    """One fsc-sso daemon.
+
+    redis: a Redis, a redis:// URL, or a Sentinels (then [redis] sentinels and
+    master are used). ids: an IdsSim. public_url: how browsers reach the pair
+    (the HAProxy URL; default: this instance's own URL). allowed_return_to:
+    str or list. secrets: an SsoSecrets shared by the pair (created if None).
+    extra: {"section": {"key": "value" | None}} to override/add (None
+    removes). The INI uses the keys of deploy/fsc-sso.ini.sample."""
+
+    def __init__(self, name, redis, ids, public_url=None, allowed_return_to=(),
+                 secrets=None, extra=None, port=None, client_id=None, log_level="debug",
+                 jwt=False, tmp=None, start=True):
+        self.tmp = tmp or session_tmp()
+        self.name = name
+        self.port = port or free_port()
+        self.public_url = (public_url or self.url).rstrip("/")
+        self.secrets = secrets or SsoSecrets(ids.client_secret if ids else None, tmp=self.tmp)
+        self.dir = self.tmp.sub("sso-%s" % name)
+        self.conf = os.path.join(self.dir, "fsc-sso.ini")
+        if isinstance(allowed_return_to, str):
+            allowed_return_to = [allowed_return_to]
+        sections = {
+            "server": {"listen": "%s:%d" % (HOST, self.port), "public_url": self.public_url,
+                       "instance": name, "log_level": log_level},
+            "redis": self._redis_keys(redis),
+            "ids": {"authorize_url": ids.authorize_url, "token_url": ids.token_url,
+                    "revoke_url": ids.revoke_url,
+                    "client_id": client_id or ids.client_id,
+                    "client_secret_file": self.secrets.client_secret_file} if ids else {},
+            "session": {"seal_key_file": self.secrets.seal_key_file},
+            "service": {"key_file": self.secrets.service_key_file},
+            "login": {"allowed_return_to": ", ".join(allowed_return_to)},
+        }
+        if jwt and ids:
+            sections["ids"].update({"jwt_public_key_file": ids.public_key_path,
+                                    "jwt_issuer": ids.issuer,
+                                    "jwt_audience": client_id or ids.client_id})
+        for sec, kv in (extra or {}).items():
+            dst = sections.setdefault(sec, {})
+            for k, v in kv.items():
+                if v is None:
+                    dst.pop(k, None)
+                else:
+                    dst[k] = v
+        self.sections = sections
+        self.write_config()
+        self.proc = Proc("fsc-sso-%s" % name, [FSC_SSO, "--config", self.conf],
+                         os.path.join(self.dir, "fsc-sso.log"), tmp=self.tmp)
+        if start:
+            self.start()
+
+    @staticmethod
+    def _redis_keys(redis):
+        if isinstance(redis, Sentinels):
+            return {"sentinels": redis.spec, "master": redis.master_name, "prefix": "fsc:"}
+        url = redis.url if isinstance(redis, Redis) else str(redis)
+        return {"url": url, "prefix": "fsc:"}
+
+    def write_config(self):
+        """(Re)write the INI from self.sections (edit them, then restart())."""
+        lines = ["; generated by tests/lib/stack.py"]
+        for sec, kv in self.sections.items():
+            if not kv:
+                continue
+            lines.append("\n[%s]" % sec)
+            lines += ["%s = %s" % (k, v) for k, v in kv.items()]
+        with open(self.conf, "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
+
+    @property
+    def url(self):
+        return "http://%s:%d" % (HOST, self.port)
+
+    @staticmethod
+    def check_binary():
+        if not os.access(FSC_SSO, os.X_OK):
+            raise FileNotFoundError("fsc-sso not built: %s (set FSC_BUILD_DIR)" % FSC_SSO)
+
+    def check_config(self):
+        """Run fsc-sso --check-config; returns (exit status, output)."""
+        self.check_binary()
+        r = subprocess.run([FSC_SSO, "--check-config", "--config", self.conf],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+        return r.returncode, r.stdout.decode("utf-8", "replace")
+
+    def start(self, timeout=15.0):
+        """Start and wait for GET /healthz 200."""
+        self.check_binary()
+        self.proc.start()
+        wait_http(self.url + "/healthz", timeout, 200, proc=self.proc)
+        return self
+
+    def wait_ready(self, timeout=15.0):
+        """Wait for GET /readyz 200 (Redis reachable)."""
+        wait_http(self.url + "/readyz", timeout, 200, proc=self.proc)
+
+    def kill(self, sig=signal.SIGKILL):
+        self.proc.kill(sig)
+
+    def stop(self):
+        self.proc.stop()
+
+    def restart(self, timeout=15.0):
+        self.proc.stop()
+        return self.start(timeout)
+
+    def alive(self):
+        return self.proc.alive()
+
+    def log_text(self):
+        return self.proc.log_text()
+
+
+# --------------------------------------------------------------------------
+# HAProxy
+
+class Haproxy:
+    """haproxy from ha/haproxy-sso.cfg.in in front of exactly two backends
+    (server names "a" and "b", backend "be_sso"). backends: two URLs or
+    host:port strings (or SsoInstances)."""
+
+    BACKEND = "be_sso"
+
+    def __init__(self, backends, port=None, tmp=None, start=True):
+        if len(backends) != 2:
+            raise ValueError("the template has exactly two servers (a, b)")
+        self.tmp = tmp or session_tmp()
+        self.port = port or free_port()
+        self.dir = self.tmp.sub("haproxy")
+        self.socket_path = os.path.join(self.dir, "admin.sock")
+        if len(self.socket_path) > 100:      # sun_path is 108 bytes
+            self.socket_path = os.path.join(tempfile.mkdtemp(prefix="fsc-hx-"), "admin.sock")
+        self.cfg = fill_template(os.path.join(HA_DIR, "haproxy-sso.cfg.in"),
+                                 os.path.join(self.dir, "haproxy.cfg"),
+                                 {"BIND": "%s:%d" % (HOST, self.port),
+                                  "SSO_A": _hostport(backends[0]),
+                                  "SSO_B": _hostport(backends[1]),
+                                  "STATS_SOCKET": self.socket_path})
+        r = subprocess.run(["haproxy", "-c", "-f", self.cfg], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=30)
+        if r.returncode != 0:
+            raise RuntimeError("haproxy -c -f %s failed:\n%s" % (self.cfg, r.stdout.decode()))
+        self.proc = Proc("haproxy", ["haproxy", "-f", self.cfg, "-db"],
+                         os.path.join(self.dir, "haproxy.log"), tmp=self.tmp)
+        if start:
+            self.start()
+
+    @property
+    def url(self):
+        return "http://%s:%d" % (HOST, self.port)
+
+    def start(self, timeout=10.0):
+        self.proc.start()
+        wait_port(self.port, timeout, proc=self.proc)
+        wait_until(lambda: os.path.exists(self.socket_path), timeout, what="haproxy stats socket")
+        return self
+
+    def admin(self, command, timeout=2.0):
+        """One command on the stats socket; returns the text answer."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(self.socket_path)
+            s.sendall(command.encode() + b"\n")
+            out = b""
+            while True:
+                data = s.recv(65536)
+                if not data:
+                    break
+                out += data
+        return out.decode("utf-8", "replace")
+
+    def server_state(self):
+        """{"a": {"op_state": 2, "admin_state": 0, "addr": "...", ...}, "b": ...}
+        op_state: 0 = DOWN, 1 = starting, 2 = UP, 3 = stopping."""
+        text = self.admin("show servers state %s" % self.BACKEND)
+        lines = [l for l in text.splitlines() if l.strip()]
+        header = next(l for l in lines if l.startswith("#")).lstrip("# ").split()
+        out = {}
+        for l in lines:
+            if l.startswith("#") or len(l.split()) < len(header) or not l[0].isdigit():
+                continue
+            row = dict(zip(header, l.split()))
+            out[row["srv_name"]] = {"op_state": int(row["srv_op_state"]),
+                                    "admin_state": int(row["srv_admin_state"]),
+                                    "addr": row["srv_addr"], "port": row.get("srv_port"),
+                                    "raw": row}
+        return out
+
+    def is_up(self, name):
+        return self.server_state()[name]["op_state"] == 2
+
+    def wait_up(self, name, timeout=15.0):
+        """Wait until server `name` ("a"/"b") is UP; returns seconds waited."""
+        t0 = time.monotonic()
+        wait_until(lambda: self.is_up(name), timeout, 0.05, "haproxy %s UP" % name)
+        return time.monotonic() - t0
+
+    def wait_down(self, name, timeout=15.0):
+        t0 = time.monotonic()
+        wait_until(lambda: self.server_state()[name]["op_state"] == 0, timeout, 0.05,
+                   "haproxy %s DOWN" % name)
+        return time.monotonic() - t0
+
+    def set_maint(self, name, maint=True):
+        """Put a server into/out of maintenance (drain without killing it)."""
+        return self.admin("set server %s/%s state %s" % (self.BACKEND, name,
+                                                          "maint" if maint else "ready"))
+
+    def kill(self, sig=signal.SIGKILL):
+        self.proc.kill(sig)
+
+    def stop(self):
+        self.proc.stop()
+
+    def restart(self, timeout=10.0):
+        self.proc.stop()
+        return self.start(timeout)
+
+    def log_text(self):
+        return self.proc.log_text()
+
+
+def _hostport(x):
+    if isinstance(x, SsoInstance):
+        return "%s:%d" % (HOST, x.port)
+    if "://" in x:
+        u = urllib.parse.urlsplit(x)
+        return "%s:%d" % (u.hostname, u.port or (443 if u.scheme == "https" else 80))
+    return x
+
+
+# --------------------------------------------------------------------------
+# HTTP helpers
+
+def http(method, url, headers=None, body=None, timeout=5.0, follow=False, cookies=None):
+    """One HTTP request with http.client. body: bytes, str, or dict/list (sent
+    as JSON). follow: follow redirects (GET after 301/302/303). cookies: a
+    Browser whose cookie jar is used. Returns (status, headers, body bytes);
+    header names are lower-case, repeated headers joined with ", " except
+    set-cookie (joined with "\\n")."""
+    for _ in range(10):
+        status, hdrs, data = _request_once(method, url, headers, body, timeout, cookies)
+        if not follow or status not in (301, 302, 303, 307, 308) or "location" not in hdrs:
+            return status, hdrs, data
+        url = urllib.parse.urljoin(url, hdrs["location"])
+        if status in (301, 302, 303):
+            method, body = "GET", None
+    raise RuntimeError("too many redirects")
+
+
+def _request_once(method, url, headers, body, timeout, cookies):
+    u = urllib.parse.urlsplit(url)
+    cls = httpclient.HTTPSConnection if u.scheme == "https" else httpclient.HTTPConnection
+    conn = cls(u.hostname, u.port, timeout=timeout)
+    hdrs = dict(headers or {})
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body).encode()
+        hdrs.setdefault("Content-Type", "application/json")
+    elif isinstance(body, str):
+        body = body.encode()
+    if cookies is not None:
+        c = cookies.cookie_header(u.hostname)
+        if c:
+            hdrs["Cookie"] = c
+    path = u.path or "/"
+    if u.query:
+        path += "?" + u.query
+    try:
+        conn.request(method, path, body=body, headers=hdrs)
+        resp = conn.getresponse()
+        data = resp.read()
+        out = {}
+        for k, v in resp.getheaders():
+            k = k.lower()
+            if k in out:
+                out[k] += ("\n" if k == "set-cookie" else ", ") + v
+            else:
+                out[k] = v
+        if cookies is not None:
+            for v in resp.headers.get_all("Set-Cookie") or []:
+                cookies.set_cookie(u.hostname, v)
+        return resp.status, out, data
+    finally:
+        conn.close()
+
+
+def json_body(method, url, headers=None, body=None, timeout=5.0):
+    """http() and parse the body as JSON: returns (status, obj or None)."""
+    status, _, data = http(method, url, headers=headers, body=body, timeout=timeout)
+    try:
+        return status, json.loads(data) if data else None
+    except ValueError:
+        return status, None
+
+
+class Browser:
+    """A cookie jar, per host name (ports ignored, like browsers do, so
+    instances A and B on 127.0.0.1 share cookies as they would behind one
+    load balancer). Path, Secure, SameSite are not enforced."""
+
+    def __init__(self):
+        self.jar = {}       # host -> {name: value}
+
+    def set_cookie(self, host, header):
+        nv = header.split(";", 1)[0]
+        name, _, value = nv.partition("=")
+        attrs = header.lower()
+        jar = self.jar.setdefault(host, {})
+        if re.search(r";\s*max-age=(0|-\d+)\b", attrs) or "expires=thu, 01 jan 1970" in attrs:
+            jar.pop(name.strip(), None)
+        else:
+            jar[name.strip()] = value.strip()
+
+    def cookie_header(self, host):
+        return "; ".join("%s=%s" % kv for kv in self.jar.get(host, {}).items())
+
+    def get(self, url, **kw):
+        return http("GET", url, cookies=self, **kw)
+
+
+def _rebase(url, base):
+    """url with scheme://host:port taken from base."""
+    u, b = urllib.parse.urlsplit(url), urllib.parse.urlsplit(base)
+    return urllib.parse.urlunsplit((b.scheme, b.netloc, u.path, u.query, u.fragment))
+
+
+class CallbackUrl(str):
+    """The IdS redirect to /sso/callback?code&state, carrying the Browser
+    (cookies) of the sign-in that produced it."""
+    browser = None
+
+
+class LoginError(AssertionError):
+    pass
+
+
+def start_login(sso_url, return_to, login_hint=None, popup=False, browser=None):
+    """GET {sso_url}/sso/login?return_to=... -> 302 to IdS authorize -> (ids-sim
+    auto-approves) 302 to .../sso/callback?code&state. Returns that callback
+    URL (a CallbackUrl, not followed)."""
+    browser = browser or Browser()
+    q = {"return_to": return_to}
+    if login_hint:
+        q["login_hint"] = login_hint
+    if popup:
+        q["mode"] = "popup"
+    url = sso_url.rstrip("/") + "/sso/login?" + urllib.parse.urlencode(q)
+    status, hdrs, data = browser.get(url)
+    if status != 302 or "location" not in hdrs:
+        raise LoginError("GET %s -> %d %r" % (url, status, data[:300]))
+    authorize = urllib.parse.urljoin(url, hdrs["location"])
+    status, hdrs, data = browser.get(authorize)
+    if status != 302 or "location" not in hdrs:
+        raise LoginError("GET %s -> %d %r" % (authorize, status, data[:300]))
+    cb = CallbackUrl(urllib.parse.urljoin(authorize, hdrs["location"]))
+    cb.browser = browser
+    return cb
+
+
+def finish_login(callback_url, sso_url=None, browser=None, popup=None):
+    """GET the callback (on sso_url's host:port if given, e.g. instance B)
+    -> 302 to return_to?...&handoff=CODE, or (popup) a page that postMessages
+    {"handoff": CODE}. Returns CODE. Raises LoginError otherwise."""
+    browser = browser or getattr(callback_url, "browser", None) or Browser()
+    url = _rebase(callback_url, sso_url) if sso_url else str(callback_url)
+    status, hdrs, data = browser.get(url)
+    if status == 302 and "location" in hdrs:
+        q = urllib.parse.parse_qs(urllib.parse.urlsplit(hdrs["location"]).query)
+        if "handoff" in q:
+            return q["handoff"][0]
+        raise LoginError("callback redirected without handoff: %s" % hdrs["location"])
+    if status == 200 and popup is not False:
+        m = re.search(rb'"handoff"\s*:\s*"([^"\\]+)"', data)
+        if m:
+            return m.group(1).decode()
+    raise LoginError("GET %s -> %d %r" % (url, status, data[:300]))
+
+
+def login_flow(sso_url, return_to, login_hint=None, popup=False, callback_url=None, browser=None):
+    """A full sign-in; returns the handoff code. callback_url: send the
+    callback to this base URL instead (e.g. instance B)."""
+    cb = start_login(sso_url, return_to, login_hint, popup, browser)
+    return finish_login(cb, callback_url)
+
+
+class SsoClient:
+    """The fsc-sso service API as fsc-connector calls it."""
+
+    def __init__(self, base_url, service_key, timeout=10.0):
+        self.base, self.key, self.timeout = base_url.rstrip("/"), service_key, timeout
+
+    def call(self, method, path, body=None, key=None):
+        """Returns (status, JSON object or None)."""
+        hdrs = {"Authorization": "Bearer %s" % (self.key if key is None else key)}
+        return json_body(method, self.base + path, hdrs, body, self.timeout)
+
+    def handoff(self, code):
+        """POST /v1/handoff -> (status, {"session", "user", "expires_at"})"""
+        return self.call("POST", "/v1/handoff", {"handoff": code})
+
+    def token(self, session):
+        """GET /v1/sessions/{id}/token -> (status, {"access_token", "user", "expires_at"})"""
+        return self.call("GET", "/v1/sessions/%s/token" % urllib.parse.quote(session, safe=""))
+
+    def logout(self, session):
+        """DELETE /v1/sessions/{id} -> (status, obj)"""
+        return self.call("DELETE", "/v1/sessions/%s" % urllib.parse.quote(session, safe=""))
+
+
+# --------------------------------------------------------------------------
+# The usual topology
+
+class Stack:
+    """Redis master (+ replica + 3 sentinels if sentinel=True), ids-sim,
+    fsc-sso A and B sharing secrets, HAProxy in front (public_url).
+
+        with Stack() as st:
+            code = st.login()                       # through HAProxy
+            status, s = st.client().handoff(code)
+
+    Attributes: tmp, redis, replica, sentinels, ids, secrets, a, b, lb,
+    public_url, return_to, service_key. sso_extra: extra INI for both.
+    """
+
+    CLIENT_ID = "fsc-connector"
+    RETURN_TO = "https://connector.test/softphone/"
+    MASTER_NAME = "fsc"
+
+    def __init__(self, sentinel=False, haproxy=True, user="agent1@example.com",
+                 access_ttl=None, refresh_ttl=None, sso_extra=None, jwt=False, tmp=None):
+        self.tmp = tmp or session_tmp()
+        self.return_to = self.RETURN_TO
+        self.redis = Redis(name="redis-master", tmp=self.tmp)
+        self.replica = self.sentinels = None
+        if sentinel:
+            self.replica = Redis(replica_of=self.redis, name="redis-replica", tmp=self.tmp)
+            self.sentinels = Sentinels(self.MASTER_NAME, self.redis.port, tmp=self.tmp)
+            self.replica.wait_synced()
+            self.sentinels.wait_ready(replicas=1)
+        lb_port = free_port()
+        self.public_url = "http://%s:%d" % (HOST, lb_port) if haproxy else None
+        self.secrets = SsoSecrets(tmp=self.tmp)
+        self.service_key = self.secrets.service_key
+        a_port = free_port()
+        redirect = (self.public_url or "http://%s:%d" % (HOST, a_port)) + "/sso/callback"
+        self.ids = IdsSim(self.CLIENT_ID, self.secrets.client_secret, [redirect], user=user,
+                          access_ttl=access_ttl, refresh_ttl=refresh_ttl, tmp=self.tmp)
+        public = self.public_url or "http://%s:%d" % (HOST, a_port)
+        kw = dict(ids=self.ids, public_url=public, allowed_return_to=[self.return_to],
+                  secrets=self.secrets, extra=sso_extra, jwt=jwt, tmp=self.tmp)
+        store = self.sentinels or self.redis
+        self.a = SsoInstance("a", store, port=a_port, **kw)
+        self.b = SsoInstance("b", store, **kw)
+        self.a.wait_ready()
+        self.b.wait_ready()
+        self.lb = None
+        if haproxy:
+            self.lb = Haproxy([self.a.url, self.b.url], port=lb_port, tmp=self.tmp)
+            self.lb.wait_up("a")
+            self.lb.wait_up("b")
+
+    @property
+    def url(self):
+        """Where clients go: HAProxy, or instance A without it."""
+        return self.lb.url if self.lb else self.a.url
+
+    def client(self, base_url=None):
+        return SsoClient(base_url or self.url, self.service_key)
+
+    def login(self, via=None, callback_via=None, **kw):
+        """A sign-in through `via` (default: the LB); returns the handoff code."""
+        return login_flow(via or self.url, self.return_to, callback_url=callback_via, **kw)
+
+    def session(self, via=None):
+        """Sign in and redeem the handoff; returns the /v1/handoff JSON."""
+        status, obj = self.client(via).handoff(self.login(via))
+        if status != 200:
+            raise LoginError("POST /v1/handoff -> %d %r" % (status, obj))
+        return obj
+
+    def stop(self):
+        for c in (self.lb, self.a, self.b, self.ids, self.sentinels, self.replica, self.redis):
+            if c is not None:
+                c.stop()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *_):
+        if exc_type is not None:
+            mark_failed()
+        self.stop()
