@@ -206,9 +206,11 @@ cmn_httpc_do(const struct cmn_httpc_req *req, struct cmn_httpc_resp *resp,
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
     if (req->ca_file != NULL) {
-        /* Replaces curl's default bundle: the private CA becomes the only
-         * trust anchor for this call. */
+        /* DESIGN §4: ca_file *adds* a trust anchor. CAINFO alone would
+         * replace the system bundle, so the system's hashed certificate
+         * directory stays in use beside it. */
         curl_easy_setopt(h, CURLOPT_CAINFO, req->ca_file);
+        curl_easy_setopt(h, CURLOPT_CAPATH, "/etc/ssl/certs");
     }
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,

@@ -3,7 +3,7 @@
  * one cached per thread so connections are reused).
  *
  * TLS verification is always on; ca_file adds a trust anchor (private CAs,
- * test CAs). Every call has a total timeout and a cap on the response
+ * test CAs) to the system's certificates in /etc/ssl/certs. Every call has a total timeout and a cap on the response
  * body. Redirects are not followed. */
 #ifndef CMN_HTTPC_H
 #define CMN_HTTPC_H

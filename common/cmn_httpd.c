@@ -402,7 +402,8 @@ req_new(struct cmn_httpd *d, struct MHD_Connection *conn, const char *url,
     return req;
 }
 
-/* Appends a body piece; false when the cap is exceeded. */
+/* Appends a body piece; false when the cap is exceeded (or, rarely, memory
+ * runs out: the client then gets a 413 too, which is safe). */
 static bool
 req_append_body(struct cmn_http_req *req, const char *data, size_t len)
 {
