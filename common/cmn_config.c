@@ -183,6 +183,10 @@ cfg_reader(char *str, int num, void *stream)
     while (n > 0 && is_blank(line[n - 1])) {
         n--;
     }
+    /* libinih ignores whatever follows "]" on a section line. */
+    if (n > 0 && line[0] == '[' && line[n - 1] != ']') {
+        parse_fail(ps, "syntax error");
+    }
     /* Keep one byte for libinih's own line-end handling besides the NUL. */
     if (n > (size_t)num - 2) {
         parse_fail(ps, "line too long (over %d characters without comments)",

@@ -166,7 +166,8 @@ cmn_log_write(enum cmn_log_level level, const char *fn, const char *fmt, ...)
 {
     char text[LOG_LINE_MAX];
     char line[LOG_LINE_MAX];
-    char ts[40];
+    /* Room for any int in every field keeps -Wformat-truncation quiet. */
+    char ts[96];
     char tail[8 + 4 * LOG_REQ_MAX];
     size_t pos = 0;
     size_t tail_len = 0;

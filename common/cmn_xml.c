@@ -100,7 +100,7 @@ xml_check_tree(xmlDocPtr doc, struct cmn_err *err)
         default:
             break;
         }
-        if (depth > CMN_XML_MAX_DEPTH) {
+        if (node->type == XML_ELEMENT_NODE && depth > CMN_XML_MAX_DEPTH) {
             cmn_err_set(err, "xml: nesting deeper than %d",
                         CMN_XML_MAX_DEPTH);
             return CMN_INVALID;
@@ -173,6 +173,13 @@ cmn_xml_parse(const char *buf, size_t len, size_t max_len,
         } else {
             cmn_err_set(err, "xml: not well-formed");
         }
+        goto fail;
+    }
+    /* An undefined namespace prefix leaves the document "well-formed" to
+     * libxml2, but names in it no longer mean what a signer meant. */
+    if (!ctxt->nsWellFormed) {
+        cmn_err_set(err, "xml: line %d: %s", xp.error_line,
+                    xp.have_error ? xp.error : "namespace error");
         goto fail;
     }
     /* Belt and braces: the hook above should make these impossible. */

@@ -15,7 +15,7 @@ static const char *const known_keys[] = {
     "redis.url", "redis.sentinels", "redis.master", "redis.prefix",
     "redis.password_file", "redis.connect_timeout_ms",
     "redis.command_timeout_ms", "redis.pool_size", "redis.wait_replicas",
-    "redis.wait_timeout_ms",
+    "redis.wait_timeout_ms", "redis.failover_wait_ms",
     "ids.authorize_url", "ids.token_url", "ids.revoke_url", "ids.client_id",
     "ids.client_secret_file", "ids.ca_file", "ids.redirect_uri", "ids.scope",
     "ids.timeout_ms", "ids.user_claim", "ids.jwt_public_key_file",
@@ -286,6 +286,8 @@ sso_config_load(const char *path, struct cmn_err *err)
         load_server(c, err) != CMN_OK ||
         cmn_redis_opts_from_config(c->ini, "redis", &c->redis,
                                    &c->redis_storage, err) != CMN_OK ||
+        cmn_config_long(c->ini, "redis", "failover_wait_ms", 3000, 0, 30000,
+                        &c->failover_wait_ms, err) != CMN_OK ||
         load_ids(c, err) != CMN_OK || load_session(c, err) != CMN_OK ||
         cmn_config_secret(c->ini, "service", "key", true, 4096, true,
                           &c->service_key, err) != CMN_OK ||

@@ -33,6 +33,8 @@ struct sso_config {
     /* [redis] */
     struct cmn_redis_opts redis;
     void *redis_storage;
+    long failover_wait_ms; /* how long a token fetch rides out a Redis
+                              outage before answering 503 */
 
     /* [ids] */
     const char *authorize_url;

@@ -132,8 +132,18 @@ static enum sso_token_status
 load(struct sso_gen *g, const char *sid, struct sso_session *s,
      struct cmn_err *err)
 {
-    int rc = sso_store_session_get(&g->store, sid, s, err);
+    /* A Sentinel failover leaves no master for ~2 s: ride it out here
+     * (reads are idempotent) instead of failing the connector's call */
+    long long give_up = cmn_now_ms() + g->cfg->failover_wait_ms;
+    int rc;
 
+    for (;;) {
+        rc = sso_store_session_get(&g->store, sid, s, err);
+        if ((rc != CMN_IO && rc != CMN_ERR) || cmn_now_ms() >= give_up) {
+            break;
+        }
+        sleep_ms(100);
+    }
     if (rc == CMN_NOTFOUND) {
         return SSO_TOKEN_NO_SESSION;
     }

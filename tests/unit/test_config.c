@@ -162,6 +162,8 @@ test_config_syntax_error(void **state)
     assert_null(parse("[s]\na = 1\na = 2\nbad\n", &err));
     assert_string_equal(err.msg,
                         "t.ini:3: [s] a: duplicate key (first set on line 2)");
+    assert_null(parse("[s]\na = 1\n[t] junk\nb = 2\n", &err));
+    assert_string_equal(err.msg, "t.ini:3: syntax error");
     assert_null(parse("a = 1\n", &err));
     assert_string_equal(err.msg, "t.ini:1: key outside of any [section]");
     assert_null(parse("[s]\nmy key = 1\n", &err));
@@ -182,19 +184,12 @@ test_config_long_line_and_nul(void **state)
 
     (void)state;
     /* A long line must be refused, not split in two by libinih. */
-    memset(text, 0, sizeof(text));
-    strcpy(text, "[s]\nk = ");
-    memset(text + strlen(text), 'x', 300);
-    strcat(text, "\n");
+    snprintf(text, sizeof(text), "[s]\nk = %0300d\n", 0);
     assert_null(parse(text, &err));
     assert_non_null(strstr(err.msg, "t.ini:2: line too long"));
 
     /* A long comment does not count. */
-    memset(text, 0, sizeof(text));
-    strcpy(text, "[s]\nk = v ; ");
-    memset(text + strlen(text), 'c', 300);
-    strcat(text, "\n; ");
-    memset(text + strlen(text), 'c', 250);
+    snprintf(text, sizeof(text), "[s]\nk = v ; %0300d\n; %0250d", 0, 0);
     cfg = parse(text, &err);
     assert_non_null(cfg);
     assert_string_equal(cmn_config_get(cfg, "s", "k"), "v");
@@ -331,7 +326,7 @@ test_config_bool(void **state)
     (void)state;
     assert_non_null(cfg);
     for (int i = 1; i <= 5; i++) {
-        char k[8];
+        char k[16];
         snprintf(k, sizeof(k), "t%d", i);
         v = false;
         assert_int_equal(cmn_config_bool(cfg, "b", k, false, &v, &err),
@@ -339,7 +334,7 @@ test_config_bool(void **state)
         assert_true(v);
     }
     for (int i = 1; i <= 4; i++) {
-        char k[8];
+        char k[16];
         snprintf(k, sizeof(k), "f%d", i);
         v = true;
         assert_int_equal(cmn_config_bool(cfg, "b", k, true, &v, &err),

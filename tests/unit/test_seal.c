@@ -24,6 +24,8 @@ static const unsigned char key1[32] = {
 };
 static const char aad[] = "fsc:sess:abc";
 static const char pt[] = "{\"user\":\"alice\",\"token\":\"t0k3n\"}";
+/* Non-NULL marker: a failed open must reset *out to NULL. */
+static unsigned char sentinel[1];
 
 static char tmpdir[64];
 
@@ -135,7 +137,7 @@ test_seal_tamper_every_region(void **state)
     for (size_t i = 0; i < CMN_ARRAY_LEN(where); i++) {
         for (int bit = 0; bit < 8; bit += 7) {
             rec[where[i]] ^= (unsigned char)(1u << bit);
-            out = (unsigned char *)"x";
+            out = sentinel;
             assert_int_equal(cmn_seal_open(s, aad, strlen(aad), rec, len,
                                            &out, &out_len),
                              CMN_INVALID);
@@ -401,7 +403,7 @@ test_seal_base64url_vectors(void **state)
         "=",
     };
     for (size_t i = 0; i < CMN_ARRAY_LEN(bad); i++) {
-        dec = (unsigned char *)"x";
+        dec = sentinel;
         assert_int_equal(cmn_base64url_decode(bad[i], strlen(bad[i]), &dec,
                                               &dec_len),
                          CMN_INVALID);

@@ -139,7 +139,7 @@ test_xml_billion_laughs_refused(void **state)
     refused("<?xml version=\"1.0\"?>\n"
             "<!DOCTYPE lolz [\n"
             " <!ENTITY lol \"lol\">\n"
-            " <!ENTITY lol1 \"&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;\">\n"
+            " <!ENTITY lol1 \"&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;\">\n"
             " <!ENTITY lol2 \"&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;\">\n"
             " <!ENTITY lol3 \"&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;\">\n"
             " <!ENTITY lol4 \"&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;\">\n"
@@ -176,11 +176,11 @@ test_xml_oversized_refused(void **state)
     assert_null(cmn_xml_parse(NULL, 0, 10, &err));
 }
 
-/* <a><a>...</a></a> nested depth deep. */
+/* <a><a>...</a></a> nested depth deep (one spare byte for a test). */
 static char *
 nested(int depth)
 {
-    char *s = malloc((size_t)depth * 7 + 1);
+    char *s = malloc((size_t)depth * 7 + 2);
     char *p = s;
 
     assert_non_null(s);
@@ -210,6 +210,17 @@ test_xml_depth(void **state)
     xmlFreeDoc(doc);
     free(s);
 
+    /* Text inside the deepest allowed element is fine: depth counts
+     * elements. */
+    s = nested(CMN_XML_MAX_DEPTH);
+    memmove(s + 3 * CMN_XML_MAX_DEPTH + 1, s + 3 * CMN_XML_MAX_DEPTH,
+            strlen(s + 3 * CMN_XML_MAX_DEPTH) + 1);
+    s[3 * CMN_XML_MAX_DEPTH] = 'x';
+    doc = parse(s, &err);
+    assert_non_null(doc);
+    xmlFreeDoc(doc);
+    free(s);
+
     s = nested(CMN_XML_MAX_DEPTH + 1);
     assert_null(parse(s, &err));
     assert_string_equal(err.msg, "xml: nesting deeper than 64");
@@ -230,6 +241,9 @@ test_xml_malformed(void **state)
     refused("not xml", "xml:");
     refused("<r/><r/>", "xml:");
     refused("<r>\xff\xfe</r>", "xml:");
+    /* Undefined namespace prefix. */
+    refused("<p:r/>", "xml: line 1: ");
+    refused("<r><q:a>x</q:a></r>", "xml: line 1: ");
 }
 
 static void
