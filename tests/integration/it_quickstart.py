@@ -1,0 +1,26 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""The README's main job keeps working: deploy/quickstart.py --once brings
+up Redis, ids-sim, fsc-sso A and B behind HAProxy, signs the demo agent in
+through the load balancer and prints the token."""
+import os
+import re
+import subprocess
+import sys
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+
+
+def main():
+    out = subprocess.run(
+        ["/usr/bin/python3", os.path.join(ROOT, "deploy", "quickstart.py"), "--once"],
+        capture_output=True, text=True, timeout=120)
+    print(out.stdout)
+    assert out.returncode == 0, "quickstart exit %d: %s" % (out.returncode, out.stderr[-2000:])
+    assert "quickstart: ok" in out.stdout, "quickstart finished"
+    assert re.search(r"access_token=eyJ\S+ +user=agent1001@example.com", out.stdout), \
+        "the demo agent's token is printed"
+    print("PASS")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
