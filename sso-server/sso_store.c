@@ -132,9 +132,9 @@ set_value(struct sso_store *st, const char *key, const unsigned char *val,
 
     snprintf(ttlbuf, sizeof(ttlbuf), "%ld", ttl);
     for (int i = 0; i < 6; i++) {
-        lens[i] = strlen(argv[i]);
+        /* the value is binary: never strlen() it */
+        lens[i] = i == 2 ? val_len : strlen(argv[i]);
     }
-    lens[2] = val_len;
     r = cmn_redis_cmd(st->redis, flags, nx ? 6 : 5, argv, lens, err);
     rc = reply_status(r, err);
     if (rc == CMN_OK && r->type == REDIS_REPLY_NIL) {
