@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
 /* sso_jwt.h - reading IdS access tokens (JWT): the claims, and where
- * configured a full check (RS256 signature with the IdS public key through
- * liboauth2, then iss, aud and exp checked here, since liboauth2 1.4.5.4
- * does not bind aud or iss to expected values). */
+ * configured a full check: RS256 signature with the IdS public key, then
+ * iss, aud and exp against expected values.
+ *
+ * Why not liboauth2: its "pubkey" verifier (1.4.5.4 with cjose on
+ * OpenSSL 3, bookworm) rejects valid RS256 signatures ("padding check
+ * failed", seen with tokens PyJWT verifies), and it never binds iss or aud
+ * to expected values anyway. RS256 with OpenSSL EVP is a few lines. */
 #ifndef SSO_JWT_H
 #define SSO_JWT_H
 
