@@ -830,6 +830,13 @@ cmn_httpd_stop(struct cmn_httpd *d, int drain_ms)
         return;
     }
     lsock = MHD_quiesce_daemon(d->mhd);
+    /* Quiesced, the socket still listens: new clients would connect into
+     * the backlog and hang for the whole drain. Shut it down so they are
+     * refused at once (and go to the other instance); close() must still
+     * wait until MHD has stopped. */
+    if (lsock != MHD_INVALID_SOCKET) {
+        shutdown(lsock, SHUT_RDWR);
+    }
     deadline = cmn_now_ms() + (drain_ms > 0 ? drain_ms : 0);
     while (atomic_load(&d->inflight) > 0 && cmn_now_ms() < deadline) {
         struct timespec ts = {0, 10 * 1000 * 1000};

@@ -89,6 +89,14 @@ sso_http_login(struct cmn_http_req *req, void *appv)
                            "this server may return to (return_to).");
         goto out;
     }
+    if (sso_url_has_param(return_to, "handoff")) {
+        /* a softphone reading the first handoff= would take the planted
+         * one */
+        cmn_log_warn("event=login_refused reason=return_to_has_handoff");
+        rc = sso_http_page(req, 400, "Sign-in refused",
+                           "return_to must not carry a handoff parameter.");
+        goto out;
+    }
     if (hint != NULL && !printable(hint, sizeof(ls.login_hint) - 1)) {
         rc = sso_http_page(req, 400, "Sign-in refused",
                            "login_hint is not a valid user name.");
@@ -224,9 +232,8 @@ finish_login(struct sso_app *app, struct sso_gen *g, struct cmn_http_req *req,
     cmn_metric_inc(app->m.logins_ok);
     if (!sso_url_allowed(g->cfg->allowed, g->cfg->nallowed, ls->return_to,
                          &origin)) {
-        /* the allow-list changed (reload) since the login started */
-        rc = sso_http_page(req, 400, "Sign-in refused",
-                           "return_to is no longer allowed.");
+        /* checked before the exchange; only out of memory gets here */
+        rc = sso_http_page(req, 500, "Sign-in failed", "nomem");
         goto out;
     }
     if (ls->popup) {
@@ -290,6 +297,17 @@ sso_http_callback(struct cmn_http_req *req, void *appv)
         cmn_log_warn("event=login_failed reason=ids_error error=%s", e);
         rc = sso_http_page(req, 403, "Sign-in refused",
                            "The identity service refused the sign-in.");
+        goto fail;
+    }
+    /* the allow-list may have changed (SIGHUP) since the login started:
+     * check before the code is redeemed, so nothing is stored for a
+     * destination that is no longer allowed */
+    if (!sso_url_allowed(g->cfg->allowed, g->cfg->nallowed, ls.return_to,
+                         NULL)) {
+        cmn_log_warn("event=login_failed reason=return_to_not_allowed");
+        rc = sso_http_page(req, 400, "Sign-in refused",
+                           "The page that started this sign-in is no longer "
+                           "allowed (return_to).");
         goto fail;
     }
     if (code == NULL || !printable(code, 4096)) {

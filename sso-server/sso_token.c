@@ -82,10 +82,27 @@ redeem(struct sso_app *app, struct sso_gen *g, const char *sid,
     if (g->jwt != NULL) {
         struct cmn_err jerr;
         if (sso_jwt_verify(g->jwt, tr.access_token, NULL, &jerr) != CMN_OK) {
+            /* e.g. IdS rotated its signing key before we got the new public
+             * key. The old refresh token is spent now: keep the rotated one
+             * (and the old access token) so the session survives until the
+             * key is fixed, and back off like any transient failure. */
             cmn_log_err("event=ids_token_rejected user=%s detail=\"%s\"",
                         s->user, jerr.msg);
             cmn_err_set(err, "IdS token failed verification: %s", jerr.msg);
             cmn_metric_inc(app->m.refresh_failed);
+            if (tr.refresh_token != NULL) {
+                free(s->refresh_token);
+                s->refresh_token = tr.refresh_token;
+                tr.refresh_token = NULL;
+                if (tr.refresh_expires_in > 0) {
+                    s->refresh_expires_at = now + tr.refresh_expires_in;
+                }
+                if (sso_store_session_cas(&g->store, sid, expected, s, err) !=
+                    CMN_OK) {
+                    sso_token_response_cleanup(&tr);
+                    return REDEEM_LOST;
+                }
+            }
             sso_token_response_cleanup(&tr);
             return REDEEM_TRANSIENT;
         }

@@ -200,3 +200,25 @@ sso_url_add_param(const char *url, const char *name, const char *value)
     free(ev);
     return out;
 }
+
+bool
+sso_url_has_param(const char *url, const char *name)
+{
+    const char *q = strchr(url, '?');
+    size_t n = strlen(name);
+
+    if (q == NULL) {
+        return false;
+    }
+    const char *end = q + strcspn(q, "#");
+    for (const char *p = q + 1; p < end; p += strcspn(p, "&#") + 1) {
+        if ((size_t)(end - p) >= n && strncmp(p, name, n) == 0 &&
+            (p[n] == '=' || p[n] == '&' || p[n] == '#' || p[n] == '\0')) {
+            return true;
+        }
+        if (p[strcspn(p, "&#")] != '&') {
+            break;
+        }
+    }
+    return false;
+}

@@ -21,6 +21,9 @@ int sso_url_split(const char *url, char **origin, char **path) CMN_NODISCARD;
 bool sso_url_allowed(const struct sso_allowed_url *allowed, size_t n,
                      const char *url, char **origin);
 
+/* True when url's query has a parameter called name. */
+bool sso_url_has_param(const char *url, const char *name);
+
 /* url with "name=value" (value escaped) added to its query, before any
  * fragment. malloc'd. */
 char *sso_url_add_param(const char *url, const char *name, const char *value);

@@ -89,6 +89,20 @@ test_sso_url_add_param(void **state)
     free(u);
 }
 
+static void
+test_sso_url_has_param(void **state)
+{
+    (void)state;
+
+    assert_true(sso_url_has_param("https://h/p?handoff=x", "handoff"));
+    assert_true(sso_url_has_param("https://h/p?a=1&handoff", "handoff"));
+    assert_true(sso_url_has_param("https://h/p?a=1&handoff=#f", "handoff"));
+    assert_false(sso_url_has_param("https://h/p?xhandoff=1", "handoff"));
+    assert_false(sso_url_has_param("https://h/p?handoffs=1", "handoff"));
+    assert_false(sso_url_has_param("https://h/p#handoff=1", "handoff"));
+    assert_false(sso_url_has_param("https://h/handoff=1", "handoff"));
+}
+
 int
 main(void)
 {
@@ -96,6 +110,7 @@ main(void)
         cmocka_unit_test(test_sso_url_allows_listed_prefixes),
         cmocka_unit_test(test_sso_url_refuses_lookalikes),
         cmocka_unit_test(test_sso_url_add_param),
+        cmocka_unit_test(test_sso_url_has_param),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
