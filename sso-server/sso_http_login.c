@@ -131,8 +131,9 @@ sso_http_login(struct cmn_http_req *req, void *appv)
         rc = sso_http_page(req, 500, "Sign-in failed", "Out of memory.");
         goto out;
     }
-    cmn_log_info("event=login_started popup=%d hint=%s", ls.popup,
-                 hint ? hint : "-");
+    /* the hint is user input: logged as present or not, never verbatim */
+    cmn_log_info("event=login_started popup=%d hint=%d", ls.popup,
+                 hint != NULL);
     rc = cmn_http_reply_redirect(req, url);
 out:
     cmn_wipe(&ls, sizeof(ls));

@@ -79,12 +79,40 @@ def check_no_secrets_in_redis(st, s):
     print("ok  Redis holds only hashed ids and sealed values (%d bytes checked)" % len(raw))
 
 
+def metric(text, name):
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    raise AssertionError("metric %s missing from /metrics" % name)
+
+
+def check_metrics(st):
+    """A's and B's counters add up to what the test did."""
+    total = {}
+    for inst in (st.a, st.b):
+        status, hdrs, body = stack.http("GET", inst.url + "/metrics")
+        assert status == 200 and hdrs["content-type"].startswith("text/plain"), \
+            "/metrics: %d %r" % (status, hdrs)
+        text = body.decode()
+        for name in ('fsc_sso_logins_total{result="ok"}', 'fsc_sso_handoffs_total{result="ok"}',
+                     'fsc_sso_handoffs_total{result="refused"}', "fsc_sso_logouts_total",
+                     "fsc_sso_token_fetch_seconds_count", "fsc_sso_redis_errors"):
+            total[name] = total.get(name, 0) + metric(text, name)
+        assert "# TYPE fsc_sso_token_fetch_seconds histogram" in text, "histogram typed"
+    want = {'fsc_sso_logins_total{result="ok"}': 2, 'fsc_sso_handoffs_total{result="ok"}': 2,
+            'fsc_sso_handoffs_total{result="refused"}': 1, "fsc_sso_logouts_total": 1,
+            "fsc_sso_token_fetch_seconds_count": 5, "fsc_sso_redis_errors": 0}
+    assert total == want, "metrics summed over A and B: %r, want %r" % (total, want)
+    print("ok  /metrics on A and B add up: %r" % total)
+
+
 def main():
     with stack.Stack() as st:
         s = check_login_on_a_callback_on_b(st)
         check_popup_posts_to_origin(st)
         check_no_secrets_in_redis(st, s)
         check_logout_everywhere(st, s)
+        check_metrics(st)
     print("PASS")
 
 
