@@ -1,14 +1,25 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
 /* cmn_httpd.c - HTTP server on libmicrohttpd 0.9.75: routing, body cap,
- * request ids, security headers, JSON replies and per-route metrics.
+ * request ids, security headers, JSON replies, per-route metrics, deferred
+ * replies and streams.
  *
- * One thread per connection, polled with poll() (select() refuses fds
- * >= 1024). The access handler is called several times per request: the
- * first call allocates struct cmn_http_req, the middle ones deliver body
- * pieces (counted against max_body), the last one routes and runs the
- * handler. The request is freed from MHD's completion callback, which is
- * also where the in-flight count drops, so a drain waits until the reply
- * has actually been written. */
+ * Either one thread per connection, polled with poll() (select() refuses
+ * fds >= 1024), or epoll with a thread pool and suspend/resume. The access
+ * handler is called several times per request: the first call allocates
+ * struct cmn_http_req, the middle ones deliver body pieces (counted against
+ * max_body), the last one routes and runs the handler. The request is
+ * freed from MHD's completion callback, which is also where the in-flight
+ * count drops, so a drain waits until the reply has actually been written.
+ *
+ * Deferred replies and streams are shared between the connection and the
+ * application, each with its own mutex and a reference count (one for each
+ * side). Locks are taken in the order server -> deferred/stream -> MHD's
+ * internal ones (MHD_resume_connection is called with ours held, so that
+ * the connection cannot be freed under it); MHD calls our callbacks without
+ * its cleanup mutex held. A connection is only resumed after it was
+ * suspended, and cmn_httpd_stop resumes everything and lets nothing
+ * suspend again before MHD_stop_daemon (which panics on a suspended
+ * connection). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -37,7 +48,18 @@
 #define DEFAULT_CONN_LIMIT 1024u
 #define DEFAULT_TIMEOUT_S  30u
 #define REQ_ID_MAX         64
-#define ID_RANDOM_BYTES    16
+#define DEFAULT_STREAM_MAX (256u * 1024u)
+/* Advisory read size MHD passes to the stream reader. */
+#define STREAM_BLOCK 1024u
+/* A drained stream buffer bigger than this is freed rather than kept. */
+#define STREAM_KEEP_BUF 4096u
+/* Thread-per-connection streams: longest wait in the reader, so that the
+ * connection's thread looks at its socket (and a stop) now and then. */
+#define STREAM_TPC_WAIT_MS 1000
+/* After the drain, how long deferred requests answered 503 by the stop get
+ * to write it before the daemon goes. */
+#define STOP_GRACE_MS   100
+#define ID_RANDOM_BYTES 16
 /* Bytes past max_body that are read and dropped before the connection is
  * cut instead of answered. */
 #define DISCARD_LIMIT (1024u * 1024u)
@@ -48,11 +70,59 @@ struct cmn_httpd {
     size_t nroutes;
     void *app;
     size_t max_body;
+    size_t stream_max;
+    bool pool; /* epoll + thread pool + suspend/resume */
     char *metrics_prefix;
     char *tls_cert; /* copies handed to MHD, wiped on free */
     char *tls_key;
     int port;
     atomic_uint inflight;
+    struct cmn_metric *m_streams; /* gauge, NULL without a prefix */
+    /* Guards the lists and stopping, so that cmn_httpd_stop sees every
+     * deferred request and stream, and none starts after it looked. */
+    pthread_mutex_t lock;
+    bool stopping;
+    struct cmn_http_deferred *deferred; /* pending, not yet completed */
+    struct cmn_http_stream *streams;    /* open */
+};
+
+/* A reply stored by one thread for the connection to queue. */
+struct cmn_http_deferred {
+    pthread_mutex_t lock;
+    pthread_cond_t cond; /* thread-per-connection: the handler waits */
+    struct MHD_Connection *conn;
+    bool pool;
+    unsigned refs;  /* the owner until it replies, the request until freed */
+    bool answered;  /* a reply is stored (by the owner or the stop) */
+    bool suspended; /* pool: the connection waits for a resume */
+    bool conn_gone; /* request completed: conn must not be touched */
+    unsigned status;
+    char *body; /* JSON text, taken by the connection */
+    char id[REQ_ID_MAX + 1];
+    /* server list, under cmn_httpd.lock */
+    struct cmn_http_deferred *prev;
+    struct cmn_http_deferred *next;
+};
+
+struct cmn_http_stream {
+    pthread_mutex_t lock;
+    pthread_cond_t cond; /* thread-per-connection: the reader waits */
+    struct cmn_httpd *d; /* valid while !closed */
+    struct MHD_Connection *conn;
+    bool pool;
+    unsigned refs;  /* the owner until release, MHD until the free cb */
+    bool suspended; /* pool: the reader found nothing and suspended */
+    bool ended;     /* no more writes; the reader ends after a flush */
+    bool closed;    /* response freed: conn is gone */
+    char *buf;
+    size_t off; /* sent up to here */
+    size_t len;
+    size_t cap;
+    void (*on_close)(void *cls);
+    void *cls;
+    /* server list, under cmn_httpd.lock */
+    struct cmn_http_stream *prev;
+    struct cmn_http_stream *next;
 };
 
 struct extra_header {
@@ -75,6 +145,9 @@ struct cmn_http_req {
     size_t uploaded; /* bytes seen, including what was refused */
     bool too_large;  /* body went over max_body: answer 413 at the end */
     bool replied;
+    struct cmn_http_deferred *deferred; /* set by cmn_http_defer */
+    bool deferred_queueing; /* the deferred reply itself is being queued */
+    unsigned stream_status; /* a stream was queued: metrics at the end */
     struct extra_header *extra;
     size_t nextra;
     struct timespec started;
@@ -281,8 +354,40 @@ handler_set_header(const struct cmn_http_req *req, const char *name)
     return false;
 }
 
+/* The id, security and handler headers every reply carries. A stream may
+ * be revalidated but still never stored, and proxies must not buffer it. */
+static void
+add_reply_headers(const struct cmn_http_req *req, struct MHD_Response *resp,
+                  const char *content_type, bool stream)
+{
+    MHD_add_response_header(resp, "X-Request-Id", req->id);
+    for (size_t i = 0; i < CMN_ARRAY_LEN(security_headers); i++) {
+        const char *name = security_headers[i].name;
+        const char *value = security_headers[i].value;
+
+        if (handler_set_header(req, name)) {
+            continue;
+        }
+        if (stream && strcmp(name, "Cache-Control") == 0) {
+            value = "no-cache, no-store";
+        }
+        MHD_add_response_header(resp, name, value);
+    }
+    if (stream && !handler_set_header(req, "X-Accel-Buffering")) {
+        MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+    }
+    if (content_type != NULL) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                content_type);
+    }
+    for (size_t i = 0; i < req->nextra; i++) {
+        MHD_add_response_header(resp, req->extra[i].name, req->extra[i].value);
+    }
+}
+
 /* The one place a reply is queued: adds the id, security and handler
- * headers, records metrics, and refuses a second reply for the request. */
+ * headers, records metrics, and refuses a second reply for the request
+ * (a deferred request is answered through its handle only). */
 static int
 queue_reply(struct cmn_http_req *req, unsigned status, const char *content_type,
             const void *body, size_t len, bool close_conn)
@@ -290,7 +395,7 @@ queue_reply(struct cmn_http_req *req, unsigned status, const char *content_type,
     struct MHD_Response *resp = NULL;
     int rc = CMN_ERR;
 
-    if (req->replied) {
+    if (req->replied || (req->deferred != NULL && !req->deferred_queueing)) {
         cmn_log_warn("event=http_double_reply status=%u", status);
         return CMN_INVALID;
     }
@@ -300,20 +405,7 @@ queue_reply(struct cmn_http_req *req, unsigned status, const char *content_type,
         rc = CMN_NOMEM;
         goto out;
     }
-    MHD_add_response_header(resp, "X-Request-Id", req->id);
-    for (size_t i = 0; i < CMN_ARRAY_LEN(security_headers); i++) {
-        if (!handler_set_header(req, security_headers[i].name)) {
-            MHD_add_response_header(resp, security_headers[i].name,
-                                    security_headers[i].value);
-        }
-    }
-    if (content_type != NULL) {
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                                content_type);
-    }
-    for (size_t i = 0; i < req->nextra; i++) {
-        MHD_add_response_header(resp, req->extra[i].name, req->extra[i].value);
-    }
+    add_reply_headers(req, resp, content_type, false);
     if (close_conn) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     }
@@ -355,11 +447,16 @@ out:
     return rc;
 }
 
+static void deferred_detach(struct cmn_http_req *req);
+
 static void
 req_free(struct cmn_http_req *req)
 {
     if (req == NULL) {
         return;
+    }
+    if (req->deferred != NULL) {
+        deferred_detach(req);
     }
     for (size_t i = 0; i < req->nextra; i++) {
         free(req->extra[i].name);
@@ -474,6 +571,9 @@ allow_add(char *allow, size_t size, const char *method)
     strncat(allow, method, size - strlen(allow) - 1);
 }
 
+static void deferred_wait(struct cmn_http_req *req);
+static enum MHD_Result deferred_finish(struct cmn_http_req *req);
+
 static void
 dispatch(struct cmn_http_req *req)
 {
@@ -510,7 +610,7 @@ dispatch(struct cmn_http_req *req)
 
     cmn_log_set_request_id(req->id);
     rc = req->route->handler(req, d->app);
-    if (!req->replied) {
+    if (!req->replied && req->deferred == NULL) {
         cmn_log_err("event=http_no_reply method=%s path=%s rc=%s", req->method,
                     req->path, cmn_rc_str(rc));
         reply_error_json(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal_error",
@@ -567,10 +667,20 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url,
     if (req->too_large) {
         reply_error_json(req, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large",
                          "request body too large", true);
+    } else if (req->deferred != NULL) {
+        /* Pool mode: called again after the resume that a reply (or the
+         * stop) triggered. */
+        return req->replied ? MHD_YES : deferred_finish(req);
     } else if (!req->replied) {
         dispatch(req);
+        if (req->deferred != NULL && !d->pool) {
+            /* This connection's own thread: wait here for the reply. */
+            deferred_wait(req);
+            return deferred_finish(req);
+        }
     }
-    return req->replied ? MHD_YES : MHD_NO;
+    /* A deferred request in pool mode is suspended by now. */
+    return req->replied || req->deferred != NULL ? MHD_YES : MHD_NO;
 }
 
 static void
@@ -586,6 +696,10 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     }
     *con_cls = NULL;
+    /* A stream counts as one request, with its whole lifetime. */
+    if (req->stream_status != 0) {
+        record_metrics(req, req->stream_status);
+    }
     req_free(req);
     atomic_fetch_sub(&d->inflight, 1);
 }
@@ -691,6 +805,7 @@ httpd_free(struct cmn_httpd *d)
     free(d->metrics_prefix);
     free_pem(d->tls_cert);
     free_pem(d->tls_key);
+    pthread_mutex_destroy(&d->lock);
     free(d);
 }
 
@@ -708,6 +823,12 @@ cmn_httpd_start(const struct cmn_httpd_opts *opts,
     size_t max_header;
     unsigned conn_limit;
     unsigned timeout_s;
+    char gauge[256];
+    /* Only in pool mode: MHD warns about a pool size of 0. */
+    struct MHD_OptionItem pool_opts[] = {
+        {MHD_OPTION_THREAD_POOL_SIZE, 0, NULL},
+        {MHD_OPTION_END, 0, NULL},
+    };
 
     pthread_once(&sigpipe_once, ignore_sigpipe);
     if (opts == NULL || (nroutes > 0 && routes == NULL)) {
@@ -722,9 +843,13 @@ cmn_httpd_start(const struct cmn_httpd_opts *opts,
         cmn_err_set(err, "httpd: out of memory");
         goto out;
     }
+    pthread_mutex_init(&d->lock, NULL);
     atomic_init(&d->inflight, 0);
     d->app = app;
     d->max_body = opts->max_body != 0 ? opts->max_body : DEFAULT_MAX_BODY;
+    d->stream_max = opts->stream_max_buffer != 0 ? opts->stream_max_buffer
+                                                 : DEFAULT_STREAM_MAX;
+    d->pool = opts->threads > 0;
     d->routes = calloc(nroutes + 1, sizeof(*d->routes));
     if (d->routes == NULL) {
         cmn_err_set(err, "httpd: out of memory");
@@ -751,6 +876,10 @@ cmn_httpd_start(const struct cmn_httpd_opts *opts,
             cmn_err_set(err, "httpd: out of memory");
             goto out;
         }
+        snprintf(gauge, sizeof(gauge), "%s_http_streams_open",
+                 d->metrics_prefix);
+        d->m_streams =
+            cmn_metric_gauge(gauge, "HTTP streams (SSE) currently open.");
     }
     tls = opts->tls_cert_pem != NULL && opts->tls_key_pem != NULL;
     if (tls) {
@@ -762,14 +891,27 @@ cmn_httpd_start(const struct cmn_httpd_opts *opts,
         }
     }
 
-    /* ITC is what lets MHD_quiesce_daemon wake the listening thread. */
-    flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-            MHD_USE_POLL | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    /* ITC is what lets MHD_quiesce_daemon wake the listening thread. The
+     * pool uses epoll: the select modes refuse descriptors >= 1024, and
+     * only the internal-thread modes can have a pool. */
+    if (d->pool) {
+        flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
+                MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    } else {
+        flags = MHD_USE_THREAD_PER_CONNECTION |
+                MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+                MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    }
     if (v6) {
         flags |= MHD_USE_DUAL_STACK;
     }
     if (tls) {
         flags |= MHD_USE_TLS;
+    }
+    if (d->pool) {
+        pool_opts[0].value = (intptr_t)opts->threads;
+    } else {
+        pool_opts[0].option = MHD_OPTION_END;
     }
     max_header = opts->max_header != 0 ? opts->max_header : DEFAULT_MAX_HEADER;
     conn_limit = opts->connection_limit != 0 ? opts->connection_limit
@@ -789,6 +931,7 @@ cmn_httpd_start(const struct cmn_httpd_opts *opts,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, max_header,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, d,
+        MHD_OPTION_ARRAY, pool_opts,
         tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, d->tls_key,
         MHD_OPTION_HTTPS_MEM_CERT, d->tls_cert,
         MHD_OPTION_END);
@@ -820,6 +963,19 @@ cmn_httpd_inflight(const struct cmn_httpd *d)
     return d != NULL ? atomic_load(&d->inflight) : 0;
 }
 
+static void streams_end_all(struct cmn_httpd *d);
+static unsigned deferred_answer_all(struct cmn_httpd *d);
+
+static void
+wait_inflight(const struct cmn_httpd *d, long long deadline)
+{
+    while (atomic_load(&d->inflight) > 0 && cmn_now_ms() < deadline) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+
+        nanosleep(&ts, NULL);
+    }
+}
+
 void
 cmn_httpd_stop(struct cmn_httpd *d, int drain_ms)
 {
@@ -837,15 +993,19 @@ cmn_httpd_stop(struct cmn_httpd *d, int drain_ms)
     if (lsock != MHD_INVALID_SOCKET) {
         shutdown(lsock, SHUT_RDWR);
     }
+    /* Streams never finish by themselves: end them now so that they flush
+     * and close during the drain (clients reconnect elsewhere). */
+    streams_end_all(d);
     deadline = cmn_now_ms() + (drain_ms > 0 ? drain_ms : 0);
-    while (atomic_load(&d->inflight) > 0 && cmn_now_ms() < deadline) {
-        struct timespec ts = {0, 10 * 1000 * 1000};
-
-        nanosleep(&ts, NULL);
-    }
+    wait_inflight(d, deadline);
     if (atomic_load(&d->inflight) > 0) {
         cmn_log_warn("event=http_drain_timeout inflight=%u",
                      atomic_load(&d->inflight));
+    }
+    /* Deferred requests still waiting get a 503 (and, in pool mode, their
+     * connection resumed: MHD_stop_daemon must find none suspended). */
+    if (deferred_answer_all(d) > 0) {
+        wait_inflight(d, cmn_now_ms() + STOP_GRACE_MS);
     }
     MHD_stop_daemon(d->mhd);
     /* Quiesce hands the listening socket to us, to close after the stop. */
@@ -1048,4 +1208,533 @@ cmn_http_reply_redirect(struct cmn_http_req *req, const char *url)
         return rc;
     }
     return queue_reply(req, MHD_HTTP_FOUND, NULL, "", 0, false);
+}
+
+/* --- deferred replies --- */
+
+static void
+deferred_unref(struct cmn_http_deferred *df)
+{
+    bool last;
+
+    pthread_mutex_lock(&df->lock);
+    last = --df->refs == 0;
+    pthread_mutex_unlock(&df->lock);
+    if (last) {
+        free(df->body);
+        pthread_cond_destroy(&df->cond);
+        pthread_mutex_destroy(&df->lock);
+        free(df);
+    }
+}
+
+struct cmn_http_deferred *
+cmn_http_defer(struct cmn_http_req *req)
+{
+    struct cmn_httpd *d = req->d;
+    struct cmn_http_deferred *df;
+
+    if (req->replied || req->deferred != NULL) {
+        cmn_log_warn("event=http_double_reply what=defer");
+        return NULL;
+    }
+    df = calloc(1, sizeof(*df));
+    if (df == NULL) {
+        return NULL;
+    }
+    pthread_mutex_init(&df->lock, NULL);
+    pthread_cond_init(&df->cond, NULL);
+    df->conn = req->conn;
+    df->pool = d->pool;
+    df->refs = 2;
+    snprintf(df->id, sizeof(df->id), "%s", req->id);
+    pthread_mutex_lock(&d->lock);
+    if (d->stopping) {
+        pthread_mutex_unlock(&d->lock);
+        df->refs = 1;
+        deferred_unref(df);
+        return NULL;
+    }
+    df->next = d->deferred;
+    if (d->deferred != NULL) {
+        d->deferred->prev = df;
+    }
+    d->deferred = df;
+    req->deferred = df;
+    if (df->pool) {
+        /* Legal here (the access handler is running), and the only way to
+         * leave the request unanswered without MHD calling us in a loop.
+         * A reply that arrives before the handler returns is safe: MHD
+         * acts on the resume once the handler is back. */
+        df->suspended = true;
+        MHD_suspend_connection(req->conn);
+    }
+    pthread_mutex_unlock(&d->lock);
+    return df;
+}
+
+const char *
+cmn_http_deferred_id(const struct cmn_http_deferred *df)
+{
+    return df->id;
+}
+
+/* Stores the reply (body is taken, NULL if it could not be built) unless
+ * one is already there, and wakes the connection. Caller holds df->lock. */
+static bool
+deferred_store_locked(struct cmn_http_deferred *df, unsigned status, char *body)
+{
+    if (df->answered || df->conn_gone) {
+        free(body);
+        return false;
+    }
+    df->answered = true;
+    df->status = status;
+    df->body = body;
+    if (df->pool) {
+        if (df->suspended) {
+            df->suspended = false;
+            MHD_resume_connection(df->conn);
+        }
+    } else {
+        pthread_cond_signal(&df->cond);
+    }
+    return true;
+}
+
+static char *
+error_json_text(const char *error, const char *detail, const char *id)
+{
+    json_t *o = json_pack("{s:s, s:s, s:s}", "error", error, "detail",
+                          detail != NULL ? detail : "", "request_id", id);
+    char *text = NULL;
+
+    if (o != NULL) {
+        text = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+    }
+    return text;
+}
+
+/* Owner side: store, then drop the owner's reference. A NULL text still
+ * answers the request (the connection is closed instead of replied to). */
+static int
+deferred_reply(struct cmn_http_deferred *df, unsigned status, char *text)
+{
+    bool stored;
+
+    pthread_mutex_lock(&df->lock);
+    stored = deferred_store_locked(df, status, text);
+    pthread_mutex_unlock(&df->lock);
+    deferred_unref(df);
+    if (!stored) {
+        return CMN_IO;
+    }
+    return text != NULL ? CMN_OK : CMN_NOMEM;
+}
+
+int
+cmn_http_deferred_reply_json(struct cmn_http_deferred *df, unsigned status,
+                             json_t *body)
+{
+    char *text;
+
+    if (body == NULL) {
+        return deferred_reply(
+            df, MHD_HTTP_INTERNAL_SERVER_ERROR,
+            error_json_text("internal_error", "no reply body", df->id));
+    }
+    text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (text == NULL) {
+        return deferred_reply(df, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                              error_json_text("internal_error",
+                                              "reply not serialisable",
+                                              df->id));
+    }
+    return deferred_reply(df, status, text);
+}
+
+int
+cmn_http_deferred_reply_error(struct cmn_http_deferred *df, unsigned status,
+                              const char *error, const char *detail)
+{
+    return deferred_reply(df, status, error_json_text(error, detail, df->id));
+}
+
+/* Thread-per-connection mode, on the connection's thread after the
+ * handler returned. */
+static void
+deferred_wait(struct cmn_http_req *req)
+{
+    struct cmn_http_deferred *df = req->deferred;
+
+    pthread_mutex_lock(&df->lock);
+    while (!df->answered) {
+        pthread_cond_wait(&df->cond, &df->lock);
+    }
+    pthread_mutex_unlock(&df->lock);
+}
+
+/* Queues the stored reply. MHD_NO closes the connection when there is
+ * nothing to send (no memory for the reply text). */
+static enum MHD_Result
+deferred_finish(struct cmn_http_req *req)
+{
+    struct cmn_http_deferred *df = req->deferred;
+    unsigned status;
+    char *body;
+    int rc;
+
+    pthread_mutex_lock(&df->lock);
+    if (!df->answered) {
+        /* Only a stored reply resumes; should MHD call anyway, park the
+         * connection again rather than let it poll us. */
+        if (df->pool && !df->suspended) {
+            df->suspended = true;
+            MHD_suspend_connection(req->conn);
+        }
+        pthread_mutex_unlock(&df->lock);
+        return MHD_YES;
+    }
+    status = df->status;
+    body = df->body;
+    df->body = NULL;
+    pthread_mutex_unlock(&df->lock);
+    if (body == NULL) {
+        return MHD_NO;
+    }
+    req->deferred_queueing = true;
+    rc =
+        queue_reply(req, status, "application/json", body, strlen(body), false);
+    req->deferred_queueing = false;
+    free(body);
+    return rc == CMN_OK ? MHD_YES : MHD_NO;
+}
+
+/* The request is being freed: the connection must not be touched again. */
+static void
+deferred_detach(struct cmn_http_req *req)
+{
+    struct cmn_http_deferred *df = req->deferred;
+    struct cmn_httpd *d = req->d;
+
+    pthread_mutex_lock(&df->lock);
+    df->conn_gone = true;
+    df->conn = NULL;
+    pthread_mutex_unlock(&df->lock);
+    pthread_mutex_lock(&d->lock);
+    if (df->prev != NULL) {
+        df->prev->next = df->next;
+    } else {
+        d->deferred = df->next;
+    }
+    if (df->next != NULL) {
+        df->next->prev = df->prev;
+    }
+    pthread_mutex_unlock(&d->lock);
+    req->deferred = NULL;
+    deferred_unref(df);
+}
+
+/* cmn_httpd_stop: 503 for every deferred request still unanswered. */
+static unsigned
+deferred_answer_all(struct cmn_httpd *d)
+{
+    unsigned n = 0;
+
+    pthread_mutex_lock(&d->lock);
+    d->stopping = true;
+    for (struct cmn_http_deferred *df = d->deferred; df != NULL;
+         df = df->next) {
+        pthread_mutex_lock(&df->lock);
+        if (!df->answered && !df->conn_gone) {
+            deferred_store_locked(df, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                  error_json_text("shutting_down",
+                                                  "the server is stopping",
+                                                  df->id));
+            n++;
+        }
+        pthread_mutex_unlock(&df->lock);
+    }
+    pthread_mutex_unlock(&d->lock);
+    if (n > 0) {
+        cmn_log_warn("event=http_deferred_unanswered count=%u", n);
+    }
+    return n;
+}
+
+/* --- streams --- */
+
+static void
+stream_unref(struct cmn_http_stream *s)
+{
+    bool last;
+
+    pthread_mutex_lock(&s->lock);
+    last = --s->refs == 0;
+    pthread_mutex_unlock(&s->lock);
+    if (last) {
+        free(s->buf);
+        pthread_cond_destroy(&s->cond);
+        pthread_mutex_destroy(&s->lock);
+        free(s);
+    }
+}
+
+/* Gets the connection going again after new data or the end. Caller holds
+ * s->lock; the connection is alive (!closed). */
+static void
+stream_wake_locked(struct cmn_http_stream *s)
+{
+    if (!s->pool) {
+        pthread_cond_signal(&s->cond);
+    } else if (s->suspended) {
+        s->suspended = false;
+        MHD_resume_connection(s->conn);
+    }
+}
+
+/* MHD's content reader: hand out what is buffered; with nothing buffered,
+ * suspend (pool) or wait a while (per-connection thread). Returning 0 is
+ * only safe right after suspending: otherwise MHD calls again at once. */
+static ssize_t
+stream_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+    struct cmn_http_stream *s = cls;
+    ssize_t n = 0;
+
+    (void)pos;
+    pthread_mutex_lock(&s->lock);
+    if (!s->pool && s->len == s->off && !s->ended) {
+        struct timespec until;
+
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += STREAM_TPC_WAIT_MS / 1000;
+        until.tv_nsec += (long)(STREAM_TPC_WAIT_MS % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        while (s->len == s->off && !s->ended) {
+            if (pthread_cond_timedwait(&s->cond, &s->lock, &until) != 0) {
+                break;
+            }
+        }
+    }
+    if (s->len > s->off) {
+        size_t take = s->len - s->off;
+
+        if (take > max) {
+            take = max;
+        }
+        memcpy(out, s->buf + s->off, take);
+        s->off += take;
+        if (s->off == s->len) {
+            s->off = 0;
+            s->len = 0;
+            if (s->cap > STREAM_KEEP_BUF) {
+                free(s->buf);
+                s->buf = NULL;
+                s->cap = 0;
+            }
+        }
+        n = (ssize_t)take;
+    } else if (s->ended) {
+        n = MHD_CONTENT_READER_END_OF_STREAM;
+    } else if (s->pool) {
+        s->suspended = true;
+        MHD_suspend_connection(s->conn);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+/* The response is gone (client left, stream ended, or server stopped). */
+static void
+stream_freed(void *cls)
+{
+    struct cmn_http_stream *s = cls;
+    struct cmn_httpd *d = s->d;
+    void (*on_close)(void *) = NULL;
+    void *close_cls = NULL;
+
+    pthread_mutex_lock(&s->lock);
+    s->closed = true;
+    s->ended = true;
+    s->suspended = false;
+    s->conn = NULL;
+    s->d = NULL;
+    free(s->buf);
+    s->buf = NULL;
+    s->off = s->len = s->cap = 0;
+    on_close = s->on_close;
+    close_cls = s->cls;
+    s->on_close = NULL;
+    pthread_mutex_unlock(&s->lock);
+
+    pthread_mutex_lock(&d->lock);
+    if (s->prev != NULL) {
+        s->prev->next = s->next;
+    } else {
+        d->streams = s->next;
+    }
+    if (s->next != NULL) {
+        s->next->prev = s->prev;
+    }
+    cmn_metric_add(d->m_streams, -1.0);
+    pthread_mutex_unlock(&d->lock);
+    if (on_close != NULL) {
+        on_close(close_cls);
+    }
+    stream_unref(s);
+}
+
+struct cmn_http_stream *
+cmn_http_reply_stream(struct cmn_http_req *req, unsigned status,
+                      const char *content_type, void (*on_close)(void *cls),
+                      void *cls)
+{
+    struct cmn_httpd *d = req->d;
+    struct cmn_http_stream *s;
+    struct MHD_Response *resp;
+
+    if (req->replied || req->deferred != NULL) {
+        cmn_log_warn("event=http_double_reply what=stream");
+        return NULL;
+    }
+    s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        return NULL;
+    }
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->cond, NULL);
+    s->d = d;
+    s->conn = req->conn;
+    s->pool = d->pool;
+    s->refs = 2;
+    s->on_close = on_close;
+    s->cls = cls;
+    pthread_mutex_lock(&d->lock);
+    if (d->stopping) {
+        pthread_mutex_unlock(&d->lock);
+        s->refs = 1;
+        stream_unref(s);
+        return NULL;
+    }
+    s->next = d->streams;
+    if (d->streams != NULL) {
+        d->streams->prev = s;
+    }
+    d->streams = s;
+    cmn_metric_add(d->m_streams, 1.0);
+    pthread_mutex_unlock(&d->lock);
+
+    resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK,
+                                             stream_read, s, stream_freed);
+    if (resp == NULL) {
+        /* stream_freed unlinks and drops MHD's reference. */
+        s->on_close = NULL;
+        stream_freed(s);
+        stream_unref(s);
+        return NULL;
+    }
+    add_reply_headers(req, resp,
+                      content_type != NULL ? content_type : "text/event-stream",
+                      true);
+    if (MHD_queue_response(req->conn, status, resp) != MHD_YES) {
+        cmn_log_warn("event=http_queue_failed status=%u what=stream", status);
+        pthread_mutex_lock(&s->lock);
+        s->on_close = NULL;
+        pthread_mutex_unlock(&s->lock);
+        MHD_destroy_response(resp); /* runs stream_freed */
+        stream_unref(s);
+        return NULL;
+    }
+    MHD_destroy_response(resp); /* MHD keeps its own reference */
+    req->replied = true;
+    req->stream_status = status;
+    return s;
+}
+
+int
+cmn_http_stream_write(struct cmn_http_stream *s, const char *data, size_t len)
+{
+    int rc = CMN_OK;
+
+    pthread_mutex_lock(&s->lock);
+    if (s->ended || s->closed) {
+        rc = CMN_IO;
+        goto out;
+    }
+    if (len == 0) {
+        goto out;
+    }
+    /* s->d is valid while the stream is open (the free callback clears it
+     * under this lock, before the server can go away). */
+    if (s->len - s->off + len > s->d->stream_max) {
+        rc = CMN_AGAIN;
+        goto out;
+    }
+    if (s->off > 0) {
+        memmove(s->buf, s->buf + s->off, s->len - s->off);
+        s->len -= s->off;
+        s->off = 0;
+    }
+    if (s->len + len > s->cap) {
+        size_t cap = s->cap == 0 ? 1024 : s->cap;
+        char *grown;
+
+        while (cap < s->len + len) {
+            cap *= 2;
+        }
+        grown = realloc(s->buf, cap);
+        if (grown == NULL) {
+            rc = CMN_NOMEM;
+            goto out;
+        }
+        s->buf = grown;
+        s->cap = cap;
+    }
+    memcpy(s->buf + s->len, data, len);
+    s->len += len;
+    stream_wake_locked(s);
+out:
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+void
+cmn_http_stream_end(struct cmn_http_stream *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&s->lock);
+    if (!s->ended && !s->closed) {
+        s->ended = true;
+        stream_wake_locked(s);
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+void
+cmn_http_stream_release(struct cmn_http_stream *s)
+{
+    if (s != NULL) {
+        stream_unref(s);
+    }
+}
+
+/* cmn_httpd_stop: no new deferral or stream from now on, and every open
+ * stream flushes and ends. */
+static void
+streams_end_all(struct cmn_httpd *d)
+{
+    pthread_mutex_lock(&d->lock);
+    d->stopping = true;
+    for (struct cmn_http_stream *s = d->streams; s != NULL; s = s->next) {
+        cmn_http_stream_end(s);
+    }
+    pthread_mutex_unlock(&d->lock);
 }

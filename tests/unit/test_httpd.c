@@ -2,8 +2,10 @@
 /* test_httpd.c - the HTTP server over loopback: routing (exact, prefix,
  * 404, 405), body caps (413 by Content-Length and chunked), 431 on huge
  * headers, JSON parsing errors, request ids, security headers, accessors,
- * concurrency, metrics and draining in-flight requests on stop. Clients
- * are libcurl and, where curl would hide the wire, a raw socket. */
+ * concurrency, metrics and draining in-flight requests on stop. Every
+ * test runs twice: thread-per-connection mode and pool mode (epoll, two
+ * threads). Clients are libcurl and, where curl would hide the wire, a raw
+ * socket. Deferred replies and streams are in test_httpd_stream.c. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -29,6 +31,7 @@
 
 static struct cmn_httpd *srv;
 static char base[64];
+static unsigned mode_threads; /* threads for the group being run */
 
 /* --- handlers --- */
 
@@ -321,6 +324,7 @@ group_setup(void **state)
     o.listen = "127.0.0.1:0";
     o.max_body = MAX_BODY;
     o.metrics_prefix = "t";
+    o.threads = mode_threads;
     srv = cmn_httpd_start(&o, routes, CMN_ARRAY_LEN(routes), NULL, &err);
     if (srv == NULL) {
         fprintf(stderr, "start: %s\n", err.msg);
@@ -328,6 +332,13 @@ group_setup(void **state)
     }
     snprintf(base, sizeof(base), "http://127.0.0.1:%d", cmn_httpd_port(srv));
     return 0;
+}
+
+static int
+group_setup_pool(void **state)
+{
+    mode_threads = 2;
+    return group_setup(state);
 }
 
 static int
@@ -370,6 +381,7 @@ test_ipv6_listen(void **state)
     struct cmn_httpd *d;
 
     (void)state;
+    o.threads = mode_threads;
     o.listen = "[::1]:0";
     d = cmn_httpd_start(&o, routes, CMN_ARRAY_LEN(routes), NULL, &err);
     if (d == NULL) {
@@ -760,6 +772,7 @@ test_stop_drains(void **state)
 
     (void)state;
     o.listen = "127.0.0.1:0";
+    o.threads = mode_threads;
     d = cmn_httpd_start(&o, routes, CMN_ARRAY_LEN(routes), NULL, &err);
     assert_non_null(d);
     port = cmn_httpd_port(d);
@@ -808,5 +821,15 @@ main(void)
         cmocka_unit_test(test_stop_drains),
     };
 
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    int failed;
+
+    mode_threads = 0;
+    failed = cmocka_run_group_tests_name("thread_per_connection", tests,
+                                         group_setup, group_teardown);
+    /* Pool mode: the same routes and behaviour on epoll + 2 threads (the
+     * slow handler then blocks one pool thread, which is allowed, only
+     * discouraged). */
+    failed += cmocka_run_group_tests_name("pool", tests, group_setup_pool,
+                                          group_teardown);
+    return failed;
 }

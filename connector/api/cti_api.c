@@ -1,0 +1,538 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/* cti_api.c - HTTP handlers of fsc-connector. Each handler validates what
+ * it can at once (token, JSON shape), then hands the work to a job and
+ * answers from there with a deferred reply. Bad input gets a 4xx and
+ * changes nothing. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmn_log.h"
+#include "cti_api.h"
+
+#define STR_MAX 256
+
+enum op {
+    OP_LOGIN,
+    OP_LOGOUT,
+    OP_STATE,
+    OP_CALL,
+    OP_ACTION,
+    OP_WRAPUP,
+    OP_REASON_CODES,
+    OP_WRAPUP_REASONS,
+};
+
+/* Everything a job needs, copied out of the request (which is gone once
+ * the handler returns). */
+struct api_job {
+    enum op op;
+    struct cti_app *app;
+    struct cmn_http_deferred *d;
+    struct cti_agent *agent; /* referenced; NULL for login */
+    char token[CTI_TOKEN_LEN];
+    char a[STR_MAX], b[STR_MAX], c[STR_MAX], dialog[FIN_ID_MAX];
+    char password[STR_MAX];
+};
+
+void
+cti_api_metrics_init(struct cti_app *app)
+{
+    app->logins_ok = cmn_metric_counter(
+        "fsc_connector_logins_total{result=\"ok\"}", "Agent sign-ins");
+    app->logins_failed = cmn_metric_counter(
+        "fsc_connector_logins_total{result=\"failed\"}", "Agent sign-ins");
+    app->actions = cmn_metric_counter("fsc_connector_requests_total",
+                                      "State and call requests to Finesse");
+    app->sessions = cmn_metric_gauge("fsc_connector_agents",
+                                     "Agents with a Finesse session");
+    app->xmpp_online = cmn_metric_gauge(
+        "fsc_connector_xmpp_online", "Agents whose XMPP session is up");
+}
+
+/* A JSON string field, copied; absent is "" (callers decide). Non-string
+ * or too long: false. */
+static bool
+field(json_t *body, const char *name, char *out, size_t size)
+{
+    json_t *v = json_object_get(body, name);
+
+    out[0] = '\0';
+    if (v == NULL || json_is_null(v)) {
+        return true;
+    }
+    if (!json_is_string(v) || json_string_length(v) >= size ||
+        strlen(json_string_value(v)) != json_string_length(v)) {
+        return false;
+    }
+    memcpy(out, json_string_value(v), json_string_length(v) + 1);
+    return true;
+}
+
+static const char *
+or_null(const char *s)
+{
+    return s[0] != '\0' ? s : NULL;
+}
+
+static void
+reply_result(struct api_job *j, const struct cti_result *r, json_t *extra)
+{
+    if (r->status >= 400) {
+        json_decref(extra);
+        cmn_http_deferred_reply_json(
+            j->d, r->status,
+            json_pack("{s:s, s:s, s:s?}", "error", r->error, "detail",
+                      r->detail, "request_id",
+                      r->request_id[0] ? r->request_id : NULL));
+        return;
+    }
+    if (extra == NULL) {
+        extra = json_object();
+    }
+    if (r->request_id[0] != '\0') {
+        json_object_set_new(extra, "request_id", json_string(r->request_id));
+    }
+    cmn_http_deferred_reply_json(j->d, r->status, extra);
+}
+
+static void
+run_job(void *arg)
+{
+    struct api_job *j = arg;
+    struct cti_engine *e = j->app->engine;
+    struct cti_result r = {0};
+    json_t *out = NULL;
+
+    switch (j->op) {
+    case OP_LOGIN: {
+        char token[CTI_TOKEN_LEN] = {0};
+        json_t *agent = NULL;
+        struct cti_login in = {
+            .agent = or_null(j->a),
+            .password = or_null(j->password),
+            .handoff = or_null(j->b),
+            .extension = or_null(j->c),
+        };
+        cti_engine_login(e, &in, token, &agent, &r);
+        cmn_metric_inc(r.status == 200 ? j->app->logins_ok
+                                       : j->app->logins_failed);
+        if (r.status == 200) {
+            out = json_pack("{s:s, s:o}", "token", token, "agent", agent);
+        }
+        memset(token, 0, sizeof(token));
+        break;
+    }
+    case OP_LOGOUT:
+        cti_engine_logout(e, j->token, or_null(j->a), &r);
+        break;
+    case OP_STATE:
+        cmn_metric_inc(j->app->actions);
+        cti_engine_set_state(e, j->agent, j->a, or_null(j->b), &r);
+        break;
+    case OP_CALL: {
+        char dialog_id[FIN_ID_MAX];
+        cmn_metric_inc(j->app->actions);
+        cti_engine_make_call(e, j->agent, j->a, dialog_id, &r);
+        if (r.status < 400) {
+            out = json_pack("{s:s?}", "dialog_id",
+                            dialog_id[0] ? dialog_id : NULL);
+        }
+        break;
+    }
+    case OP_ACTION:
+        cmn_metric_inc(j->app->actions);
+        cti_engine_call_action(e, j->agent, j->dialog, j->a, or_null(j->b),
+                               or_null(j->c), &r);
+        break;
+    case OP_WRAPUP:
+        cmn_metric_inc(j->app->actions);
+        cti_engine_wrapup(e, j->agent, j->dialog, j->a, &r);
+        break;
+    case OP_REASON_CODES:
+        cti_engine_reason_codes(e, j->agent, j->a, &out, &r);
+        if (out != NULL) {
+            out = json_pack("{s:s, s:o}", "category", j->a, "reason_codes",
+                            out);
+        }
+        break;
+    case OP_WRAPUP_REASONS:
+        cti_engine_wrapup_reasons(e, j->agent, &out, &r);
+        if (out != NULL) {
+            out = json_pack("{s:o}", "wrapup_reasons", out);
+        }
+        break;
+    }
+    reply_result(j, &r, out);
+    cti_agent_unref(j->agent);
+    memset(j, 0, sizeof(*j)); /* passwords, tokens */
+    free(j);
+}
+
+static int
+submit(struct cmn_http_req *req, struct api_job *j)
+{
+    j->d = cmn_http_defer(req);
+    if (j->d == NULL) {
+        cti_agent_unref(j->agent);
+        free(j);
+        return cmn_http_reply_error(req, 503, "unavailable",
+                                    "the server is stopping");
+    }
+    if (cti_jobs_submit(cti_engine_jobs(j->app->engine), run_job, j) !=
+        CMN_OK) {
+        cmn_http_deferred_reply_error(j->d, 503, "busy",
+                                      "too many requests in flight");
+        cti_agent_unref(j->agent);
+        free(j);
+    }
+    return CMN_OK;
+}
+
+/* The agent behind the request's bearer token, or a 401 reply. */
+static struct cti_agent *
+authed(struct cmn_http_req *req, struct cti_app *app, const char *token)
+{
+    struct cti_agent *a = cti_engine_agent(app->engine, token);
+
+    if (a == NULL) {
+        cmn_http_add_header(req, "WWW-Authenticate",
+                            "Bearer realm=\"fsc-connector\"");
+        cmn_http_reply_error(req, 401, "unauthorized",
+                             "sign in first (missing, unknown or expired "
+                             "token)");
+    }
+    return a;
+}
+
+static struct api_job *
+new_job(struct cti_app *app, enum op op, struct cti_agent *a)
+{
+    struct api_job *j = calloc(1, sizeof(*j));
+
+    if (j != NULL) {
+        j->op = op;
+        j->app = app;
+        j->agent = a;
+    } else {
+        cti_agent_unref(a);
+    }
+    return j;
+}
+
+static int
+bad_request(struct cmn_http_req *req, struct api_job *j, json_t *body,
+            const char *detail)
+{
+    if (j != NULL) {
+        cti_agent_unref(j->agent);
+        free(j);
+    }
+    json_decref(body);
+    return cmn_http_reply_error(req, 400, "invalid_request", detail);
+}
+
+static int
+h_login(struct cmn_http_req *req, void *appv)
+{
+    struct cti_app *app = appv;
+    json_t *body = cmn_http_req_json(req);
+    struct api_job *j;
+
+    if (body == NULL) {
+        return CMN_OK;
+    }
+    j = new_job(app, OP_LOGIN, NULL);
+    if (j == NULL) {
+        json_decref(body);
+        return cmn_http_reply_error(req, 503, "internal", "out of memory");
+    }
+    if (!field(body, "agent", j->a, FIN_ID_MAX) ||
+        !field(body, "password", j->password, sizeof(j->password)) ||
+        !field(body, "handoff", j->b, 128) ||
+        !field(body, "extension", j->c, FIN_ADDR_MAX)) {
+        return bad_request(req, j, body,
+                           "agent, password, handoff and extension are "
+                           "short strings");
+    }
+    json_decref(body);
+    return submit(req, j);
+}
+
+static int
+h_logout(struct cmn_http_req *req, void *appv)
+{
+    struct cti_app *app = appv;
+    const char *token = cmn_http_req_bearer(req);
+    struct cti_agent *a = authed(req, app, token);
+    struct api_job *j;
+    size_t len = 0;
+
+    if (a == NULL) {
+        return CMN_OK;
+    }
+    j = new_job(app, OP_LOGOUT, a);
+    if (j == NULL) {
+        return cmn_http_reply_error(req, 503, "internal", "out of memory");
+    }
+    snprintf(j->token, sizeof(j->token), "%s", token);
+    cmn_http_req_body(req, &len);
+    if (len > 0) {
+        json_t *body = cmn_http_req_json(req);
+        if (body == NULL) {
+            cti_agent_unref(j->agent);
+            free(j);
+            return CMN_OK;
+        }
+        if (!field(body, "reason_code_id", j->a, FIN_ID_MAX)) {
+            return bad_request(req, j, body, "bad reason_code_id");
+        }
+        json_decref(body);
+    }
+    return submit(req, j);
+}
+
+static int
+h_state(struct cmn_http_req *req, void *appv)
+{
+    struct cti_app *app = appv;
+    struct cti_agent *a = authed(req, app, cmn_http_req_bearer(req));
+    json_t *body;
+    struct api_job *j;
+
+    if (a == NULL) {
+        return CMN_OK;
+    }
+    body = cmn_http_req_json(req);
+    if (body == NULL) {
+        cti_agent_unref(a);
+        return CMN_OK;
+    }
+    j = new_job(app, OP_STATE, a);
+    if (j == NULL) {
+        json_decref(body);
+        return cmn_http_reply_error(req, 503, "internal", "out of memory");
+    }
+    if (!field(body, "state", j->a, 32) ||
+        !field(body, "reason_code_id", j->b, FIN_ID_MAX)) {
+        return bad_request(req, j, body, "state and reason_code_id are "
+                                         "strings");
+    }
+    json_decref(body);
+    return submit(req, j);
+}
+
+static int
+h_reason_codes(struct cmn_http_req *req, void *appv)
+{
+    struct cti_app *app = appv;
+    struct cti_agent *a = authed(req, app, cmn_http_req_bearer(req));
+    const char *category = cmn_http_req_query(req, "category");
+    struct api_job *j;
+
+    if (a == NULL) {
+        return CMN_OK;
+    }
+    j = new_job(app, OP_REASON_CODES, a);
+    if (j == NULL) {
+        return cmn_http_reply_error(req, 503, "internal", "out of memory");
+    }
+    snprintf(j->a, sizeof(j->a), "%s",
+             category != NULL ? category : "NOT_READY");
+    return submit(req, j);
+}
+
+static int
+h_wrapup_reasons(struct cmn_http_req *req, void *appv)
+{
+    struct cti_app *app = appv;
+    struct cti_agent *a = authed(req, app, cmn_http_req_bearer(req));
+    struct api_job *j;
+
+    if (a == NULL) {
+        return CMN_OK;
+    }
+    j = new_job(app, OP_WRAPUP_REASONS, a);
+    if (j == NULL) {
+        return cmn_http_reply_error(req, 503, "internal", "out of memory");
+    }
+    return submit(req, j);
+}
+
+static int
+h_calls(struct cmn_http_req *req, void *appv)
+{
+    struct cti_app *app = appv;
+    struct cti_agent *a = authed(req, app, cmn_http_req_bearer(req));
+    json_t *body;
+    struct api_job *j;
+
+    if (a == NULL) {
+        return CMN_OK;
+    }
+    body = cmn_http_req_json(req);
+    if (body == NULL) {
+        cti_agent_unref(a);
+        return CMN_OK;
+    }
+    j = new_job(app, OP_CALL, a);
+    if (j == NULL) {
+        json_decref(body);
+        return cmn_http_reply_error(req, 503, "internal", "out of memory");
+    }
+    if (!field(body, "to", j->a, 64)) {
+        return bad_request(req, j, body, "\"to\" is a string");
+    }
+    json_decref(body);
+    return submit(req, j);
+}
+
+/* /api/v1/calls/{id}/actions and /api/v1/calls/{id}/wrapup */
+static int
+h_call_sub(struct cmn_http_req *req, void *appv)
+{
+    struct cti_app *app = appv;
+    const char *rest = cmn_http_req_path_rest(req);
+    size_t idlen = strcspn(rest, "/");
+    const char *tail = rest + idlen;
+    struct cti_agent *a;
+    json_t *body;
+    struct api_job *j;
+    enum op op;
+
+    if (strcmp(tail, "/actions") == 0) {
+        op = OP_ACTION;
+    } else if (strcmp(tail, "/wrapup") == 0) {
+        op = OP_WRAPUP;
+    } else {
+        return cmn_http_reply_error(req, 404, "not_found",
+                                    "no such resource");
+    }
+    if (idlen == 0 || idlen >= FIN_ID_MAX) {
+        return cmn_http_reply_error(req, 404, "unknown_dialog",
+                                    "malformed dialog id");
+    }
+    a = authed(req, app, cmn_http_req_bearer(req));
+    if (a == NULL) {
+        return CMN_OK;
+    }
+    body = cmn_http_req_json(req);
+    if (body == NULL) {
+        cti_agent_unref(a);
+        return CMN_OK;
+    }
+    j = new_job(app, op, a);
+    if (j == NULL) {
+        json_decref(body);
+        return cmn_http_reply_error(req, 503, "internal", "out of memory");
+    }
+    memcpy(j->dialog, rest, idlen);
+    j->dialog[idlen] = '\0';
+    if (op == OP_ACTION
+            ? (!field(body, "action", j->a, 32) ||
+               !field(body, "to", j->b, 64) ||
+               !field(body, "digits", j->c, 64))
+            : !field(body, "reason", j->a, 160)) {
+        return bad_request(req, j, body, "fields must be short strings");
+    }
+    json_decref(body);
+    return submit(req, j);
+}
+
+static int
+h_events(struct cmn_http_req *req, void *appv)
+{
+    struct cti_app *app = appv;
+    /* EventSource cannot set headers: the token comes in the query */
+    const char *token = cmn_http_req_query(req, "token");
+    const char *last = cmn_http_req_header(req, "Last-Event-ID");
+    struct cti_agent *a;
+    unsigned long long last_id = 0;
+    int rc;
+
+    if (token == NULL) {
+        token = cmn_http_req_bearer(req);
+    }
+    a = authed(req, app, token);
+    if (a == NULL) {
+        return CMN_OK;
+    }
+    if (last != NULL) {
+        char *end;
+        last_id = strtoull(last, &end, 10);
+        if (*end != '\0') {
+            last_id = 0; /* not ours: send a snapshot */
+        }
+    }
+    rc = cti_agent_attach(a, req, last_id);
+    cti_agent_unref(a);
+    if (rc != CMN_OK) {
+        return cmn_http_reply_error(req, 503, "unavailable",
+                                    "cannot open the event stream");
+    }
+    return CMN_OK;
+}
+
+static int
+h_healthz(struct cmn_http_req *req, void *appv)
+{
+    (void)appv;
+    return cmn_http_reply_json(req, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+static int
+h_readyz(struct cmn_http_req *req, void *appv)
+{
+    struct cti_app *app = appv;
+    struct cti_engine_stats st;
+    bool any_up = false;
+
+    cti_engine_stats(app->engine, &st);
+    for (size_t i = 0; i < app->cfg->nnodes; i++) {
+        any_up = any_up || st.nodes_up[i];
+    }
+    return cmn_http_reply_json(
+        req, any_up ? 200 : 503,
+        json_pack("{s:s, s:i, s:I, s:I}", "status",
+                  any_up ? "ready" : "no Finesse node in service",
+                  "active_node", st.active_node, "agents",
+                  (json_int_t)st.sessions, "xmpp_online",
+                  (json_int_t)st.xmpp_online));
+}
+
+static int
+h_metrics(struct cmn_http_req *req, void *appv)
+{
+    struct cti_app *app = appv;
+    struct cti_engine_stats st;
+    char *text = NULL;
+    size_t len = 0;
+    int rc;
+
+    cti_engine_stats(app->engine, &st);
+    cmn_metric_set(app->sessions, (double)st.sessions);
+    cmn_metric_set(app->xmpp_online, (double)st.xmpp_online);
+    if (cmn_metrics_render(&text, &len) != CMN_OK) {
+        return cmn_http_reply_error(req, 500, "internal", "metrics");
+    }
+    rc = cmn_http_reply_text(req, 200, "text/plain; version=0.0.4", text, len);
+    free(text);
+    return rc;
+}
+
+/* clang-format off */
+const struct cmn_http_route cti_api_routes[] = {
+    {"POST", "/api/v1/login",           h_login},
+    {"POST", "/api/v1/logout",          h_logout},
+    {"GET",  "/api/v1/events",          h_events},
+    {"POST", "/api/v1/state",           h_state},
+    {"GET",  "/api/v1/reason-codes",    h_reason_codes},
+    {"GET",  "/api/v1/wrapup-reasons",  h_wrapup_reasons},
+    {"POST", "/api/v1/calls",           h_calls},
+    {"POST", "/api/v1/calls/*",         h_call_sub},
+    {"GET",  "/healthz",                h_healthz},
+    {"GET",  "/readyz",                 h_readyz},
+    {"GET",  "/metrics",                h_metrics},
+};
+/* clang-format on */
+const size_t cti_api_nroutes = CMN_ARRAY_LEN(cti_api_routes);

@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/* cti_api.h - the connector's HTTP API (DESIGN.md §4) for the softphone
+ * page and integrators: JSON in and out, bearer tokens from
+ * /api/v1/login, Server-Sent Events per tab. Handlers never block: ops
+ * that call Finesse run on the engine's job threads and answer through a
+ * deferred reply. */
+#ifndef CTI_API_H
+#define CTI_API_H
+
+#include "cmn_httpd.h"
+#include "cmn_metrics.h"
+#include "cti_engine.h"
+
+struct cti_app {
+    const struct cti_config *cfg;
+    struct cti_engine *engine;
+    struct cmn_metric *logins_ok;
+    struct cmn_metric *logins_failed;
+    struct cmn_metric *actions;
+    struct cmn_metric *sessions;
+    struct cmn_metric *xmpp_online;
+};
+
+void cti_api_metrics_init(struct cti_app *app);
+
+extern const struct cmn_http_route cti_api_routes[];
+extern const size_t cti_api_nroutes;
+
+#endif

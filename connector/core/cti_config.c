@@ -1,0 +1,242 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/* cti_config.c - reads and validates the fsc-connector INI file; every
+ * error names file, line and key. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cti_config.h"
+
+/* clang-format off */
+static const char *const known_keys[] = {
+    "server.listen", "server.public_url", "server.tls_cert_file",
+    "server.tls_key_file", "server.threads", "server.max_body",
+    "server.log_level", "server.session_idle_s",
+    "finesse.nodes", "finesse.xmpp_port", "finesse.xmpp_addresses", "finesse.xmpp_domain",
+    "finesse.xmpp_resource", "finesse.xmpp_tls", "finesse.ca_file",
+    "finesse.rest_timeout_ms", "finesse.agents_per_worker",
+    "finesse.ping_interval_s", "finesse.failover_check_ms",
+    "sso.url", "sso.service_key_file",
+    /* sections read by later parts of the connector */
+    "redis.*", "salesforce.*",
+    NULL,
+};
+/* clang-format on */
+
+static bool
+is_http_url(const char *s)
+{
+    return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0;
+}
+
+static int
+load_server(struct cti_config *c, struct cmn_err *err)
+{
+    const char *level;
+
+    if (cmn_config_str(c->ini, "server", "listen", true, NULL, &c->listen,
+                       err) != CMN_OK ||
+        cmn_config_str(c->ini, "server", "public_url", false, NULL,
+                       &c->public_url, err) != CMN_OK ||
+        cmn_config_long(c->ini, "server", "threads", 2, 1, 64, &c->threads,
+                        err) != CMN_OK ||
+        cmn_config_long(c->ini, "server", "max_body", 65536, 1024, 1 << 24,
+                        &c->max_body, err) != CMN_OK ||
+        cmn_config_long(c->ini, "server", "session_idle_s", 43200, 60,
+                        7 * 86400, &c->session_idle_s, err) != CMN_OK ||
+        cmn_config_str(c->ini, "server", "log_level", false, "info", &level,
+                       err) != CMN_OK) {
+        return CMN_INVALID;
+    }
+    if (cmn_log_parse_level(level, &c->log_level) != CMN_OK) {
+        cmn_config_errf(c->ini, "server", "log_level", err,
+                        "expected err, warn, notice, info or debug");
+        return CMN_INVALID;
+    }
+    if (cmn_config_secret(c->ini, "server", "tls_cert", false, 1 << 20,
+                          false, &c->tls_cert, err) != CMN_OK ||
+        cmn_config_secret(c->ini, "server", "tls_key", false, 1 << 20, false,
+                          &c->tls_key, err) != CMN_OK) {
+        return CMN_INVALID;
+    }
+    if ((c->tls_cert == NULL) != (c->tls_key == NULL)) {
+        cmn_config_errf(c->ini, "server", "tls_cert_file", err,
+                        "tls_cert_file and tls_key_file go together");
+        return CMN_INVALID;
+    }
+    return CMN_OK;
+}
+
+/* host part of a node URL */
+static char *
+url_host(const char *url)
+{
+    const char *p = strstr(url, "://");
+    size_t n;
+
+    p = p != NULL ? p + 3 : url;
+    if (*p == '[') {
+        p++;
+        n = strcspn(p, "]");
+    } else {
+        n = strcspn(p, ":/");
+    }
+    return strndup(p, n);
+}
+
+static int
+load_xmpp_addresses(struct cti_config *c, struct cmn_err *err)
+{
+    char **list = NULL;
+    size_t n = 0;
+
+    if (cmn_config_list(c->ini, "finesse", "xmpp_addresses", false, &list,
+                        &n, err) != CMN_OK) {
+        return CMN_INVALID;
+    }
+    if (n != 0 && n != c->nnodes) {
+        free(list);
+        cmn_config_errf(c->ini, "finesse", "xmpp_addresses", err,
+                        "one host:port per node in [finesse] nodes");
+        return CMN_INVALID;
+    }
+    for (size_t i = 0; i < c->nnodes; i++) {
+        if (n == 0) {
+            c->xmpp_hosts[i] = url_host(c->nodes[i]);
+            c->xmpp_ports[i] = (int)c->xmpp_port;
+            continue;
+        }
+        const char *colon = strrchr(list[i], ':');
+        char *end = NULL;
+        long port = colon != NULL ? strtol(colon + 1, &end, 10) : 0;
+        if (colon == NULL || colon == list[i] || *end != '\0' || port < 1 ||
+            port > 65535) {
+            cmn_config_errf(c->ini, "finesse", "xmpp_addresses", err,
+                            "'%s' is not host:port", list[i]);
+            free(list);
+            return CMN_INVALID;
+        }
+        c->xmpp_hosts[i] = strndup(list[i], (size_t)(colon - list[i]));
+        c->xmpp_ports[i] = (int)port;
+    }
+    free(list);
+    return CMN_OK;
+}
+
+static int
+load_finesse(struct cti_config *c, struct cmn_err *err)
+{
+    char **nodes = NULL;
+    size_t n = 0;
+
+    if (cmn_config_list(c->ini, "finesse", "nodes", true, &nodes, &n, err) !=
+        CMN_OK) {
+        return CMN_INVALID;
+    }
+    if (n == 0 || n > CTI_MAX_NODES) {
+        free(nodes);
+        cmn_config_errf(c->ini, "finesse", "nodes", err,
+                        "one or two node URLs (A, B)");
+        return CMN_INVALID;
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(nodes[i]);
+        if (!is_http_url(nodes[i])) {
+            cmn_config_errf(c->ini, "finesse", "nodes", err,
+                            "'%s' is not an http(s) URL", nodes[i]);
+            free(nodes);
+            return CMN_INVALID;
+        }
+        while (len > 0 && nodes[i][len - 1] == '/') {
+            len--;
+        }
+        c->nodes[i] = strndup(nodes[i], len);
+        c->nnodes = i + 1;
+    }
+    free(nodes);
+    if (cmn_config_long(c->ini, "finesse", "xmpp_port", 5222, 1, 65535,
+                        &c->xmpp_port, err) != CMN_OK ||
+        cmn_config_str(c->ini, "finesse", "xmpp_domain", false, NULL,
+                       &c->xmpp_domain, err) != CMN_OK ||
+        cmn_config_str(c->ini, "finesse", "xmpp_resource", false, "fsc",
+                       &c->xmpp_resource, err) != CMN_OK ||
+        cmn_config_bool(c->ini, "finesse", "xmpp_tls", true, &c->xmpp_tls,
+                        err) != CMN_OK ||
+        cmn_config_str(c->ini, "finesse", "ca_file", false, NULL, &c->ca_file,
+                       err) != CMN_OK ||
+        cmn_config_long(c->ini, "finesse", "rest_timeout_ms", 5000, 100,
+                        60000, &c->rest_timeout_ms, err) != CMN_OK ||
+        cmn_config_long(c->ini, "finesse", "agents_per_worker", 500, 1, 900,
+                        &c->agents_per_worker, err) != CMN_OK ||
+        cmn_config_long(c->ini, "finesse", "ping_interval_s", 10, 1, 300,
+                        &c->ping_interval_s, err) != CMN_OK ||
+        cmn_config_long(c->ini, "finesse", "failover_check_ms", 1000, 100,
+                        60000, &c->failover_check_ms, err) != CMN_OK) {
+        return CMN_INVALID;
+    }
+    if (load_xmpp_addresses(c, err) != CMN_OK) {
+        return CMN_INVALID;
+    }
+    if (strcmp(c->xmpp_resource, "desktop") == 0) {
+        /* reserved for the Finesse desktop: using it logs the agent's
+         * desktop out (reference/finesse.md §2) */
+        cmn_config_errf(c->ini, "finesse", "xmpp_resource", err,
+                        "\"desktop\" is reserved by Finesse");
+        return CMN_INVALID;
+    }
+    return CMN_OK;
+}
+
+static int
+load_sso(struct cti_config *c, struct cmn_err *err)
+{
+    if (cmn_config_str(c->ini, "sso", "url", false, NULL, &c->sso_url,
+                       err) != CMN_OK) {
+        return CMN_INVALID;
+    }
+    if (c->sso_url == NULL) {
+        return CMN_OK; /* non-SSO site */
+    }
+    if (!is_http_url(c->sso_url)) {
+        cmn_config_errf(c->ini, "sso", "url", err, "expected an http(s) URL");
+        return CMN_INVALID;
+    }
+    return cmn_config_secret(c->ini, "sso", "service_key", true, 4096, true,
+                             &c->sso_service_key, err);
+}
+
+struct cti_config *
+cti_config_load(const char *path, struct cmn_err *err)
+{
+    struct cti_config *c = calloc(1, sizeof(*c));
+
+    if (c == NULL) {
+        cmn_err_set(err, "out of memory");
+        return NULL;
+    }
+    c->ini = cmn_config_load(path, err);
+    if (c->ini == NULL ||
+        cmn_config_check_known(c->ini, known_keys, err) != CMN_OK ||
+        load_server(c, err) != CMN_OK || load_finesse(c, err) != CMN_OK ||
+        load_sso(c, err) != CMN_OK) {
+        cti_config_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void
+cti_config_free(struct cti_config *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < c->nnodes; i++) {
+        free(c->nodes[i]);
+        free(c->xmpp_hosts[i]);
+    }
+    cmn_secret_free(c->sso_service_key);
+    cmn_secret_free(c->tls_cert);
+    cmn_secret_free(c->tls_key);
+    cmn_config_free(c->ini);
+    free(c);
+}

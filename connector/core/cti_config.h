@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/* cti_config.h - fsc-connector configuration: the INI keys of DESIGN.md §4
+ * (see deploy/fsc-connector.ini.sample), validated once, then read-only. */
+#ifndef CTI_CONFIG_H
+#define CTI_CONFIG_H
+
+#include "cmn.h"
+#include "cmn_config.h"
+#include "cmn_log.h"
+#include "cmn_secret.h"
+
+#define CTI_MAX_NODES 2
+
+struct cti_config {
+    struct cmn_config *ini;
+
+    /* [server] */
+    const char *listen;
+    const char *public_url;
+    struct cmn_secret *tls_cert;
+    struct cmn_secret *tls_key;
+    long threads;        /* HTTP epoll threads */
+    long max_body;
+    enum cmn_log_level log_level;
+    long session_idle_s; /* API token lifetime without any tab attached */
+
+    /* [finesse] */
+    char *nodes[CTI_MAX_NODES]; /* base URLs, "https://finesse-a:8445" */
+    size_t nnodes;
+    long xmpp_port;
+    /* where each node's XMPP service listens: host of the node URL and
+     * xmpp_port unless xmpp_addresses = host:port, host:port says so */
+    char *xmpp_hosts[CTI_MAX_NODES];
+    int xmpp_ports[CTI_MAX_NODES];
+    const char *xmpp_domain;    /* NULL: learnt from SystemInfo */
+    const char *xmpp_resource;  /* never "desktop" */
+    bool xmpp_tls;              /* STARTTLS required */
+    const char *ca_file;
+    long rest_timeout_ms;
+    long agents_per_worker;
+    long ping_interval_s;
+    long failover_check_ms;     /* SystemInfo poll while a node is down */
+
+    /* [sso]: absent on non-SSO sites */
+    const char *sso_url;
+    struct cmn_secret *sso_service_key;
+};
+
+struct cti_config *cti_config_load(const char *path, struct cmn_err *err);
+void cti_config_free(struct cti_config *cfg);
+
+#endif

@@ -1,0 +1,289 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/* cti_engine.c - the engine's lifecycle, the session and token
+ * registries, the once-a-second tick and statistics. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmn_log.h"
+#include "cmn_seal.h"
+#include "cti_engine_int.h"
+
+static unsigned
+bucket_of(const char *hash)
+{
+    unsigned h = 2166136261u;
+
+    for (const char *p = hash; *p; p++) {
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    }
+    return h % TOKEN_BUCKETS;
+}
+
+struct cti_engine *
+cti_engine_new(const struct cti_config *cfg, const char *self_exe,
+               struct cmn_err *err)
+{
+    struct cti_engine *e = calloc(1, sizeof(*e));
+    static const char *const worker_argv[] = {"fsc-connector",
+                                              "--xmpp-worker", NULL};
+
+    if (e == NULL) {
+        cmn_err_set(err, "out of memory");
+        return NULL;
+    }
+    e->cfg = cfg;
+    pthread_mutex_init(&e->lock, NULL);
+    pthread_cond_init(&e->waiters_cv, NULL);
+    e->rest.ca_file = cfg->ca_file;
+    e->rest.timeout_ms = cfg->rest_timeout_ms;
+    for (size_t i = 0; i < cfg->nnodes; i++) {
+        e->nodes[i].up = true;
+    }
+    if (cfg->xmpp_domain != NULL) {
+        snprintf(e->xmpp_domain, sizeof(e->xmpp_domain), "%s",
+                 cfg->xmpp_domain);
+    }
+    e->jobs = cti_jobs_new(8, 10000);
+    struct fin_xmpp_pool_opts xo = {
+        .worker_path = self_exe,
+        .worker_argv = worker_argv,
+        .agents_per_worker = (int)cfg->agents_per_worker,
+        .ping_interval_s = (int)cfg->ping_interval_s,
+        .ping_timeout_s = 2 * (int)cfg->ping_interval_s,
+    };
+    e->xmpp = fin_xmpp_pool_new(&xo, engine_on_xmpp, e, err);
+    if (e->jobs == NULL || e->xmpp == NULL) {
+        cti_engine_free(e);
+        return NULL;
+    }
+    return e;
+}
+
+void
+cti_engine_free(struct cti_engine *e)
+{
+    if (e == NULL) {
+        return;
+    }
+    /* jobs first: they may still use sessions and the pool */
+    cti_jobs_free(e->jobs);
+    fin_xmpp_pool_free(e->xmpp);
+    while (e->sessions != NULL) {
+        struct cti_session *s = e->sessions;
+        e->sessions = s->next;
+        cti_agent_detach_all(s->agent);
+        session_unref(s);
+    }
+    for (size_t b = 0; b < TOKEN_BUCKETS; b++) {
+        while (e->tokens[b] != NULL) {
+            struct token_entry *t = e->tokens[b];
+            e->tokens[b] = t->next;
+            free(t);
+        }
+    }
+    pthread_cond_destroy(&e->waiters_cv);
+    pthread_mutex_destroy(&e->lock);
+    free(e);
+}
+
+struct cti_jobs *
+cti_engine_jobs(struct cti_engine *e)
+{
+    return e->jobs;
+}
+
+void
+session_unref(struct cti_session *s)
+{
+    if (s == NULL || atomic_fetch_sub(&s->refs, 1) != 1) {
+        return;
+    }
+    cti_agent_unref(s->agent);
+    cmn_secret_free(s->password);
+    cmn_secret_free(s->sso_session);
+    if (s->bearer != NULL) {
+        cmn_wipe(s->bearer, strlen(s->bearer));
+        free(s->bearer);
+    }
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+struct cti_session *
+engine_find_session(struct cti_engine *e, const char *id)
+{
+    struct cti_session *s;
+
+    pthread_mutex_lock(&e->lock);
+    for (s = e->sessions; s != NULL; s = s->next) {
+        if (strcmp(s->id, id) == 0) {
+            atomic_fetch_add(&s->refs, 1);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&e->lock);
+    return s;
+}
+
+void
+engine_new_request_id(struct cti_engine *e, char out[40])
+{
+    char rnd[12];
+
+    if (cmn_random_id(rnd, sizeof(rnd), 6) != CMN_OK) {
+        snprintf(rnd, sizeof(rnd), "x");
+    }
+    snprintf(out, 40, "fsc-%u-%s", atomic_fetch_add(&e->request_seq, 1),
+             rnd);
+}
+
+/* --- tokens (the API's bearer tokens; only their hashes are kept) --- */
+
+int
+engine_token_issue(struct cti_engine *e, struct cti_session *s,
+                   char token[CTI_TOKEN_LEN])
+{
+    struct token_entry *t = calloc(1, sizeof(*t));
+
+    if (t == NULL || cmn_random_id(token, CTI_TOKEN_LEN, 32) != CMN_OK) {
+        free(t);
+        return CMN_ERR;
+    }
+    cmn_sha256_hex(token, strlen(token), t->hash);
+    t->s = s;
+    pthread_mutex_lock(&e->lock);
+    unsigned b = bucket_of(t->hash);
+    t->next = e->tokens[b];
+    e->tokens[b] = t;
+    pthread_mutex_unlock(&e->lock);
+    return CMN_OK;
+}
+
+struct cti_session *
+engine_session_by_token(struct cti_engine *e, const char *token)
+{
+    char hash[65];
+    struct cti_session *s = NULL;
+
+    if (token == NULL || strlen(token) != CTI_TOKEN_LEN - 1) {
+        return NULL;
+    }
+    cmn_sha256_hex(token, strlen(token), hash);
+    pthread_mutex_lock(&e->lock);
+    for (struct token_entry *t = e->tokens[bucket_of(hash)]; t != NULL;
+         t = t->next) {
+        if (cmn_ct_streq(t->hash, hash) && !t->s->ended) {
+            s = t->s;
+            atomic_fetch_add(&s->refs, 1);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&e->lock);
+    return s;
+}
+
+struct cti_agent *
+cti_engine_agent(struct cti_engine *e, const char *token)
+{
+    struct cti_session *s = engine_session_by_token(e, token);
+    struct cti_agent *a = NULL;
+
+    if (s != NULL) {
+        a = s->agent;
+        cti_agent_ref(a);
+        session_unref(s);
+    }
+    return a;
+}
+
+void
+engine_remove_session_locked(struct cti_engine *e, struct cti_session *s)
+{
+    for (struct cti_session **pp = &e->sessions; *pp != NULL;
+         pp = &(*pp)->next) {
+        if (*pp == s) {
+            *pp = s->next;
+            e->nsessions--;
+            break;
+        }
+    }
+    for (size_t b = 0; b < TOKEN_BUCKETS; b++) {
+        for (struct token_entry **pp = &e->tokens[b]; *pp != NULL;) {
+            if ((*pp)->s == s) {
+                struct token_entry *t = *pp;
+                *pp = t->next;
+                free(t);
+            } else {
+                pp = &(*pp)->next;
+            }
+        }
+    }
+    s->ended = true;
+}
+
+/* --- tick --- */
+
+void
+cti_engine_tick(struct cti_engine *e)
+{
+    long long now = cmn_now_ms();
+    struct cti_session **list;
+    size_t n = 0;
+
+    bool ping = now - e->last_ping_ms >= PING_MS;
+
+    if (ping) {
+        e->last_ping_ms = now;
+    }
+    engine_check_nodes(e);
+    pthread_mutex_lock(&e->lock);
+    list = malloc((e->nsessions + 1) * sizeof(*list));
+    for (struct cti_session *s = e->sessions; s != NULL && list != NULL;
+         s = s->next) {
+        atomic_fetch_add(&s->refs, 1);
+        list[n++] = s;
+    }
+    pthread_mutex_unlock(&e->lock);
+    for (size_t i = 0; i < n; i++) {
+        struct cti_session *s = list[i];
+        size_t tabs = ping ? cti_agent_heartbeat(s->agent) : 1;
+        bool reconnect = false;
+
+        pthread_mutex_lock(&s->lock);
+        if (tabs > 0) {
+            s->no_tabs_since_ms = 0;
+        } else if (s->no_tabs_since_ms == 0) {
+            s->no_tabs_since_ms = now;
+        }
+        if (!s->xmpp_online && !s->xmpp_connecting &&
+            s->xmpp_retry_at_ms != 0 && now >= s->xmpp_retry_at_ms) {
+            s->xmpp_retry_at_ms = 0;
+            reconnect = true;
+        }
+        pthread_mutex_unlock(&s->lock);
+        if (reconnect) {
+            engine_xmpp_connect(e, s);
+        }
+        session_unref(s);
+    }
+    free(list);
+}
+
+void
+cti_engine_stats(struct cti_engine *e, struct cti_engine_stats *st)
+{
+    memset(st, 0, sizeof(*st));
+    pthread_mutex_lock(&e->lock);
+    st->sessions = e->nsessions;
+    for (struct cti_session *s = e->sessions; s != NULL; s = s->next) {
+        st->xmpp_online += s->xmpp_online ? 1 : 0;
+    }
+    st->active_node = e->active;
+    for (size_t i = 0; i < e->cfg->nnodes; i++) {
+        st->nodes_up[i] = e->nodes[i].up;
+    }
+    pthread_mutex_unlock(&e->lock);
+    int conns = 0;
+    fin_xmpp_pool_stats(e->xmpp, &conns, &st->xmpp_workers);
+}

@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/* cti_engine_int.h - what the engine's files share (cti_engine.c,
+ * cti_ops.c, cti_failover.c, cti_notify.c, cti_sso_client.c). */
+#ifndef CTI_ENGINE_INT_H
+#define CTI_ENGINE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "cmn_secret.h"
+#include "cti_engine.h"
+#include "fin_rest.h"
+#include "fin_xmpp.h"
+
+#define TOKEN_BUCKETS  4096
+#define FAILOVER_GRACE_MS 90000 /* a LOGOUT this soon after a node switch
+                                   is the failover's doing, not the agent's */
+#define CALL_WAIT_MS   3000     /* MAKE_CALL: wait for the new dialog */
+#define PING_MS        15000    /* ": ping" to every tab (DESIGN.md §4) */
+
+/* One agent's Finesse session. Fields under s->lock unless noted. */
+struct cti_session {
+    pthread_mutex_t lock;
+    atomic_int refs;
+    struct cti_agent *agent;      /* model + tabs (own lock) */
+    char id[FIN_ID_MAX];          /* loginId; immutable */
+    char extension[FIN_ADDR_MAX];
+    char login_name[FIN_NAME_MAX];
+    struct cmn_secret *password;  /* non-SSO */
+    struct cmn_secret *sso_session; /* SSO: fsc-sso session id */
+    char *bearer;                 /* SSO: current access token */
+    long long bearer_expires_at;  /* unix s */
+    int node;                     /* node index in use */
+    bool xmpp_online;
+    bool xmpp_connecting;
+    int xmpp_failures;
+    long long xmpp_retry_at_ms;   /* 0: no retry pending */
+    long long failover_until_ms;  /* spurious-logout window */
+    bool logout_requested;
+    bool ended;                   /* logged out; removed from registry */
+    long long no_tabs_since_ms;
+    struct cti_session *next;     /* registry chain */
+};
+
+struct token_entry {
+    char hash[65]; /* sha256 of the token; the token itself is not kept */
+    struct cti_session *s;
+    struct token_entry *next;
+};
+
+/* A caller waiting for the notification that carries its requestId. */
+struct waiter {
+    char request_id[40];
+    char dialog_id[FIN_ID_MAX];
+    bool done;
+    char error[128];
+    struct waiter *next;
+};
+
+struct node_state {
+    bool up;
+    bool probing;          /* a SystemInfo check is in flight */
+    long long down_since_ms;
+    long long next_check_ms;
+};
+
+struct cti_engine {
+    const struct cti_config *cfg;
+    struct cti_jobs *jobs;
+    struct fin_xmpp_pool *xmpp;
+    struct fin_rest_opts rest;
+    char xmpp_domain[FIN_NAME_MAX];
+
+    pthread_mutex_t lock; /* sessions, tokens, nodes, waiters */
+    pthread_cond_t waiters_cv;
+    struct cti_session *sessions;
+    size_t nsessions;
+    struct token_entry *tokens[TOKEN_BUCKETS];
+    struct node_state nodes[CTI_MAX_NODES];
+    int active;            /* preferred node */
+    struct waiter *waiters;
+    atomic_uint request_seq;
+    long long last_ping_ms; /* tick thread only */
+};
+
+/* cti_engine.c */
+struct cti_session *engine_find_session(struct cti_engine *e,
+                                        const char *id); /* ref'd */
+void session_unref(struct cti_session *s);
+void engine_new_request_id(struct cti_engine *e, char out[40]);
+/* A new API token for s (only its hash is kept). */
+int engine_token_issue(struct cti_engine *e, struct cti_session *s,
+                       char token[CTI_TOKEN_LEN]) CMN_NODISCARD;
+/* The session behind a token, referenced; NULL when unknown. */
+struct cti_session *engine_session_by_token(struct cti_engine *e,
+                                            const char *token);
+/* Remove a session and every token pointing at it (e->lock held). */
+void engine_remove_session_locked(struct cti_engine *e,
+                                  struct cti_session *s);
+
+/* cti_failover.c */
+int engine_active_node(struct cti_engine *e);
+/* A call on node saw it down: switch everyone over (idempotent). */
+void engine_node_down(struct cti_engine *e, int node, const char *why);
+/* Re-GET User and Dialogs on the session's node (after XMPP comes up:
+ * what was published while it was down is fetched), and with
+ * reconnect_xmpp the XMPP connection is moved there first. */
+void engine_resync(struct cti_engine *e, struct cti_session *s,
+                   bool reconnect_xmpp);
+/* The same on a job thread. */
+void engine_resync_later(struct cti_engine *e, struct cti_session *s,
+                         bool reconnect_xmpp);
+void engine_check_nodes(struct cti_engine *e);
+/* An agent's XMPP dropped: ask the node's SystemInfo, fail over if it is
+ * not IN_SERVICE. */
+void engine_probe_node(struct cti_engine *e, int node);
+/* XMPP (re)connect for a session to its node. */
+void engine_xmpp_connect(struct cti_engine *e, struct cti_session *s);
+
+/* cti_ops.c: a REST call for a session with failover and SSO token
+ * refresh folded in; retried once on the other node when one is down. */
+int engine_rest(struct cti_engine *e, struct cti_session *s,
+                const char *method, const char *path, const char *body,
+                const char *request_id, struct fin_rest_resp *resp,
+                struct cmn_err *err);
+void result_set(struct cti_result *r, unsigned status, const char *error,
+                const char *fmt, ...) CMN_PRINTF(4, 5);
+
+/* cti_notify.c */
+/* Apply a User to the session's agent, except a LOGOUT that the failover
+ * caused (the agent did not ask for it): that one triggers a re-login. */
+void engine_apply_user(struct cti_engine *e, struct cti_session *s,
+                       const struct fin_user *u);
+void engine_on_xmpp(const struct fin_xmpp_event *ev, void *cls);
+void engine_waiter_add(struct cti_engine *e, struct waiter *w);
+bool engine_waiter_wait(struct cti_engine *e, struct waiter *w, int ms);
+
+/* cti_sso_client.c */
+int sso_client_handoff(struct cti_engine *e, const char *handoff,
+                       char session[128], char user[FIN_NAME_MAX],
+                       struct cmn_err *err);
+/* Fetch the current access token into s->bearer (s->lock held). */
+int sso_client_token(struct cti_engine *e, struct cti_session *s,
+                     struct cmn_err *err);
+void sso_client_logout(struct cti_engine *e, struct cti_session *s);
+
+#endif

@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/* main.c - fsc-connector: holds each agent's Finesse session and serves
+ * the softphone's API.
+ *
+ *   fsc-connector --config FILE [--check-config]
+ *   fsc-connector --xmpp-worker ...     (internal: started by itself)
+ *
+ * The main thread waits for signals; a timer thread ticks the engine
+ * once a second (tab heartbeats, XMPP reconnects, node checks). */
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cmn_httpc.h"
+#include "cmn_log.h"
+#include "cmn_xml.h"
+#include "cti_api.h"
+#include "fin_xmpp.h"
+
+#define DRAIN_MS 5000
+
+static atomic_bool stopping;
+
+static void *
+ticker(void *arg)
+{
+    struct cti_engine *e = arg;
+
+    while (!atomic_load(&stopping)) {
+        struct timespec ts = {1, 0};
+        nanosleep(&ts, NULL);
+        if (!atomic_load(&stopping)) {
+            cti_engine_tick(e);
+        }
+    }
+    return NULL;
+}
+
+static void
+usage(void)
+{
+    fprintf(stderr, "usage: fsc-connector --config FILE [--check-config]\n");
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *config = NULL;
+    bool check_only = false;
+    struct cmn_err err = {{0}};
+    char self[PATH_MAX];
+    sigset_t signals;
+    int sig;
+
+    if (argc >= 2 && strcmp(argv[1], "--xmpp-worker") == 0) {
+        return fin_xmpp_worker_main(argc, argv);
+    }
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            config = argv[++i];
+        } else if (strcmp(argv[i], "--check-config") == 0) {
+            check_only = true;
+        } else {
+            usage();
+            return 2;
+        }
+    }
+    if (config == NULL) {
+        usage();
+        return 2;
+    }
+    cmn_log_init("fsc-connector", CMN_LOG_INFO);
+    cmn_xml_init();
+    struct cti_config *cfg = cti_config_load(config, &err);
+    if (cfg == NULL) {
+        fprintf(stderr, "fsc-connector: %s\n", err.msg);
+        return 1;
+    }
+    if (check_only) {
+        printf("fsc-connector: %s: configuration ok\n", config);
+        cti_config_free(cfg);
+        return 0;
+    }
+    cmn_log_set_level(cfg->log_level);
+
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (cmn_httpc_global_init() != CMN_OK) {
+        fprintf(stderr, "fsc-connector: libcurl initialisation failed\n");
+        return 1;
+    }
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0) {
+        fprintf(stderr, "fsc-connector: cannot find its own executable\n");
+        return 1;
+    }
+    self[n] = '\0';
+
+    struct cti_app app = {.cfg = cfg};
+    app.engine = cti_engine_new(cfg, self, &err);
+    if (app.engine == NULL) {
+        cmn_log_err("event=start_failed detail=\"%s\"", err.msg);
+        cti_config_free(cfg);
+        return 1;
+    }
+    cti_api_metrics_init(&app);
+    struct cmn_httpd_opts opts = {
+        .listen = cfg->listen,
+        .max_body = (size_t)cfg->max_body,
+        .connection_limit = 10000,
+        .connection_timeout_s = 60,
+        .threads = (unsigned)cfg->threads,
+        .tls_cert_pem = cfg->tls_cert,
+        .tls_key_pem = cfg->tls_key,
+        .metrics_prefix = "fsc_connector",
+    };
+    struct cmn_httpd *d = cmn_httpd_start(&opts, cti_api_routes,
+                                          cti_api_nroutes, &app, &err);
+    if (d == NULL) {
+        cmn_log_err("event=start_failed detail=\"%s\"", err.msg);
+        cti_engine_free(app.engine);
+        cti_config_free(cfg);
+        return 1;
+    }
+    pthread_t tick;
+    pthread_create(&tick, NULL, ticker, app.engine);
+    cmn_log_notice("event=started listen=%s port=%d nodes=%zu sso=%d",
+                   cfg->listen, cmn_httpd_port(d), cfg->nnodes,
+                   cfg->sso_url != NULL);
+    for (;;) {
+        if (sigwait(&signals, &sig) != 0 || sig == SIGHUP) {
+            continue; /* reload: not yet, the running config stays */
+        }
+        break;
+    }
+    cmn_log_notice("event=stopping signal=%d", sig);
+    atomic_store(&stopping, true);
+    pthread_join(tick, NULL);
+    cmn_httpd_stop(d, DRAIN_MS);
+    cti_engine_free(app.engine);
+    cti_config_free(cfg);
+    cmn_log_notice("event=stopped");
+    return 0;
+}
