@@ -373,6 +373,13 @@ cti_engine_login(struct cti_engine *e, const struct cti_login *in,
         return;
     }
     *agent_json = cti_agent_json(s->agent);
+    if (*agent_json != NULL &&
+        json_string_length(json_object_get(*agent_json, "extension")) == 0) {
+        /* LOGIN is on its way: Finesse confirms the extension by
+         * notification, the tab shows the one it asked for meanwhile */
+        json_object_set_new(*agent_json, "extension",
+                            json_string(s->extension));
+    }
     result_set(r, 200, NULL, "ok");
     session_unref(s);
 }

@@ -1702,8 +1702,8 @@ class SseClient:
                         ev["data"] += "\n" + v
                     else:
                         ev[k] = v
-        except (OSError, ValueError, httpclient.HTTPException):
-            pass
+        except (OSError, ValueError, AttributeError, httpclient.HTTPException):
+            pass  # closed by close() or by the server: the stream is over
         self.closed.set()
 
     def wait(self, pred, timeout=10.0, what="event"):

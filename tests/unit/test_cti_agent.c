@@ -1,0 +1,272 @@
+/* SPDX-License-Identifier: AGPL-3.0-or-later */
+/* test_cti_agent.c - an agent's model and event log as a tab sees them
+ * over a real SSE stream: snapshot on attach, call variables kept when an
+ * update lacks them, a dialog dropped exactly once, a re-read list that
+ * drops what it no longer lists, and Last-Event-ID replay. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "cmn_httpd.h"
+#include "cti_agent.h"
+#include "fin_parse.h"
+
+static struct cti_agent *agent;
+static struct cmn_httpd *server;
+
+static int
+h_events(struct cmn_http_req *req, void *app)
+{
+    const char *last = cmn_http_req_header(req, "Last-Event-ID");
+
+    (void)app;
+    if (cti_agent_attach(agent, req, last ? strtoull(last, NULL, 10) : 0) !=
+        CMN_OK) {
+        return cmn_http_reply_error(req, 500, "attach", "failed");
+    }
+    return CMN_OK;
+}
+
+static const struct cmn_http_route routes[] = {
+    {"GET", "/events", h_events},
+};
+
+/* A tab: connects, sends the request, and reads what arrives. */
+struct tab {
+    int fd;
+    char buf[65536];
+    size_t len;
+};
+
+static void
+tab_open(struct tab *t, const char *last_id)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    char req[256];
+
+    memset(t, 0, sizeof(*t));
+    sa.sin_port = htons((uint16_t)cmn_httpd_port(server));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    t->fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(connect(t->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    int n = snprintf(req, sizeof(req),
+                     "GET /events HTTP/1.1\r\nHost: x\r\n%s%s%s\r\n",
+                     last_id ? "Last-Event-ID: " : "", last_id ? last_id : "",
+                     last_id ? "\r\n" : "");
+    assert_int_equal(write(t->fd, req, (size_t)n), n);
+}
+
+/* Read until needle shows up (true) or 2 s pass (false). */
+static bool
+tab_until(struct tab *t, const char *needle)
+{
+    for (int i = 0; i < 200; i++) {
+        if (strstr(t->buf, needle) != NULL) {
+            return true;
+        }
+        struct pollfd p = {.fd = t->fd, .events = POLLIN};
+        if (poll(&p, 1, 10) == 1) {
+            ssize_t n = read(t->fd, t->buf + t->len, sizeof(t->buf) - t->len - 1);
+            if (n <= 0) {
+                break;
+            }
+            t->len += (size_t)n;
+            t->buf[t->len] = '\0';
+        }
+    }
+    return strstr(t->buf, needle) != NULL;
+}
+
+static size_t
+count(const char *hay, const char *needle)
+{
+    size_t n = 0;
+
+    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle)) {
+        n++;
+    }
+    return n;
+}
+
+static void
+tab_close(struct tab *t)
+{
+    close(t->fd);
+}
+
+static struct fin_dialog *
+dialog(const char *id, const char *state, const char *var)
+{
+    struct fin_dialog *d = calloc(1, sizeof(*d));
+
+    snprintf(d->id, sizeof(d->id), "%s", id);
+    snprintf(d->state, sizeof(d->state), "%s", state);
+    snprintf(d->from_address, sizeof(d->from_address), "+14155550100");
+    if (var != NULL) {
+        snprintf(d->vars[0].name, sizeof(d->vars[0].name), "callVariable1");
+        snprintf(d->vars[0].value, sizeof(d->vars[0].value), "%s", var);
+        snprintf(d->vars[1].name, sizeof(d->vars[1].name), "user.sf_id");
+        snprintf(d->vars[1].value, sizeof(d->vars[1].value), "001xx");
+        d->nvars = 2;
+    }
+    return d;
+}
+
+static int
+setup(void **state)
+{
+    struct cmn_httpd_opts o = {.listen = "127.0.0.1:0", .threads = 1};
+    struct cmn_err err;
+
+    (void)state;
+    agent = cti_agent_new("1001");
+    server = cmn_httpd_start(&o, routes, 1, NULL, &err);
+    return agent != NULL && server != NULL ? 0 : -1;
+}
+
+static int
+teardown(void **state)
+{
+    (void)state;
+    cti_agent_detach_all(agent);
+    cmn_httpd_stop(server, 500);
+    cti_agent_unref(agent);
+    return 0;
+}
+
+static void
+test_cti_agent_snapshot_then_events(void **state)
+{
+    struct fin_user u = {0};
+    struct tab t;
+    (void)state;
+
+    snprintf(u.login_id, sizeof(u.login_id), "1001");
+    snprintf(u.state, sizeof(u.state), "READY");
+    snprintf(u.extension, sizeof(u.extension), "1001");
+    cti_agent_apply_user(agent, &u);
+    struct fin_dialog *d = dialog("D1", "ALERTING", "4711");
+    cti_agent_apply_dialog(agent, d, FIN_EVENT_POST);
+    free(d);
+
+    tab_open(&t, NULL);
+    /* the snapshot: agent and the live dialog, not numbered */
+    assert_true(tab_until(&t, "\"id\":\"D1\""));
+    assert_non_null(strstr(t.buf, "retry: 3000"));
+    assert_non_null(strstr(t.buf, "event: agent\ndata: {"));
+    assert_non_null(strstr(t.buf, "\"state\":\"READY\""));
+    assert_null(strstr(t.buf, "id: 1\n"));
+
+    /* an update without call data keeps the cached variables */
+    d = dialog("D1", "ACTIVE", NULL);
+    cti_agent_apply_dialog(agent, d, FIN_EVENT_PUT);
+    free(d);
+    assert_true(tab_until(&t, "\"state\":\"ACTIVE\""));
+    const char *active = strstr(t.buf, "\"state\":\"ACTIVE\"");
+    assert_non_null(strstr(active, "\"callVariable1\":\"4711\""));
+    assert_non_null(strstr(active, "\"ecc\":{\"user.sf_id\":\"001xx\"}"));
+
+    /* the same user again emits nothing; a change emits one event */
+    cti_agent_apply_user(agent, &u);
+    snprintf(u.state, sizeof(u.state), "TALKING");
+    cti_agent_apply_user(agent, &u);
+    assert_true(tab_until(&t, "\"state\":\"TALKING\""));
+    assert_int_equal(count(t.buf, "\"state\":\"READY\""), 1);
+    tab_close(&t);
+}
+
+static void
+test_cti_agent_dropped_once_and_replaced(void **state)
+{
+    struct tab t;
+    struct fin_dialogs list = {0};
+    (void)state;
+
+    tab_open(&t, NULL);
+    assert_true(tab_until(&t, "\"id\":\"D1\""));
+    struct fin_dialog *d = dialog("D1", "ACTIVE", NULL);
+    cti_agent_apply_dialog(agent, d, FIN_EVENT_DELETE);
+    cti_agent_apply_dialog(agent, d, FIN_EVENT_DELETE); /* again: no event */
+    free(d);
+    assert_true(tab_until(&t, "\"state\":\"DROPPED\""));
+    assert_int_equal(cti_agent_dialog_count(agent), 0);
+
+    /* a re-read list: D2 and D3 appear, then a list with only D3 drops
+     * D2 and keeps D3's cached variables */
+    list.items = calloc(2, sizeof(*list.items));
+    d = dialog("D2", "ACTIVE", "x");
+    list.items[0] = *d;
+    free(d);
+    d = dialog("D3", "ALERTING", "kept");
+    list.items[1] = *d;
+    free(d);
+    list.n = 2;
+    cti_agent_replace_dialogs(agent, &list);
+    assert_int_equal(cti_agent_dialog_count(agent), 2);
+    d = dialog("D3", "ACTIVE", NULL);
+    list.items[0] = *d;
+    free(d);
+    list.n = 1;
+    cti_agent_replace_dialogs(agent, &list);
+    free(list.items);
+    assert_int_equal(cti_agent_dialog_count(agent), 1);
+    struct fin_dialog *copy = malloc(sizeof(*copy));
+    assert_true(cti_agent_dialog(agent, "D3", copy));
+    assert_string_equal(fin_dialog_var(copy, "callVariable1"), "kept");
+    assert_false(cti_agent_dialog(agent, "D2", copy));
+    free(copy);
+    assert_true(tab_until(&t, "\"id\":\"D2\",\"state\":\"DROPPED\""));
+    assert_int_equal(count(t.buf, "\"state\":\"DROPPED\""), 2); /* D1, D2 */
+    tab_close(&t);
+}
+
+static void
+test_cti_agent_resume_replays_missed_events(void **state)
+{
+    struct tab t;
+    (void)state;
+
+    cti_agent_emit_error(agent, "rq-1", "finesse_error", "first");
+    cti_agent_emit_error(agent, "rq-2", "finesse_error", "second");
+    cti_agent_emit_error(agent, "rq-3", "finesse_error", "third");
+    /* resuming from id 1 (still in the log) replays every later event in
+     * order, without a snapshot */
+    tab_open(&t, "1");
+    assert_true(tab_until(&t, "third"));
+    assert_null(strstr(t.buf, "retry: 3000\n\nevent: agent")); /* no snapshot */
+    assert_non_null(strstr(t.buf, "second"));
+    const char *p2 = strstr(t.buf, "second"), *p3 = strstr(t.buf, "third");
+    assert_true(p2 < p3);
+    assert_non_null(strstr(t.buf, "\"request_id\":\"rq-3\""));
+    tab_close(&t);
+
+    /* an id the log no longer holds gets a snapshot instead */
+    for (int i = 0; i < CTI_EVENT_RING + 5; i++) {
+        cti_agent_emit_error(agent, NULL, "filler", "x");
+    }
+    tab_open(&t, "2");
+    assert_true(tab_until(&t, "event: agent\ndata: {"));
+    assert_null(strstr(t.buf, "filler"));
+    tab_close(&t);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cti_agent_snapshot_then_events),
+        cmocka_unit_test(test_cti_agent_dropped_once_and_replaced),
+        cmocka_unit_test(test_cti_agent_resume_replays_missed_events),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
