@@ -396,6 +396,17 @@ cti_agent_dialog(struct cti_agent *a, const char *id, struct fin_dialog *out)
     return found;
 }
 
+bool
+cti_agent_has_dialog(struct cti_agent *a, const char *id)
+{
+    bool found;
+
+    pthread_mutex_lock(&a->lock);
+    found = find_dialog(a, id) >= 0;
+    pthread_mutex_unlock(&a->lock);
+    return found;
+}
+
 size_t
 cti_agent_dialog_count(struct cti_agent *a)
 {

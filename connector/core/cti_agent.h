@@ -42,6 +42,7 @@ void cti_agent_replace_dialogs(struct cti_agent *a,
 bool cti_agent_dialog(struct cti_agent *a, const char *id,
                       struct fin_dialog *out);
 size_t cti_agent_dialog_count(struct cti_agent *a);
+bool cti_agent_has_dialog(struct cti_agent *a, const char *id);
 
 /* "error" event: an asynchronous CTI error or a failed request. */
 void cti_agent_emit_error(struct cti_agent *a, const char *request_id,

@@ -15,6 +15,7 @@ static const char *const known_keys[] = {
     "finesse.xmpp_resource", "finesse.xmpp_tls", "finesse.ca_file",
     "finesse.rest_timeout_ms", "finesse.agents_per_worker",
     "finesse.ping_interval_s", "finesse.failover_check_ms",
+    "finesse.xmpp_connects_per_s",
     "sso.url", "sso.service_key_file",
     /* sections read by later parts of the connector */
     "redis.*", "salesforce.*",
@@ -170,7 +171,9 @@ load_finesse(struct cti_config *c, struct cmn_err *err)
         cmn_config_long(c->ini, "finesse", "ping_interval_s", 10, 1, 300,
                         &c->ping_interval_s, err) != CMN_OK ||
         cmn_config_long(c->ini, "finesse", "failover_check_ms", 1000, 100,
-                        60000, &c->failover_check_ms, err) != CMN_OK) {
+                        60000, &c->failover_check_ms, err) != CMN_OK ||
+        cmn_config_long(c->ini, "finesse", "xmpp_connects_per_s", 200, 10,
+                        5000, &c->xmpp_connects_per_s, err) != CMN_OK) {
         return CMN_INVALID;
     }
     if (load_xmpp_addresses(c, err) != CMN_OK) {

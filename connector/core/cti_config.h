@@ -39,6 +39,8 @@ struct cti_config {
     long rest_timeout_ms;
     long agents_per_worker;
     long ping_interval_s;
+    long xmpp_connects_per_s;   /* per worker: a failover reconnects
+                                   everyone, prosody/Openfire must keep up */
     long failover_check_ms;     /* SystemInfo poll while a node is down */
 
     /* [sso]: absent on non-SSO sites */

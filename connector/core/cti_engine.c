@@ -25,8 +25,12 @@ cti_engine_new(const struct cti_config *cfg, const char *self_exe,
                struct cmn_err *err)
 {
     struct cti_engine *e = calloc(1, sizeof(*e));
-    static const char *const worker_argv[] = {"fsc-connector",
-                                              "--xmpp-worker", NULL};
+    /* the workers log at the connector's level */
+    static const char *const levels[] = {"err", "warn", "notice", "info",
+                                         "debug"};
+    const char *worker_argv[] = {"fsc-connector", "--xmpp-worker",
+                                 "--log-level", levels[cfg->log_level],
+                                 NULL};
 
     if (e == NULL) {
         cmn_err_set(err, "out of memory");
@@ -51,6 +55,7 @@ cti_engine_new(const struct cti_config *cfg, const char *self_exe,
         .agents_per_worker = (int)cfg->agents_per_worker,
         .ping_interval_s = (int)cfg->ping_interval_s,
         .ping_timeout_s = 2 * (int)cfg->ping_interval_s,
+        .connects_per_100ms = (int)cfg->xmpp_connects_per_s / 10,
     };
     e->xmpp = fin_xmpp_pool_new(&xo, engine_on_xmpp, e, err);
     if (e->jobs == NULL || e->xmpp == NULL) {
@@ -110,13 +115,34 @@ session_unref(struct cti_session *s)
     free(s);
 }
 
+/* Every XMPP event looks its agent up: a hash, not a list walk under the
+ * engine lock. */
+static unsigned
+session_bucket(const char *id)
+{
+    return bucket_of(id) % SESSION_BUCKETS;
+}
+
+void
+engine_add_session_locked(struct cti_engine *e, struct cti_session *s)
+{
+    unsigned b = session_bucket(s->id);
+
+    atomic_fetch_add(&s->refs, 1);
+    s->next = e->sessions;
+    e->sessions = s;
+    s->next_by_id = e->by_id[b];
+    e->by_id[b] = s;
+    e->nsessions++;
+}
+
 struct cti_session *
 engine_find_session(struct cti_engine *e, const char *id)
 {
     struct cti_session *s;
 
     pthread_mutex_lock(&e->lock);
-    for (s = e->sessions; s != NULL; s = s->next) {
+    for (s = e->by_id[session_bucket(id)]; s != NULL; s = s->next_by_id) {
         if (strcmp(s->id, id) == 0) {
             atomic_fetch_add(&s->refs, 1);
             break;
@@ -205,6 +231,13 @@ engine_remove_session_locked(struct cti_engine *e, struct cti_session *s)
         if (*pp == s) {
             *pp = s->next;
             e->nsessions--;
+            break;
+        }
+    }
+    for (struct cti_session **pp = &e->by_id[session_bucket(s->id)];
+         *pp != NULL; pp = &(*pp)->next_by_id) {
+        if (*pp == s) {
+            *pp = s->next_by_id;
             break;
         }
     }

@@ -13,6 +13,7 @@
 #include "fin_xmpp.h"
 
 #define TOKEN_BUCKETS  4096
+#define SESSION_BUCKETS 4096
 #define FAILOVER_GRACE_MS 90000 /* a LOGOUT this soon after a node switch
                                    is the failover's doing, not the agent's */
 #define CALL_WAIT_MS   3000     /* MAKE_CALL: wait for the new dialog */
@@ -39,7 +40,11 @@ struct cti_session {
     bool logout_requested;
     bool ended;                   /* logged out; removed from registry */
     long long no_tabs_since_ms;
-    struct cti_session *next;     /* registry chain */
+    int xmpp_node;                /* node of the current XMPP connection:
+                                     a SystemInfo notification speaks for
+                                     that node */
+    struct cti_session *next;     /* registry list (iteration) */
+    struct cti_session *next_by_id; /* registry hash chain (lookup) */
 };
 
 struct token_entry {
@@ -74,6 +79,7 @@ struct cti_engine {
     pthread_mutex_t lock; /* sessions, tokens, nodes, waiters */
     pthread_cond_t waiters_cv;
     struct cti_session *sessions;
+    struct cti_session *by_id[SESSION_BUCKETS];
     size_t nsessions;
     struct token_entry *tokens[TOKEN_BUCKETS];
     struct node_state nodes[CTI_MAX_NODES];
@@ -94,6 +100,8 @@ int engine_token_issue(struct cti_engine *e, struct cti_session *s,
 /* The session behind a token, referenced; NULL when unknown. */
 struct cti_session *engine_session_by_token(struct cti_engine *e,
                                             const char *token);
+/* Add a session to the registry, taking a reference (e->lock held). */
+void engine_add_session_locked(struct cti_engine *e, struct cti_session *s);
 /* Remove a session and every token pointing at it (e->lock held). */
 void engine_remove_session_locked(struct cti_engine *e,
                                   struct cti_session *s);

@@ -51,6 +51,8 @@ engine_xmpp_connect(struct cti_engine *e, struct cti_session *s)
         .ca_file = e->cfg->ca_file,
     };
     s->xmpp_connecting = true;
+    s->xmpp_online = false; /* until the new connection says so */
+    s->xmpp_node = s->node;
     rc = fin_xmpp_pool_connect(e->xmpp, &login);
     if (rc != CMN_OK) {
         s->xmpp_connecting = false;

@@ -140,6 +140,31 @@ engine_apply_user(struct cti_engine *e, struct cti_session *s,
 
 /* --- updates --- */
 
+/* A dialog reaches this agent's model only if the agent takes part in it
+ * (or already holds it): a notification naming someone else's call must
+ * not put that caller's number and call data in this agent's tabs, nor
+ * open it to this agent's call control. */
+static bool
+dialog_is_mine(struct cti_session *s, const struct fin_dialog *d,
+               enum fin_update_event ev)
+{
+    char ext[FIN_ADDR_MAX];
+
+    if (ev == FIN_EVENT_DELETE || cti_agent_has_dialog(s->agent, d->id)) {
+        return true;
+    }
+    pthread_mutex_lock(&s->lock);
+    memcpy(ext, s->extension, sizeof(ext));
+    pthread_mutex_unlock(&s->lock);
+    if (fin_dialog_participant(d, ext) != NULL) {
+        return true;
+    }
+    cmn_log_warn("event=notification_rejected agent=%s dialog=%s "
+                 "detail=\"not a participant\"",
+                 s->id, d->id);
+    return false;
+}
+
 static void
 on_update(struct cti_engine *e, struct cti_session *s,
           const struct fin_xmpp_event *ev)
@@ -159,18 +184,26 @@ on_update(struct cti_engine *e, struct cti_session *s,
     case FIN_UPDATE_USER:
         if (strcmp(u->user.login_id, s->id) == 0) {
             engine_apply_user(e, s, &u->user);
+        } else {
+            cmn_log_warn("event=notification_rejected agent=%s "
+                         "detail=\"User of another agent\"",
+                         s->id);
         }
         break;
     case FIN_UPDATE_DIALOGS:
         for (size_t i = 0; i < u->dialogs.n; i++) {
-            cti_agent_apply_dialog(s->agent, &u->dialogs.items[i], u->event);
+            if (dialog_is_mine(s, &u->dialogs.items[i], u->event)) {
+                cti_agent_apply_dialog(s->agent, &u->dialogs.items[i],
+                                       u->event);
+            }
         }
         waiters_complete(e, u->request_id,
                          u->dialogs.n > 0 ? u->dialogs.items[0].id : NULL,
                          NULL);
         break;
     case FIN_UPDATE_DIALOG:
-        if (u->dialogs.n > 0) {
+        if (u->dialogs.n > 0 &&
+            dialog_is_mine(s, &u->dialogs.items[0], u->event)) {
             cti_agent_apply_dialog(s->agent, &u->dialogs.items[0], u->event);
         }
         break;
@@ -189,9 +222,12 @@ on_update(struct cti_engine *e, struct cti_session *s,
     }
     case FIN_UPDATE_SYSTEMINFO:
         if (strcmp(u->systeminfo.status, "IN_SERVICE") != 0) {
+            /* the node that published it is the one this XMPP session is
+             * connected to, not necessarily the node the agent now uses
+             * (the pool drops events of replaced connections) */
             int node;
             pthread_mutex_lock(&s->lock);
-            node = s->node;
+            node = s->xmpp_node;
             pthread_mutex_unlock(&s->lock);
             engine_node_down(e, node, u->systeminfo.status);
         }
@@ -239,7 +275,7 @@ engine_on_xmpp(const struct fin_xmpp_event *ev, void *cls)
         s->xmpp_online = false;
         s->xmpp_connecting = false;
         s->xmpp_failures++;
-        node = s->node;
+        node = s->xmpp_node;
         if (!s->ended && !s->logout_requested) {
             /* SSO: the token may have been refreshed since; the next
              * connect picks up the current one */

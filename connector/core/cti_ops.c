@@ -358,10 +358,7 @@ cti_engine_login(struct cti_engine *e, const struct cti_login *in,
             return;
         }
         pthread_mutex_lock(&e->lock);
-        s->next = e->sessions;
-        e->sessions = s;
-        e->nsessions++;
-        atomic_fetch_add(&s->refs, 1); /* the registry's */
+        engine_add_session_locked(e, s);
         pthread_mutex_unlock(&e->lock);
         cmn_log_notice("event=agent_signed_in agent=%s extension=%s sso=%d "
                        "node=%d",

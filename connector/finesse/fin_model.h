@@ -18,7 +18,7 @@
 #define FIN_NAME_MAX    128
 #define FIN_VALUE_MAX   256 /* a call variable's value (Finesse: 40..210) */
 #define FIN_URI_MAX     160
-#define FIN_MAX_VARS    40  /* callVariable1..10 + ECC variables */
+#define FIN_MAX_VARS    64  /* callVariable1..10 + ECC variables */
 #define FIN_MAX_PARTS   8   /* participants of one dialog */
 #define FIN_MAX_ACTIONS 12
 #define FIN_MAX_DIALOGS 16  /* dialogs of one agent at once (a

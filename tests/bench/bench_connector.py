@@ -39,13 +39,22 @@ SSE stream and every HTTP connection (nbhttp.py), no threads.
      (GET /finesse/api/User/{id} count at the sim). Then a probe: calls to
      --probe agents must reach their SSE streams through node B.
 
+--observers K (diagnostic, off by default) adds K XMPP sessions of this
+client, each a second resource of one agent's account on prosody A, to time
+when prosody delivered the notification; the summary then splits the
+latency into "sim + prosody" and "connector". FSC_KEEP_TMP=1 keeps the temp
+dir: logs of every component and calls.csv (one line per call: send time,
+latencies).
+
 Run with /usr/bin/python3 after building (build/connector/fsc-connector).
 """
 
 import argparse
+import base64
 import json
 import os
 import random
+import re
 import resource
 import sys
 import time
@@ -54,6 +63,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 sys.path.insert(0, HERE)
 import stack  # noqa: E402
+import nbhttp  # noqa: E402
 from nbhttp import Loop, HttpConn, SseConn, now  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -154,6 +164,73 @@ def pct(sorted_vals, q):
 
 
 # --------------------------------------------------------------------------
+# An optional XMPP observer: a second resource of an agent's account on
+# node A's prosody, which then delivers every notification to it as well as
+# to the connector's session. Its arrival time splits the latency into
+# "sim + prosody" and "XMPP worker + connector + SSE".
+
+class XmppObserver(nbhttp._Sock):
+    HDR = ("<?xml version='1.0'?><stream:stream to='%s' xmlns='jabber:client' "
+           "xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>")
+
+    def __init__(self, loop, host, port, domain, user, password, seen):
+        super().__init__(loop, host, port)
+        self.domain, self.user, self.password, self.seen = domain, user, password, seen
+        self.step = "features1"
+        self.live = False
+        self.dead = None
+
+    def start(self):
+        self._open()
+        self._send((self.HDR % self.domain).encode())
+
+    def on_data(self, data, t):
+        self.buf += data
+        if self.step == "features1" and b"</stream:features>" in self.buf:
+            cred = base64.b64encode(b"\0" + self.user.encode() + b"\0" + self.password.encode())
+            self.buf = b""
+            self.step = "auth"
+            self._send(b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>"
+                       + cred + b"</auth>")
+        elif self.step == "auth" and (b"<success" in self.buf or b"<failure" in self.buf):
+            if b"<failure" in self.buf:
+                self.dead = "auth failed"
+                return self._close()
+            self.buf = b""
+            self.step = "features2"
+            self._send((self.HDR % self.domain).encode())
+        elif self.step == "features2" and b"</stream:features>" in self.buf:
+            self.buf = b""
+            self.step = "bind"
+            self._send(b"<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+                       b"<resource>bench-observer</resource></bind></iq>")
+        elif self.step == "bind" and b"</iq>" in self.buf:
+            self.buf = b""
+            self.step = "live"
+            self.live = True
+            self._send(b"<presence/>")
+        elif self.step == "live":
+            while True:
+                i = self.buf.find(b"</message>")
+                if i < 0:
+                    break
+                msg, self.buf = self.buf[:i], self.buf[i + 10:]
+                if b"/Dialogs" not in msg:
+                    continue
+                m = OBS_ID.search(msg.replace(b"&lt;", b"<").replace(b"&gt;", b">"))
+                if m:
+                    self.seen.setdefault(m.group(1).decode(), t)
+            if len(self.buf) > 1 << 20:
+                self.buf = self.buf[-65536:]
+
+    def on_error(self, e):
+        self.dead = repr(e)
+        self._close()
+
+
+OBS_ID = re.compile(rb"<Dialog><associatedDialogUri>[^<]*</associatedDialogUri><fromAddress>[^<]*"
+                    rb"</fromAddress><id>(\d+)</id>")
+
 
 class Bench:
     def __init__(self, args, fin, conn):
@@ -179,6 +256,20 @@ class Bench:
         self.simc = [HttpConn(self.loop, HOST, self.ctl_port) for _ in range(args.sim_connections)]
         self.readyz = HttpConn(self.loop, HOST, conn.port)
         self.simstats = HttpConn(self.loop, HOST, self.ctl_port)
+        self.obs_seen = {}
+        self.observers = []
+
+    def start_observers(self, k):
+        host, port = self.fin.xmpp_a
+        for i in random.sample(range(self.n), k):
+            o = XmppObserver(self.loop, host, port, self.fin.domain, self.ids[i],
+                             "pw" + self.ids[i], self.obs_seen)
+            o.start()
+            self.observers.append(o)
+            self.loop.run_for(0.005)
+        self.loop.run_until(lambda: all(o.live or o.dead for o in self.observers), 30,
+                            "observers online")
+        return sum(1 for o in self.observers if o.live)
 
     # ---- helpers
     def least_loaded(self, conns):
@@ -465,10 +556,10 @@ class Bench:
                     st["min_online"] = on if st["min_online"] is None else min(st["min_online"], on)
                 if j.get("active_node") == 1 and st["t_active"] is None:
                     st["t_active"] = t
-                if on == n and st["t_active"] is not None and st["t_online"] is None and \
-                        st["min_online"] is not None:
+                if on == n and st["t_active"] is not None and st["t_online"] is None:
                     st["t_online"] = t
-                samples.append((t - t0, j.get("active_node"), on))
+                    st["present_b_at_online"] = st["present_b"]
+                samples.append((t - t0, r.status, j.get("active_node"), on, st["present_b"]))
                 if not finished():
                     self.loop.later(0.1, poll_ready)
             self.readyz.request("GET", "/readyz", cb=got)
@@ -557,6 +648,9 @@ def main():
     ap.add_argument("--login-timeout", type=float, default=300.0)
     ap.add_argument("--failover-timeout", type=float, default=120.0)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--observers", type=int, default=0,
+                    help="diagnostic: K extra XMPP sessions (second resource of K agents, on "
+                         "node A) that time the notification at prosody's output; adds load")
     args = ap.parse_args()
     random.seed(args.seed)
     n = args.agents
@@ -603,6 +697,8 @@ def main():
     b.ready_phase()
     say("all READY on their streams in %.2f s" % b.ready_s)
     b.loop.run_for(2.0)      # let the READY notifications settle
+    if args.observers:
+        say("observers: %d online" % b.start_observers(min(args.observers, n)))
 
     # ---- 2./3. calls
     workers = children(conn.proc.pid)
@@ -633,6 +729,19 @@ def main():
     missing = [c["did"] for c in ok_calls if c["did"] not in b.alert_t]
     no_drop = [c["did"] for c in ok_calls if c["did"] not in b.dropped_t]
     cpu_conn = cpu["fsc-connector"] + cpu["xmpp workers"]
+    obs = [c for c in ok_calls if c["did"] in b.obs_seen and c["did"] in b.alert_t]
+    obs_in = sorted((b.obs_seen[c["did"]] - c["t_sent"]) * 1000 for c in obs)
+    obs_out = sorted((b.alert_t[c["did"]] - b.obs_seen[c["did"]]) * 1000 for c in obs)
+    t_first = min((c["t_sent"] for c in ok_calls), default=0)
+    with open(tmp.file("calls.csv"), "w") as f:
+        f.write("t_sent_s,t_sent_wall,agent,dialog,sse_ms,sim_rt_ms,observer_ms\n")
+        wall = time.time() - now()
+        for c in ok_calls:
+            f.write("%.4f,%.6f,%s,%s,%s,%.2f,%s\n" % (
+                c["t_sent"] - t_first, c["t_sent"] + wall, b.ids[c["agent"]], c["did"],
+                "%.2f" % ((b.alert_t[c["did"]] - c["t_sent"]) * 1000) if c["did"] in b.alert_t else "",
+                (c["t_resp"] - c["t_sent"]) * 1000,
+                "%.2f" % ((b.obs_seen[c["did"]] - c["t_sent"]) * 1000) if c["did"] in b.obs_seen else ""))
     rss_mb = (rss["fsc-connector"] + rss["xmpp workers"]) / 1024.0
     notif = {k: st1["notifications"].get(k, 0) - st0["notifications"].get(k, 0) for k in ("A", "B")}
 
@@ -643,6 +752,9 @@ def main():
     fo_cpu = meter.stop()
     say("re-synced in %.2f s" % b.resync_s)
     b.loop.run_for(1.0)
+    agents_evented = sum(1 for x in b.events_after_failover if x)
+    b.agent_events_after = None
+    call_phase_s, rejects = b.call_phase_s, b.rejects
     pk = b.probe(min(args.probe, n // 2))
     st2 = b.get_json(b.simstats, "/sim/stats")
     log_warns = [l for l in conn.log_text().splitlines() if "level=" in l or "event=" in l]
@@ -664,8 +776,8 @@ def main():
     p("  set READY for all: %.2f s until READY on every stream" % b.ready_s)
     p("calls: %.0f/s for %.1f s: %d placed, %d rejected by the sim (409 %d, other %d), "
       "%d slots without an idle agent"
-      % (args.rate, b.call_phase_s, len(ok_calls), b.rejects["409"] + b.rejects["other"],
-         b.rejects["409"], b.rejects["other"], b.rejects["no_idle_agent"]))
+      % (args.rate, call_phase_s, len(ok_calls), rejects["409"] + rejects["other"],
+         rejects["409"], rejects["other"], rejects["no_idle_agent"]))
     p("  notifications sent by the sim during the phase: A %d, B %d (B's bounce: nobody there)"
       % (notif["A"], notif["B"]))
     p("  ALERTING on the stream: %d of %d calls (%d missing); DROPPED seen for %d"
@@ -674,6 +786,10 @@ def main():
       % (pct(lat, 50), pct(lat, 90), pct(lat, 99), lat[-1] if lat else float("nan")))
     p("  (sim's /sim/calls round trip p50 %.1f ms p99 %.1f; from its answer -> SSE p50 %.1f ms "
       "p99 %.1f)" % (pct(sim_rt, 50), pct(sim_rt, 99), pct(lat_resp, 50), pct(lat_resp, 99)))
+    if args.observers:
+        p("  observer split (%d calls to observed agents): sent -> prosody A delivered p50 %.1f "
+          "p99 %.1f ms; prosody delivered -> SSE p50 %.1f p99 %.1f ms"
+          % (len(obs), pct(obs_in, 50), pct(obs_in, 99), pct(obs_out, 50), pct(obs_out, 99)))
     p("  CPU (100%% = one core) over the call phase: %s" % fmt_cpu(cpu))
     p("  RSS at the end: fsc-connector %.1f MB + %d workers %.1f MB = %.1f MB (VmHWM sum %.1f MB); "
       "connector threads %s, fds %d" % (rss["fsc-connector"] / 1024.0, len(workers),
@@ -691,10 +807,15 @@ def main():
       ">= 2N at %s (%d GET User in all)" % (rel(fo["t_active"]), rel(fo["t_present"]),
                                             rel(fo["t_rest"]), rel(fo["t_rest2"]),
                                             b.fo_get_user_total))
-    p("  /readyz xmpp_online during the failover: min %s (of %d), readyz == N from %s"
-      % (fo["min_online"], n, rel(fo["t_online"])))
-    p("  agent events on the streams after the failover: %d agents got one"
-      % sum(1 for x in b.events_after_failover if x))
+    p("  /readyz xmpp_online during the failover: min %s (of %d), == N with active_node 1 from %s, "
+      "when the sim saw %s agents on B" % (fo["min_online"], n, rel(fo["t_online"]),
+                                          fo.get("present_b_at_online", "?")))
+    bad = [x for x in b.fo_samples if x[1] != 200]
+    p("  /readyz answers during the failover: %d of %d not 200%s"
+      % (len(bad), len(b.fo_samples), " (first at %.2f s, last at %.2f s, status %s)"
+         % (bad[0][0], bad[-1][0], sorted(set(x[1] for x in bad))) if bad else ""))
+    p("  agent events on the streams after the failover (before the probe): %d agents got one"
+      % agents_evented)
     p("  CPU during the failover: %s" % fmt_cpu(fo_cpu))
     p("  probe after the failover: %d calls, %d placed, %d ALERTING on SSE; latency p50 %.1f ms "
       "p99 %.1f ms" % (pk[0], pk[1], pk[2], pct(pk[3], 50), pct(pk[3], 99)))
@@ -704,11 +825,12 @@ def main():
          st2["counters"].get("bounces_B", 0), st2["counters"].get("notifications_dropped", 0)))
     warn_counts = {}
     for l in log_warns:
-        ev = l.split("event=")[1].split()[0] if "event=" in l else l[:60]
-        warn_counts[ev] = warn_counts.get(ev, 0) + 1
-    p("  connector log (warn+): %s" % (", ".join("%s x%d" % kv for kv in
-                                                 sorted(warn_counts.items(), key=lambda kv: -kv[1]))
-                                       or "nothing"))
+        f = dict(x.split("=", 1) for x in l.split() if "=" in x)
+        key = "%s %s %s" % (f.get("level", "?"), f.get("proc", "?"), f.get("event", l[:40]))
+        warn_counts[key] = warn_counts.get(key, 0) + 1
+    p("  connector log lines (level proc event x count): %s"
+      % (", ".join("%s x%d" % kv for kv in sorted(warn_counts.items(), key=lambda kv: -kv[1]))
+         or "nothing"))
     p("agents=%d p50_ms=%.1f p99_ms=%.1f rss_mb=%.1f cpu_pct=%.1f login_all_s=%.2f resync_s=%.2f"
       % (b.logins_ok, pct(lat, 50), pct(lat, 99), rss_mb, cpu_conn, b.login_all_s, b.resync_s))
     sys.stdout.flush()

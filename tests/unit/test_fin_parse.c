@@ -805,7 +805,10 @@ test_fin_parse_caps(void **state)
         if (extra == 0) {
             accepted_as(DOC_DIALOG, xml);
         } else {
-            refused_as(DOC_DIALOG, xml, "more than 40 call variables");
+            char want[64];
+            snprintf(want, sizeof(want), "more than %d call variables",
+                     FIN_MAX_VARS);
+            refused_as(DOC_DIALOG, xml, want);
         }
         free(xml);
     }
