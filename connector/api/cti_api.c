@@ -9,6 +9,7 @@
 
 #include "cmn_log.h"
 #include "cti_api.h"
+#include "cti_web.h"
 
 #define STR_MAX 256
 
@@ -530,6 +531,8 @@ const struct cmn_http_route cti_api_routes[] = {
     {"GET",  "/api/v1/wrapup-reasons",  h_wrapup_reasons},
     {"POST", "/api/v1/calls",           h_calls},
     {"POST", "/api/v1/calls/*",         h_call_sub},
+    {"GET",  "/api/v1/config",          cti_web_config},
+    {"GET",  "/softphone/*",            cti_web_softphone},
     {"GET",  "/healthz",                h_healthz},
     {"GET",  "/readyz",                 h_readyz},
     {"GET",  "/metrics",                h_metrics},

@@ -10,13 +10,13 @@
 static const char *const known_keys[] = {
     "server.listen", "server.public_url", "server.tls_cert_file",
     "server.tls_key_file", "server.threads", "server.max_body",
-    "server.log_level", "server.session_idle_s",
+    "server.log_level", "server.session_idle_s", "server.web_dir",
     "finesse.nodes", "finesse.xmpp_port", "finesse.xmpp_addresses", "finesse.xmpp_domain",
     "finesse.xmpp_resource", "finesse.xmpp_tls", "finesse.ca_file",
     "finesse.rest_timeout_ms", "finesse.agents_per_worker",
     "finesse.ping_interval_s", "finesse.failover_check_ms",
     "finesse.xmpp_connects_per_s",
-    "sso.url", "sso.service_key_file",
+    "sso.url", "sso.public_url", "sso.service_key_file",
     /* sections read by later parts of the connector */
     "redis.*", "salesforce.*",
     NULL,
@@ -45,7 +45,9 @@ load_server(struct cti_config *c, struct cmn_err *err)
         cmn_config_long(c->ini, "server", "session_idle_s", 43200, 60,
                         7 * 86400, &c->session_idle_s, err) != CMN_OK ||
         cmn_config_str(c->ini, "server", "log_level", false, "info", &level,
-                       err) != CMN_OK) {
+                       err) != CMN_OK ||
+        cmn_config_str(c->ini, "server", "web_dir", false, FSC_WEB_DIR,
+                       &c->web_dir, err) != CMN_OK) {
         return CMN_INVALID;
     }
     if (cmn_log_parse_level(level, &c->log_level) != CMN_OK) {
@@ -203,8 +205,40 @@ load_sso(struct cti_config *c, struct cmn_err *err)
         cmn_config_errf(c->ini, "sso", "url", err, "expected an http(s) URL");
         return CMN_INVALID;
     }
+    if (cmn_config_str(c->ini, "sso", "public_url", false, c->sso_url,
+                       &c->sso_public_url, err) != CMN_OK) {
+        return CMN_INVALID;
+    }
+    if (!is_http_url(c->sso_public_url)) {
+        cmn_config_errf(c->ini, "sso", "public_url", err,
+                        "expected an http(s) URL");
+        return CMN_INVALID;
+    }
     return cmn_config_secret(c->ini, "sso", "service_key", true, 4096, true,
                              &c->sso_service_key, err);
+}
+
+static int
+load_salesforce_page(struct cti_config *c, struct cmn_err *err)
+{
+    if (cmn_config_list(c->ini, "salesforce", "org_origins", false,
+                        &c->org_origins, &c->norg_origins, err) != CMN_OK ||
+        cmn_config_str(c->ini, "salesforce", "opencti_version", false, "60.0",
+                       &c->opencti_version, err) != CMN_OK) {
+        return CMN_INVALID;
+    }
+    for (size_t i = 0; i < c->norg_origins; i++) {
+        const char *o = c->org_origins[i];
+        /* an origin: scheme://host[:port], nothing after */
+        const char *host = strstr(o, "://");
+        if (!is_http_url(o) || host == NULL ||
+            strchr(host + 3, '/') != NULL) {
+            cmn_config_errf(c->ini, "salesforce", "org_origins", err,
+                            "'%s' is not an origin (https://host)", o);
+            return CMN_INVALID;
+        }
+    }
+    return CMN_OK;
 }
 
 struct cti_config *
@@ -220,7 +254,7 @@ cti_config_load(const char *path, struct cmn_err *err)
     if (c->ini == NULL ||
         cmn_config_check_known(c->ini, known_keys, err) != CMN_OK ||
         load_server(c, err) != CMN_OK || load_finesse(c, err) != CMN_OK ||
-        load_sso(c, err) != CMN_OK) {
+        load_sso(c, err) != CMN_OK || load_salesforce_page(c, err) != CMN_OK) {
         cti_config_free(c);
         return NULL;
     }
@@ -237,6 +271,7 @@ cti_config_free(struct cti_config *c)
         free(c->nodes[i]);
         free(c->xmpp_hosts[i]);
     }
+    free(c->org_origins);
     cmn_secret_free(c->sso_service_key);
     cmn_secret_free(c->tls_cert);
     cmn_secret_free(c->tls_key);

@@ -23,6 +23,7 @@ struct cti_config {
     long max_body;
     enum cmn_log_level log_level;
     long session_idle_s; /* API token lifetime without any tab attached */
+    const char *web_dir; /* the softphone page's files */
 
     /* [finesse] */
     char *nodes[CTI_MAX_NODES]; /* base URLs, "https://finesse-a:8445" */
@@ -44,8 +45,14 @@ struct cti_config {
     long failover_check_ms;     /* SystemInfo poll while a node is down */
 
     /* [sso]: absent on non-SSO sites */
-    const char *sso_url;
+    const char *sso_url;        /* server-to-server (service API) */
+    const char *sso_public_url; /* what browsers open (sign-in popup) */
     struct cmn_secret *sso_service_key;
+
+    /* [salesforce], the part the page needs (the rest: salesforce/) */
+    char **org_origins;         /* NULL-terminated, one block */
+    size_t norg_origins;
+    const char *opencti_version;
 };
 
 struct cti_config *cti_config_load(const char *path, struct cmn_err *err);
