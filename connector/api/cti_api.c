@@ -83,9 +83,10 @@ reply_result(struct api_job *j, const struct cti_result *r, json_t *extra)
         json_decref(extra);
         cmn_http_deferred_reply_json(
             j->d, r->status,
-            json_pack("{s:s, s:s, s:s?}", "error", r->error, "detail",
+            json_pack("{s:s, s:s, s:s?, s:s?}", "error", r->error, "detail",
                       r->detail, "request_id",
-                      r->request_id[0] ? r->request_id : NULL));
+                      r->request_id[0] ? r->request_id : NULL, "owner",
+                      r->owner[0] ? r->owner : NULL));
         return;
     }
     if (extra == NULL) {

@@ -11,6 +11,7 @@ static const char *const known_keys[] = {
     "server.listen", "server.public_url", "server.tls_cert_file",
     "server.tls_key_file", "server.threads", "server.max_body",
     "server.log_level", "server.session_idle_s", "server.web_dir",
+    "server.agent_lease_s",
     "finesse.nodes", "finesse.xmpp_port", "finesse.xmpp_addresses", "finesse.xmpp_domain",
     "finesse.xmpp_resource", "finesse.xmpp_tls", "finesse.ca_file",
     "finesse.rest_timeout_ms", "finesse.agents_per_worker",
@@ -47,7 +48,9 @@ load_server(struct cti_config *c, struct cmn_err *err)
         cmn_config_str(c->ini, "server", "log_level", false, "info", &level,
                        err) != CMN_OK ||
         cmn_config_str(c->ini, "server", "web_dir", false, FSC_WEB_DIR,
-                       &c->web_dir, err) != CMN_OK) {
+                       &c->web_dir, err) != CMN_OK ||
+        cmn_config_long(c->ini, "server", "agent_lease_s", 30, 2, 3600,
+                        &c->agent_lease_s, err) != CMN_OK) {
         return CMN_INVALID;
     }
     if (cmn_log_parse_level(level, &c->log_level) != CMN_OK) {
@@ -241,6 +244,18 @@ load_salesforce_page(struct cti_config *c, struct cmn_err *err)
     return CMN_OK;
 }
 
+static int
+load_redis(struct cti_config *c, struct cmn_err *err)
+{
+    if (cmn_config_get(c->ini, "redis", "url") == NULL &&
+        cmn_config_get(c->ini, "redis", "sentinels") == NULL) {
+        return CMN_OK; /* one host serves every agent */
+    }
+    c->redis_enabled = true;
+    return cmn_redis_opts_from_config(c->ini, "redis", &c->redis,
+                                      &c->redis_storage, err);
+}
+
 struct cti_config *
 cti_config_load(const char *path, struct cmn_err *err)
 {
@@ -254,7 +269,8 @@ cti_config_load(const char *path, struct cmn_err *err)
     if (c->ini == NULL ||
         cmn_config_check_known(c->ini, known_keys, err) != CMN_OK ||
         load_server(c, err) != CMN_OK || load_finesse(c, err) != CMN_OK ||
-        load_sso(c, err) != CMN_OK || load_salesforce_page(c, err) != CMN_OK) {
+        load_sso(c, err) != CMN_OK || load_salesforce_page(c, err) != CMN_OK ||
+        load_redis(c, err) != CMN_OK) {
         cti_config_free(c);
         return NULL;
     }
@@ -272,6 +288,7 @@ cti_config_free(struct cti_config *c)
         free(c->xmpp_hosts[i]);
     }
     free(c->org_origins);
+    free(c->redis_storage);
     cmn_secret_free(c->sso_service_key);
     cmn_secret_free(c->tls_cert);
     cmn_secret_free(c->tls_key);

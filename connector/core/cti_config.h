@@ -7,6 +7,7 @@
 #include "cmn.h"
 #include "cmn_config.h"
 #include "cmn_log.h"
+#include "cmn_redis.h"
 #include "cmn_secret.h"
 
 #define CTI_MAX_NODES 2
@@ -24,6 +25,14 @@ struct cti_config {
     enum cmn_log_level log_level;
     long session_idle_s; /* API token lifetime without any tab attached */
     const char *web_dir; /* the softphone page's files */
+    long agent_lease_s;  /* with [redis]: how long an agent stays bound to
+                            this host after it stops renewing */
+
+    /* [redis]: optional; when set, several connector hosts share a site's
+     * agents (each agent's session lives on exactly one host) */
+    bool redis_enabled;
+    struct cmn_redis_opts redis;
+    void *redis_storage;
 
     /* [finesse] */
     char *nodes[CTI_MAX_NODES]; /* base URLs, "https://finesse-a:8445" */

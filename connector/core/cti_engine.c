@@ -48,6 +48,11 @@ cti_engine_new(const struct cti_config *cfg, const char *self_exe,
         snprintf(e->xmpp_domain, sizeof(e->xmpp_domain), "%s",
                  cfg->xmpp_domain);
     }
+    e->lease = cti_lease_new(cfg, err);
+    if (cfg->redis_enabled && e->lease == NULL) {
+        cti_engine_free(e);
+        return NULL;
+    }
     e->jobs = cti_jobs_new(8, 10000);
     struct fin_xmpp_pool_opts xo = {
         .worker_path = self_exe,
@@ -74,6 +79,7 @@ cti_engine_free(struct cti_engine *e)
     /* jobs first: they may still use sessions and the pool */
     cti_jobs_free(e->jobs);
     fin_xmpp_pool_free(e->xmpp);
+    cti_lease_free(e->lease);
     while (e->sessions != NULL) {
         struct cti_session *s = e->sessions;
         e->sessions = s->next;
@@ -265,9 +271,14 @@ cti_engine_tick(struct cti_engine *e)
     size_t n = 0;
 
     bool ping = now - e->last_ping_ms >= PING_MS;
+    bool renew = e->lease != NULL &&
+                 now - e->last_renew_ms >= e->cfg->agent_lease_s * 1000 / 3;
 
     if (ping) {
         e->last_ping_ms = now;
+    }
+    if (renew) {
+        e->last_renew_ms = now;
     }
     engine_check_nodes(e);
     pthread_mutex_lock(&e->lock);
@@ -282,6 +293,24 @@ cti_engine_tick(struct cti_engine *e)
         struct cti_session *s = list[i];
         size_t tabs = ping ? cti_agent_heartbeat(s->agent) : 1;
         bool reconnect = false;
+
+        if (renew && !cti_lease_renew(e->lease, s->id)) {
+            /* another host took the agent over (we stalled past the
+             * lease): stop driving it, without signing it out */
+            cmn_log_warn("event=agent_lease_lost agent=%s", s->id);
+            fin_xmpp_pool_disconnect(e->xmpp, s->id);
+            pthread_mutex_lock(&e->lock);
+            if (!s->ended) {
+                engine_remove_session_locked(e, s);
+                session_unref(s); /* the registry's */
+            }
+            pthread_mutex_unlock(&e->lock);
+            cti_agent_emit_error(s->agent, NULL, "session_moved",
+                                 "this agent is now served by another host");
+            cti_agent_detach_all(s->agent);
+            session_unref(s);
+            continue;
+        }
 
         pthread_mutex_lock(&s->lock);
         if (tabs > 0) {

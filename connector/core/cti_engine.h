@@ -31,6 +31,7 @@ struct cti_result {
     char error[48];      /* "invalid_credentials", "invalid_state", ... */
     char detail[256];
     char request_id[40]; /* the requestId sent to Finesse */
+    char owner[256];     /* 409 agent_elsewhere: the host that has it */
 };
 
 struct cti_login {

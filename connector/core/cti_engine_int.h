@@ -9,6 +9,7 @@
 
 #include "cmn_secret.h"
 #include "cti_engine.h"
+#include "cti_lease.h"
 #include "fin_rest.h"
 #include "fin_xmpp.h"
 
@@ -86,7 +87,9 @@ struct cti_engine {
     int active;            /* preferred node */
     struct waiter *waiters;
     atomic_uint request_seq;
-    long long last_ping_ms; /* tick thread only */
+    long long last_ping_ms;  /* tick thread only */
+    long long last_renew_ms; /* tick thread only */
+    struct cti_lease *lease; /* NULL: single host */
 };
 
 /* cti_engine.c */

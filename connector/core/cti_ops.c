@@ -350,7 +350,24 @@ cti_engine_login(struct cti_engine *e, const struct cti_login *in,
         session_unref(s);
         s = existing;
     } else {
+        int lrc = cti_lease_take(e->lease, s->id, r->owner, sizeof(r->owner));
+        if (lrc != CMN_OK) {
+            if (lrc == CMN_DENIED) {
+                result_set(r, 409, "agent_elsewhere",
+                           "this agent's session runs on another connector "
+                           "host (owner)");
+            } else {
+                result_set(r, 503, "store_unavailable",
+                           "cannot reach Redis to claim the agent");
+            }
+            if (s->sso_session != NULL) {
+                sso_client_logout(e, s);
+            }
+            session_unref(s);
+            return;
+        }
         if (!start_session(e, s, &u, r)) {
+            cti_lease_release(e->lease, s->id);
             if (s->sso_session != NULL) {
                 sso_client_logout(e, s);
             }
@@ -449,6 +466,7 @@ cti_engine_logout(struct cti_engine *e, const char *token,
     pthread_mutex_lock(&e->lock);
     engine_remove_session_locked(e, s);
     pthread_mutex_unlock(&e->lock);
+    cti_lease_release(e->lease, s->id);
     if (s->sso_session != NULL) {
         sso_client_logout(e, s);
     }

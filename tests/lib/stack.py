@@ -1585,11 +1585,12 @@ class Connector:
         conn.api("POST", "/api/v1/state", token, {"state": "READY"})"""
 
     def __init__(self, fin, sso_url=None, service_key_file=None, extra=None, port=None,
-                 log_level="debug", tmp=None, start=True):
+                 log_level="debug", tmp=None, start=True, name="connector"):
         self.tmp = tmp or session_tmp()
         self.fin = fin
         self.port = port or free_port()
-        self.dir = self.tmp.sub("connector")
+        self.name = name
+        self.dir = self.tmp.sub(name)
         nodes = [fin.url_a] + ([fin.url_b] if fin.prosody_b else [])
         xmpp = ["%s:%d" % fin.xmpp_a] + (["%s:%d" % fin.xmpp_b] if fin.prosody_b else [])
         self.sections = {
@@ -1609,7 +1610,7 @@ class Connector:
                     self.sections.setdefault(sec, {})[k] = v
         self.cfg = os.path.join(self.dir, "fsc-connector.ini")
         self.write_config()
-        self.proc = Proc("fsc-connector", [FSC_CONNECTOR, "--config", self.cfg],
+        self.proc = Proc("fsc-" + name, [FSC_CONNECTOR, "--config", self.cfg],
                          os.path.join(self.dir, "fsc-connector.log"), tmp=self.tmp)
         if start:
             self.start()
