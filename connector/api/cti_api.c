@@ -9,6 +9,7 @@
 
 #include "cmn_log.h"
 #include "cti_api.h"
+#include "cti_calls.h"
 #include "cti_web.h"
 
 #define STR_MAX 256
@@ -389,6 +390,55 @@ h_calls(struct cmn_http_req *req, void *appv)
     return submit(req, j);
 }
 
+/* /api/v1/calls/{id}/context {"who_id", "what_id"}: the Salesforce record
+ * the agent has open; no Finesse call, so answered right here. */
+static int
+h_context(struct cmn_http_req *req, struct cti_app *app, const char *rest,
+          size_t idlen)
+{
+    char dialog[FIN_ID_MAX], who[32], what[32];
+    struct cti_agent *a;
+    json_t *body;
+    int rc;
+
+    if (idlen == 0 || idlen >= FIN_ID_MAX) {
+        return cmn_http_reply_error(req, 404, "unknown_dialog",
+                                    "malformed dialog id");
+    }
+    a = authed(req, app, cmn_http_req_bearer(req));
+    if (a == NULL) {
+        return CMN_OK;
+    }
+    body = cmn_http_req_json(req);
+    if (body == NULL) {
+        cti_agent_unref(a);
+        return CMN_OK;
+    }
+    memcpy(dialog, rest, idlen);
+    dialog[idlen] = '\0';
+    if (!field(body, "who_id", who, sizeof(who)) ||
+        !field(body, "what_id", what, sizeof(what))) {
+        json_decref(body);
+        cti_agent_unref(a);
+        return cmn_http_reply_error(req, 400, "invalid_request",
+                                    "who_id and what_id are record ids");
+    }
+    json_decref(body);
+    rc = cti_calls_context(app->engine, a, dialog, or_null(who),
+                           or_null(what));
+    cti_agent_unref(a);
+    if (rc == CMN_NOTFOUND) {
+        return cmn_http_reply_error(req, 404, "unknown_dialog",
+                                    "no such call for this agent");
+    }
+    if (rc != CMN_OK) {
+        return cmn_http_reply_error(req, 400, "invalid_request",
+                                    "who_id/what_id must be 15 or 18 "
+                                    "character Salesforce ids");
+    }
+    return cmn_http_reply_json(req, 200, json_pack("{s:b}", "ok", 1));
+}
+
 /* /api/v1/calls/{id}/actions and /api/v1/calls/{id}/wrapup */
 static int
 h_call_sub(struct cmn_http_req *req, void *appv)
@@ -406,6 +456,8 @@ h_call_sub(struct cmn_http_req *req, void *appv)
         op = OP_ACTION;
     } else if (strcmp(tail, "/wrapup") == 0) {
         op = OP_WRAPUP;
+    } else if (strcmp(tail, "/context") == 0) {
+        return h_context(req, app, rest, idlen);
     } else {
         return cmn_http_reply_error(req, 404, "not_found",
                                     "no such resource");

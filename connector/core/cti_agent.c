@@ -37,6 +37,8 @@ struct cti_agent {
     struct event ring[CTI_EVENT_RING];
     unsigned long long next_id; /* id of the next event, from 1 */
     struct tab *tabs;
+    cti_dialog_hook hook;
+    void *hook_cls;
 };
 
 struct cti_agent *
@@ -304,12 +306,25 @@ merge_vars(struct fin_dialog *fresh, const struct fin_dialog *old)
     }
 }
 
+void
+cti_agent_set_dialog_hook(struct cti_agent *a, cti_dialog_hook hook,
+                          void *cls)
+{
+    pthread_mutex_lock(&a->lock);
+    a->hook = hook;
+    a->hook_cls = cls;
+    pthread_mutex_unlock(&a->lock);
+}
+
 static void
 drop_at(struct cti_agent *a, size_t i)
 {
     struct fin_dialog *d = a->dialogs[i];
 
     snprintf(d->state, sizeof(d->state), "DROPPED");
+    if (a->hook != NULL) {
+        a->hook(a, CTI_DIALOG_ENDED, d, a->hook_cls);
+    }
     emit_locked(a, "dialog", cti_dialog_json(d));
     free(d);
     a->dialogs[i] = a->dialogs[--a->ndialogs];
@@ -342,6 +357,10 @@ upsert_locked(struct cti_agent *a, const struct fin_dialog *d)
         cmn_log_warn("event=dialog_ignored agent=%s reason=too_many", a->id);
         free(copy);
         return;
+    }
+    if (a->hook != NULL) {
+        a->hook(a, i >= 0 ? CTI_DIALOG_UPDATED : CTI_DIALOG_NEW, copy,
+                a->hook_cls);
     }
     emit_locked(a, "dialog", cti_dialog_json(copy));
 }

@@ -61,6 +61,21 @@ size_t cti_agent_heartbeat(struct cti_agent *a);
 /* Ends every tab's stream (logout, shutdown). */
 void cti_agent_detach_all(struct cti_agent *a);
 
+/* Someone who wants to know when a dialog appears, changes or ends (call
+ * logging, screen pop). Called with the agent's lock held: the hook copies
+ * what it needs and hands slow work to a job; it must not call back into
+ * this agent. */
+enum cti_dialog_change {
+    CTI_DIALOG_NEW,
+    CTI_DIALOG_UPDATED,
+    CTI_DIALOG_ENDED,
+};
+typedef void (*cti_dialog_hook)(struct cti_agent *a,
+                                enum cti_dialog_change change,
+                                const struct fin_dialog *d, void *cls);
+void cti_agent_set_dialog_hook(struct cti_agent *a, cti_dialog_hook hook,
+                               void *cls);
+
 /* JSON renderings (DESIGN.md §4). */
 json_t *cti_agent_json(struct cti_agent *a);
 json_t *cti_dialog_json(const struct fin_dialog *d);

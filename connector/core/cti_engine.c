@@ -7,6 +7,7 @@
 
 #include "cmn_log.h"
 #include "cmn_seal.h"
+#include "cti_calls.h"
 #include "cti_engine_int.h"
 
 static unsigned
@@ -38,6 +39,7 @@ cti_engine_new(const struct cti_config *cfg, const char *self_exe,
     }
     e->cfg = cfg;
     pthread_mutex_init(&e->lock, NULL);
+    pthread_mutex_init(&e->calls_lock, NULL);
     pthread_cond_init(&e->waiters_cv, NULL);
     e->rest.ca_file = cfg->ca_file;
     e->rest.timeout_ms = cfg->rest_timeout_ms;
@@ -93,7 +95,9 @@ cti_engine_free(struct cti_engine *e)
             free(t);
         }
     }
+    cti_calls_free_all(e);
     pthread_cond_destroy(&e->waiters_cv);
+    pthread_mutex_destroy(&e->calls_lock);
     pthread_mutex_destroy(&e->lock);
     free(e);
 }
@@ -281,6 +285,7 @@ cti_engine_tick(struct cti_engine *e)
         e->last_renew_ms = now;
     }
     engine_check_nodes(e);
+    cti_calls_expire(e);
     pthread_mutex_lock(&e->lock);
     list = malloc((e->nsessions + 1) * sizeof(*list));
     for (struct cti_session *s = e->sessions; s != NULL && list != NULL;
@@ -348,4 +353,16 @@ cti_engine_stats(struct cti_engine *e, struct cti_engine_stats *st)
     pthread_mutex_unlock(&e->lock);
     int conns = 0;
     fin_xmpp_pool_stats(e->xmpp, &conns, &st->xmpp_workers);
+}
+
+void
+engine_log_task(struct cti_engine *e, const char *agent,
+                const char *dialog_id, json_t *fields)
+{
+    (void)e;
+    /* without [salesforce] there is nowhere to write the Task: say so */
+    cmn_log_info("event=task_not_written agent=%s dialog=%s "
+                 "reason=salesforce_not_configured",
+                 agent, dialog_id);
+    json_decref(fields);
 }

@@ -90,6 +90,9 @@ struct cti_engine {
     long long last_ping_ms;  /* tick thread only */
     long long last_renew_ms; /* tick thread only */
     struct cti_lease *lease; /* NULL: single host */
+
+    pthread_mutex_t calls_lock; /* after an agent's lock, never before */
+    struct cti_call *calls;     /* live and recently ended calls */
 };
 
 /* cti_engine.c */
@@ -145,6 +148,11 @@ void engine_apply_user(struct cti_engine *e, struct cti_session *s,
 void engine_on_xmpp(const struct fin_xmpp_event *ev, void *cls);
 void engine_waiter_add(struct cti_engine *e, struct waiter *w);
 bool engine_waiter_wait(struct cti_engine *e, struct waiter *w, int ms);
+
+/* Task logging: fields (stolen) for the call dialog_id of agent, handed
+ * to the outbox (durable) when Salesforce is configured, else logged. */
+void engine_log_task(struct cti_engine *e, const char *agent,
+                     const char *dialog_id, json_t *fields);
 
 /* cti_sso_client.c */
 int sso_client_handoff(struct cti_engine *e, const char *handoff,

@@ -14,6 +14,7 @@
 #include "cmn_httpc.h"
 #include "cmn_log.h"
 #include "cmn_seal.h"
+#include "cti_calls.h"
 #include "cti_engine_int.h"
 #include "fin_parse.h"
 
@@ -165,6 +166,7 @@ session_new(struct cti_engine *e, const char *id)
         session_unref(s);
         return NULL;
     }
+    cti_agent_set_dialog_hook(s->agent, cti_calls_on_dialog, e);
     return s;
 }
 
@@ -315,6 +317,12 @@ cti_engine_login(struct cti_engine *e, const struct cti_login *in,
         snprintf(s->login_name, sizeof(s->login_name), "%s", user);
         cti_agent_unref(s->agent);
         s->agent = cti_agent_new(s->id);
+        if (s->agent == NULL) {
+            result_set(r, 503, "internal", "out of memory");
+            session_unref(s);
+            return;
+        }
+        cti_agent_set_dialog_hook(s->agent, cti_calls_on_dialog, e);
     } else {
         s = session_new(e, in->agent);
         if (s == NULL) {
@@ -678,6 +686,9 @@ cti_engine_wrapup(struct cti_engine *e, struct cti_agent *a,
     }
     snprintf(path, sizeof(path), "/finesse/api/Dialog/%s", dialog_id);
     send_request(e, s, "PUT", path, fin_xml_wrapup(reason), r);
+    if (r->status == 202) {
+        cti_calls_wrapup(e, a, dialog_id, reason);
+    }
     session_unref(s);
 }
 

@@ -85,6 +85,19 @@ def check_inbound_call(conn, token, sse):
     assert d["from"] == "+14155550100", "caller number: %r" % d
     assert d["callvariables"].get("callVariable1") == "4711", "call variables: %r" % d
     assert d["ecc"].get("user.sf_recordId") == "001xx000003DGb2", "ECC: %r" % d
+    pop = sse.wait(lambda e: e.get("event") == "pop", what="screen pop")
+    assert pop["data"] == {"dialog_id": did, "type": "SOBJECT",
+                           "params": {"recordId": "001xx000003DGb2"}}, \
+        "the record carried by the call is popped: %r" % pop["data"]
+    status, r = conn.api("POST", "/api/v1/calls/%s/context" % did, token,
+                         {"who_id": "003xx000004TmiQ"})
+    assert status == 200, "context: %d %r" % (status, r)
+    status, r = conn.api("POST", "/api/v1/calls/%s/context" % did, token,
+                         {"who_id": "003'; DROP"})
+    assert status == 400, "malformed record id refused: %d %r" % (status, r)
+    status, r = conn.api("POST", "/api/v1/calls/424242/context", token,
+                         {"who_id": "003xx000004TmiQ"})
+    assert status == 404, "context for an unknown call: %d %r" % (status, r)
     act = lambda a, **kw: conn.api("POST", "/api/v1/calls/%s/actions" % did, token,
                                    dict(action=a, **kw))
     status, r = act("answer")
@@ -107,7 +120,8 @@ def check_inbound_call(conn, token, sse):
     assert status == 404 and r["error"] == "unknown_dialog", "unknown dialog: %d %r" % (status, r)
     status, r = act("consult")
     assert status == 400, "consult without a number: %d %r" % (status, r)
-    print("ok  inbound call with call variables + ECC, answer, hold, async error -> "
+    print("ok  inbound call with call variables + ECC, one SOBJECT pop, context, answer, "
+          "hold, async error -> "
           "request_id %s, retrieve, bad actions refused" % err["data"]["request_id"])
     return did
 
