@@ -1728,3 +1728,218 @@ class SseClient:
         except (OSError, AttributeError):
             pass
         self.conn.close()
+
+
+# --------------------------------------------------------------------------
+# sf-sim
+
+SF_SIM = os.path.join(SOURCE_DIR, "tests", "sim", "sf-sim", "sf_sim.py")
+
+
+class SfSim:
+    """tests/sim/sf-sim/sf_sim.py: Salesforce REST subset (JWT bearer login,
+    Task upsert, SOSL, SOQL) + a Lightning host page with an opencti_min.js
+    stand-in that records every sforce.opencti call.
+
+        sf = SfSim()
+        sf.api_url / sf.login_url   API origin (token endpoint + REST; instance_url)
+        sf.ui_url                   "Lightning" origin (host page, opencti_min.js)
+        sf.key_file, sf.cert_file   RSA key (0600, the connector's jwt_key_file) + cert
+        sf.consumer_key, sf.integration_user
+        sf.host_page_url("http://127.0.0.1:8444/softphone/", tab="t1")
+        sf.tasks(); sf.fault(status=503, for_s=30); sf.opencti_calls(tab="t1")
+
+    extra_args go to sf_sim.py (e.g. ["--token-ttl", "5"])."""
+
+    def __init__(self, tmp=None, consumer_key="fsc-test", integration_user="integration@example.com",
+                 start=True, token_ttl=None, external_id_field=None, seed=None, ui_host=None,
+                 extra_args=(), verbose=False):
+        self.tmp = tmp or session_tmp()
+        self.consumer_key, self.integration_user = consumer_key, integration_user
+        self.dir = self.tmp.sub("sf-sim")
+        self.key_file = os.path.join(self.dir, "jwt-key.pem")
+        self.cert_file = os.path.join(self.dir, "jwt-cert.pem")
+        self._make_key()
+        self.port_file = os.path.join(self.dir, "ports.json")
+        argv = [PYTHON, SF_SIM, "--port-file", self.port_file, "--consumer-key", consumer_key,
+                "--jwt-cert", self.cert_file, "--integration-user", integration_user]
+        if token_ttl:
+            argv += ["--token-ttl", str(token_ttl)]
+        if external_id_field:
+            argv += ["--task-external-id-field", external_id_field]
+        if seed is not None:
+            argv += ["--seed", seed if isinstance(seed, str)
+                     else self.tmp.write("sf-sim/seed.json", json.dumps(seed))]
+        self.ui_host = ui_host or HOST
+        argv += ["--ui-host", self.ui_host]
+        if verbose:
+            argv.append("--verbose")
+        self.argv = argv + list(extra_args)
+        self.ports = None
+        self.proc = None
+        if start:
+            self.start()
+
+    def _make_key(self):
+        if os.path.exists(self.key_file):
+            return
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256",
+                        "-days", "2", "-subj", "/CN=fsc-connector JWT bearer (sf-sim)",
+                        "-keyout", self.key_file, "-out", self.cert_file],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        os.chmod(self.key_file, 0o600)
+
+    def start(self, timeout=15.0):
+        """Start; a restart reuses the previous ports."""
+        if not os.path.exists(SF_SIM):
+            raise FileNotFoundError("sf-sim not found at %s" % SF_SIM)
+        argv = list(self.argv)
+        if self.ports:
+            argv += ["--api-port", str(self.ports["api"]), "--ui-port", str(self.ports["ui"])]
+        if os.path.exists(self.port_file):
+            os.unlink(self.port_file)
+        self.proc = Proc("sf-sim", argv, os.path.join(self.dir, "sf-sim.log"),
+                         tmp=self.tmp if self.ports is None else None)
+        self.proc.start()
+
+        def ports():
+            _check_alive(self.proc)
+            try:
+                with open(self.port_file) as f:
+                    return json.load(f)
+            except (OSError, ValueError):
+                return None
+        self.ports = wait_until(ports, timeout, what="sf-sim port file")
+        wait_http(self.api_url + "/sim/stats", timeout, 200, proc=self.proc)
+        return self
+
+    api_url = property(lambda self: "http://%s:%d" % (HOST, self.ports["api"]))
+    login_url = api_url
+    token_url = property(lambda self: self.api_url + "/services/oauth2/token")
+    ui_url = property(lambda self: "http://%s:%d" % (self.ui_host, self.ports["ui"]))
+    _control_url = property(lambda self: "http://%s:%d" % (HOST, self.ports["api"]))
+
+    def _control(self, method, path, body=None):
+        status, _, data = http(method, self._control_url + path, body=body)
+        if status not in (200, 204):
+            raise RuntimeError("sf-sim %s %s -> %d %r" % (method, path, status, data[:300]))
+        return json.loads(data) if data else None
+
+    def tasks(self, external_id=None, history=False):
+        """GET /sim/tasks: every Task as stored (+ Id, CreatedDate, LastModifiedDate,
+        writes, source; history=True adds each write)."""
+        q = {}
+        if external_id is not None:
+            q["external_id"] = external_id
+        if history:
+            q["history"] = "1"
+        return self._control("GET", "/sim/tasks" + ("?" + urllib.parse.urlencode(q) if q else ""))
+
+    def stats(self):
+        return self._control("GET", "/sim/stats")
+
+    def requests(self):
+        """GET /sim/requests: [{ts, method, path, status, kind, ms}, ...]"""
+        return self._control("GET", "/sim/requests")
+
+    def fault(self, **kw):
+        """POST /sim/faults: fault(status=503, for_s=30), fault(status=403,
+        error_code="REQUEST_LIMIT_EXCEEDED", count=2), fault(expire_tokens=True),
+        fault(delay_ms=2000, for_s=5, path_contains="/sobjects/Task")."""
+        return self._control("POST", "/sim/faults", kw)
+
+    def clear_faults(self):
+        return self._control("DELETE", "/sim/faults")
+
+    def duplicate(self, external_id):
+        """POST /sim/duplicate: a second Task with that external id (-> 300 on upsert)."""
+        return self._control("POST", "/sim/duplicate", {"external_id": external_id})
+
+    def reset(self, tokens=False):
+        return self._control("POST", "/sim/reset", {"tokens": tokens})
+
+    def records(self, type=None):
+        return self._control("GET", "/sim/records" + ("?type=" + type if type else ""))
+
+    def add_record(self, type, **fields):
+        """POST /sim/records -> id, e.g. add_record("Contact", LastName="X", Phone="+1...")."""
+        return self._control("POST", "/sim/records", {"type": type, "fields": fields})["id"]
+
+    def user_id(self, agent_id):
+        """Id of the User whose Finesse_Agent_Id__c is agent_id."""
+        for u in self.records("User"):
+            if u.get("Finesse_Agent_Id__c") == str(agent_id):
+                return u["Id"]
+        return None
+
+    def opencti_calls(self, tab=None, method=None, kind=None):
+        """GET /sim/opencti: what the host page(s) recorded, oldest first."""
+        q = {k: v for k, v in (("tab", tab), ("method", method), ("kind", kind)) if v}
+        return self._control("GET", "/sim/opencti" + ("?" + urllib.parse.urlencode(q) if q else ""))
+
+    def clear_opencti(self):
+        return self._control("DELETE", "/sim/opencti")
+
+    def view(self, **kw):
+        """POST /sim/view: the record "open" in the org UI, e.g.
+        view(recordId="003...", tab="t1") (no tab: every tab); fires onNavigationChange."""
+        return self._control("POST", "/sim/view", kw)
+
+    def click(self, number, **kw):
+        """POST /sim/click: as if the agent clicked a click-to-dial number
+        (recordId=, tab=)."""
+        return self._control("POST", "/sim/click", dict(kw, number=number))
+
+    def ui_state(self, tab=None):
+        return self._control("GET", "/sim/ui/state" + ("?tab=" + urllib.parse.quote(tab) if tab else ""))
+
+    def host_page_url(self, softphone_url, tab=None, record_id=None, object_type=None):
+        """The Lightning host page framing softphone_url (one browser tab each)."""
+        q = {"softphone": softphone_url}
+        if tab:
+            q["tab"] = tab
+        path = "/lightning/page/home"
+        if record_id:
+            path = "/lightning/r/%s/%s/view" % (object_type or "Contact", record_id)
+        return self.ui_url + path + "?" + urllib.parse.urlencode(q)
+
+    def mint_token(self, sub=None, iss=None, aud=None, exp_in=180, key_file=None):
+        """A JWT bearer token request done the connector's way (openssl for RS256);
+        returns (status, JSON)."""
+        import base64
+
+        def b64(b):
+            return base64.urlsafe_b64encode(b).rstrip(b"=")
+        header = b64(json.dumps({"alg": "RS256"}).encode())
+        claims = b64(json.dumps({"iss": iss or self.consumer_key, "sub": sub or self.integration_user,
+                                 "aud": aud or self.login_url,
+                                 "exp": int(time.time()) + exp_in}).encode())
+        sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key_file or self.key_file],
+                             input=header + b"." + claims, stdout=subprocess.PIPE, check=True).stdout
+        assertion = (header + b"." + claims + b"." + b64(sig)).decode()
+        body = urllib.parse.urlencode({"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                                       "assertion": assertion})
+        return json_body("POST", self.token_url,
+                         {"Content-Type": "application/x-www-form-urlencoded"}, body)
+
+    def kill(self, sig=signal.SIGKILL):
+        self.proc.kill(sig)
+
+    def stop(self):
+        self.proc.stop()
+
+    def restart(self, timeout=15.0):
+        """Same ports; a restart forgets tokens, Tasks and recorded calls."""
+        self.proc.stop()
+        return self.start(timeout)
+
+    def log_text(self):
+        return self.proc.log_text()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *_):
+        if exc_type is not None:
+            mark_failed()
+        self.stop()
