@@ -143,22 +143,82 @@ sf_id_like(const char *s)
     return true;
 }
 
-/* What the tab should pop: a record id carried by the call (ECC
- * user.sf_recordId or the configured variable), else a search by the
- * caller's number that the org's softphone layout resolves (single match
- * → record, several → search page, none → the layout's choice). */
-static json_t *
-pop_decision(struct cti_call *c)
+/* The record id a call carries, under the configured call variable (ECC
+ * user.sf_recordId when none is configured). */
+static const char *
+carried_record(struct cti_engine *e, const struct cti_call *c)
 {
-    const char *rec = json_string_value(json_object_get(c->vars,
-                                                        "user.sf_recordId"));
+    const char *var = e->sfcfg.sf_enabled && e->sfcfg.pop == SF_POP_CALLVARIABLE
+                          ? e->sfcfg.pop_callvariable
+                          : "user.sf_recordId";
+    const char *rec = json_string_value(json_object_get(c->vars, var));
 
-    if (sf_id_like(rec)) {
-        snprintf(c->pop_record, sizeof(c->pop_record), "%s", rec);
-        return json_pack("{s:s, s:s, s:{s:s}}", "dialog_id", c->dialog_id,
-                         "type", "SOBJECT", "params", "recordId", rec);
+    return sf_id_like(rec) ? rec : NULL;
+}
+
+static json_t *
+pop_sobject(struct cti_call *c, const char *rec)
+{
+    snprintf(c->pop_record, sizeof(c->pop_record), "%s", rec);
+    return json_pack("{s:s, s:s, s:{s:s}}", "dialog_id", c->dialog_id, "type",
+                     "SOBJECT", "params", "recordId", rec);
+}
+
+/* [salesforce] pop = sosl: the connector searches by the caller's number
+ * itself (as the integration user): one match → that record, several →
+ * the search page, none → a new Contact with the number filled in. */
+static json_t *
+pop_sosl(struct cti_engine *e, const char *dialog_id, const char *number)
+{
+    struct cmn_err err = {{0}};
+    json_t *records = NULL, *pop;
+    size_t n;
+
+    if (sf_search_phone(e->sf, number, &records, &err) != CMN_OK) {
+        cmn_log_warn("event=pop_search_failed dialog=%s detail=\"%s\"",
+                     dialog_id, err.msg);
+        return json_pack("{s:s, s:s, s:s, s:s}", "dialog_id", dialog_id,
+                         "type", "SEARCH_AND_POP", "searchParams", number,
+                         "callType", "INBOUND");
+    }
+    n = json_array_size(records);
+    if (n == 1) {
+        pop = json_pack("{s:s, s:s, s:{s:O}}", "dialog_id", dialog_id, "type",
+                        "SOBJECT", "params", "recordId",
+                        json_object_get(json_array_get(records, 0), "id"));
+    } else if (n > 1) {
+        pop = json_pack("{s:s, s:s, s:{s:s}}", "dialog_id", dialog_id, "type",
+                        "SEARCH", "params", "searchString", number);
+    } else {
+        pop = json_pack("{s:s, s:s, s:{s:s, s:{s:s}}}", "dialog_id",
+                        dialog_id, "type", "NEW_RECORD_MODAL", "params",
+                        "entityName", "Contact", "defaultFieldValues",
+                        "Phone", number);
+    }
+    json_decref(records);
+    return pop;
+}
+
+/* What the tab should pop (the record carried by the call first), else by
+ * the caller's number: by default a searchAndScreenPop that the org's
+ * softphone layout resolves (single match → record, several → search
+ * page, none → the layout's choice). Sets *search to the number when the
+ * decision needs a SOSL search (done outside calls_lock). */
+static json_t *
+pop_decision(struct cti_engine *e, struct cti_call *c, char *search,
+             size_t search_size)
+{
+    const char *rec = carried_record(e, c);
+
+    search[0] = '\0';
+    if (rec != NULL) {
+        return pop_sobject(c, rec);
     }
     if (c->customer[0] == '\0') {
+        return NULL;
+    }
+    if (e->sfcfg.sf_enabled && e->sfcfg.pop == SF_POP_SOSL) {
+        snprintf(search, search_size, "%s", c->customer);
         return NULL;
     }
     return json_pack("{s:s, s:s, s:s, s:s}", "dialog_id", c->dialog_id,
@@ -173,15 +233,30 @@ pop_job(void *arg)
 {
     struct call_job *j = arg;
     json_t *pop = NULL;
+    char search[FIN_ADDR_MAX] = "";
 
     pthread_mutex_lock(&j->e->calls_lock);
     struct cti_call *c =
         find_call(j->e, cti_agent_id(j->agent), j->dialog_id);
     if (c != NULL && !c->popped) {
         c->popped = true;
-        pop = pop_decision(c);
+        pop = pop_decision(j->e, c, search, sizeof(search));
     }
     pthread_mutex_unlock(&j->e->calls_lock);
+    if (pop == NULL && search[0] != '\0') {
+        pop = pop_sosl(j->e, j->dialog_id, search);
+        json_t *rec = json_object_get(json_object_get(pop, "params"),
+                                      "recordId");
+        if (json_is_string(rec)) {
+            pthread_mutex_lock(&j->e->calls_lock);
+            c = find_call(j->e, cti_agent_id(j->agent), j->dialog_id);
+            if (c != NULL) {
+                snprintf(c->pop_record, sizeof(c->pop_record), "%s",
+                         json_string_value(rec));
+            }
+            pthread_mutex_unlock(&j->e->calls_lock);
+        }
+    }
     if (pop != NULL) {
         cti_agent_emit(j->agent, "pop", pop);
     }
@@ -330,10 +405,14 @@ cti_calls_on_dialog(struct cti_agent *a, enum cti_dialog_change change,
             c->answered_at = now;
         }
         /* pop on ring for inbound calls (the agent sees who calls before
-         * answering); a call that is answered without ringing here (an
-         * outbound call, a transfer completed elsewhere) pops then */
+         * answering), or on answer where configured (a new-record modal
+         * popped on ring can cover the Answer button); a call answered
+         * without ringing here pops then */
+        bool on_answer = e->sfcfg.sf_enabled &&
+                         e->sfcfg.pop_on == SF_POP_ON_ANSWER;
         if (!c->popped && strcmp(c->direction, "Inbound") == 0 &&
-            (strcmp(d->state, "ALERTING") == 0 || c->answered_at != 0)) {
+            ((!on_answer && strcmp(d->state, "ALERTING") == 0) ||
+             c->answered_at != 0)) {
             pop = true;
         }
         if (change == CTI_DIALOG_ENDED && c->ended_at == 0) {

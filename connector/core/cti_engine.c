@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cmn_log.h"
 #include "cmn_seal.h"
@@ -20,6 +21,9 @@ bucket_of(const char *hash)
     }
     return h % TOKEN_BUCKETS;
 }
+
+static int engine_salesforce_start(struct cti_engine *e,
+                                   struct cmn_err *err);
 
 struct cti_engine *
 cti_engine_new(const struct cti_config *cfg, const char *self_exe,
@@ -55,6 +59,10 @@ cti_engine_new(const struct cti_config *cfg, const char *self_exe,
         cti_engine_free(e);
         return NULL;
     }
+    if (engine_salesforce_start(e, err) != CMN_OK) {
+        cti_engine_free(e);
+        return NULL;
+    }
     e->jobs = cti_jobs_new(8, 10000);
     struct fin_xmpp_pool_opts xo = {
         .worker_path = self_exe,
@@ -82,6 +90,11 @@ cti_engine_free(struct cti_engine *e)
     cti_jobs_free(e->jobs);
     fin_xmpp_pool_free(e->xmpp);
     cti_lease_free(e->lease);
+    /* outbox, then its client, then the config it borrows from */
+    sf_outbox_free(e->outbox);
+    sf_free(e->sf);
+    cmn_redis_free(e->sf_redis);
+    sf_config_cleanup(&e->sfcfg);
     while (e->sessions != NULL) {
         struct cti_session *s = e->sessions;
         e->sessions = s->next;
@@ -355,14 +368,71 @@ cti_engine_stats(struct cti_engine *e, struct cti_engine_stats *st)
     fin_xmpp_pool_stats(e->xmpp, &conns, &st->xmpp_workers);
 }
 
+/* [salesforce]: the REST client and the durable outbox whose consumer
+ * writes the Tasks. */
+static int
+engine_salesforce_start(struct cti_engine *e, struct cmn_err *err)
+{
+    struct sf_outbox_opts o;
+
+    if (sf_config_load(e->cfg->ini, &e->sfcfg, err) != CMN_OK) {
+        return CMN_INVALID;
+    }
+    if (!e->sfcfg.sf_enabled) {
+        return CMN_OK;
+    }
+    e->sf = sf_new(&e->sfcfg, err);
+    e->sf_redis = e->sf != NULL ? cmn_redis_new(&e->sfcfg.redis, err) : NULL;
+    if (e->sf_redis == NULL) {
+        return CMN_ERR;
+    }
+    sf_outbox_opts_from_config(&e->sfcfg, &o);
+    e->outbox = sf_outbox_new(e->sf_redis, e->sf, &o, err);
+    if (e->outbox == NULL || sf_outbox_start(e->outbox, err) != CMN_OK) {
+        return CMN_ERR;
+    }
+    return CMN_OK;
+}
+
+#define TASK_PUT_TRIES 5
+
 void
 engine_log_task(struct cti_engine *e, const char *agent,
                 const char *dialog_id, json_t *fields)
 {
-    (void)e;
-    /* without [salesforce] there is nowhere to write the Task: say so */
-    cmn_log_info("event=task_not_written agent=%s dialog=%s "
-                 "reason=salesforce_not_configured",
-                 agent, dialog_id);
+    struct cmn_err err = {{0}};
+    char owner[19];
+
+    if (e->outbox == NULL) {
+        /* without [salesforce] there is nowhere to write the Task */
+        cmn_log_info("event=task_not_written agent=%s dialog=%s "
+                     "reason=salesforce_not_configured",
+                     agent, dialog_id);
+        json_decref(fields);
+        return;
+    }
+    /* the agent's Salesforce user owns the Task; the lookup is cached, so
+     * an outage later in the shift does not lose it. Unknown: the Task
+     * falls back to the integration user and says so in the log. */
+    if (sf_user_for_agent(e->sf, agent, owner, &err) == CMN_OK) {
+        json_object_set_new(fields, "OwnerId", json_string(owner));
+    } else {
+        cmn_log_warn("event=task_owner_unknown agent=%s detail=\"%s\"", agent,
+                     err.msg);
+    }
+    /* "a call log accepted is a call log written": it is accepted once
+     * Redis has it (durably); until then keep trying for a while */
+    for (int i = 0; i < TASK_PUT_TRIES; i++) {
+        if (sf_outbox_put(e->outbox, dialog_id, fields, &err) == CMN_OK) {
+            cmn_log_info("event=task_queued agent=%s dialog=%s", agent,
+                         dialog_id);
+            json_decref(fields);
+            return;
+        }
+        struct timespec ts = {1L << i, 0};
+        nanosleep(&ts, NULL);
+    }
+    cmn_log_err("event=task_not_queued agent=%s dialog=%s detail=\"%s\"",
+                agent, dialog_id, err.msg);
     json_decref(fields);
 }

@@ -12,6 +12,9 @@
 #include "cti_lease.h"
 #include "fin_rest.h"
 #include "fin_xmpp.h"
+#include "sf_config.h"
+#include "sf_outbox.h"
+#include "sf_rest.h"
 
 #define TOKEN_BUCKETS  4096
 #define SESSION_BUCKETS 4096
@@ -90,6 +93,12 @@ struct cti_engine {
     long long last_ping_ms;  /* tick thread only */
     long long last_renew_ms; /* tick thread only */
     struct cti_lease *lease; /* NULL: single host */
+
+    /* Salesforce (sf_enabled false: no [salesforce] section) */
+    struct sf_config sfcfg;
+    struct sf *sf;
+    struct cmn_redis *sf_redis;
+    struct sf_outbox *outbox;
 
     pthread_mutex_t calls_lock; /* after an agent's lock, never before */
     struct cti_call *calls;     /* live and recently ended calls */

@@ -2,6 +2,7 @@
 /* sf_auth.c - JWT bearer flow: RS256 assertion, token exchange, a cached
  * token shared by every thread, re-minted after a 401. */
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -298,7 +299,7 @@ mint_locked(struct sf_auth *a, struct cmn_err *err)
 
     memset(&resp, 0, sizeof(resp));
     rc = sf_jwt_assertion(a->key, c->client_id, c->integration_user,
-                          c->login_url, cmn_wall_sec() + SF_JWT_LIFETIME_S,
+                          c->jwt_audience, cmn_wall_sec() + SF_JWT_LIFETIME_S,
                           &assertion, err);
     if (rc != CMN_OK) {
         return rc;

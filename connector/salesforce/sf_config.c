@@ -211,6 +211,10 @@ load_salesforce(const struct cmn_config *ini, struct sf_config *c,
         return CMN_NOMEM;
     }
     c->login_url = c->login_url_copy;
+    if (cmn_config_str(ini, "salesforce", "jwt_audience", false,
+                       c->login_url, &c->jwt_audience, err) != CMN_OK) {
+        return CMN_INVALID;
+    }
     if (c->client_id[0] == '\0' || c->integration_user[0] == '\0') {
         cmn_config_errf(ini, "salesforce",
                         c->client_id[0] == '\0' ? "client_id"

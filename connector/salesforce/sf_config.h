@@ -29,6 +29,9 @@ struct sf_config {
     /* [salesforce]; strings borrow from the cmn_config passed to load */
     const char *login_url;        /* no trailing '/' (own copy) */
     const char *client_id;
+    const char *jwt_audience;     /* "aud" claim; default login_url (set it
+                                     to https://login.salesforce.com when
+                                     login_url is a My Domain URL) */
     struct cmn_secret *jwt_key;   /* PEM RSA private key */
     const char *integration_user;
     char **org_origins;           /* NULL-terminated, one block */
