@@ -13,6 +13,8 @@ PKGS=(
   libinih-dev libcmocka-dev
   # real peers started by the tests
   redis-server redis-sentinel haproxy prosody lua-unbound
+  # headless browser for tests/browser (driven by playwright-core from npm)
+  chromium
   # simulators (run with /usr/bin/python3) and benchmarks
   python3 python3-jwt python3-cryptography wrk curl procps openssl
 )

@@ -1,0 +1,1276 @@
+// SPDX-License-Identifier: AGPL-3.0-or-later
+// softphone.js - the Open CTI softphone page of fsc-connector.
+//
+// One file, no build step, no framework. The server holds the agent's one
+// Finesse session; this page is a view of it (DESIGN.md §4, §5):
+//   - the API token lives in localStorage, so every tab of this origin (one
+//     per Salesforce browser tab) and every refresh re-attaches to the
+//     running session without signing in again; a 401 clears it;
+//   - events come over one EventSource per tab (/api/v1/events?token=);
+//   - tabs elect a leader (BroadcastChannel + localStorage heartbeats):
+//     only the leader screen-pops, and a dialog is popped at most once
+//     across tabs (Web Locks + a localStorage record of popped dialogs);
+//   - inside Salesforce (?sfdcIFrameOrigin=...) it loads opencti_min.js from
+//     that origin and drives the utility bar, click-to-dial and screen pops;
+//     without it the page works standalone.
+'use strict';
+
+(function () {
+  const API = '/api/v1';
+  const LS_TOKEN = 'fsc.token';
+  const LS_AGENT = 'fsc.agent';          // last agent id + extension (form prefill)
+  const LS_POPPED = 'fsc.popped';        // [{id, ts}] dialogs already popped
+  const LS_SERVER_POPS = 'fsc.serverPops'; // the server sends `pop` events
+  const LS_WRAPUP = 'fsc.wrapup';        // {id, from} the call being wrapped up
+  const LS_TAB_PREFIX = 'fsc.tab.';      // heartbeat records, one per tab
+  const HEARTBEAT_MS = 1000;
+  const TAB_TTL_MS = 3500;
+  const FALLBACK_POP_DELAY_MS = 700;
+
+  const $ = (id) => document.getElementById(id);
+  const el = {
+    app: $('app'), status: $('status'), alert: $('alert'), alertText: $('alert-text'),
+    alertClose: $('alert-close'),
+    signin: $('signin'), signinForm: $('signin-form'), agentId: $('agent-id'),
+    password: $('password'), extension: $('extension'), signinBtn: $('signin-btn'),
+    ssoBtn: $('sso-btn'),
+    agent: $('agent'), agentName: $('agent-name'), state: $('agent-state'),
+    pending: $('pending'), signoutBtn: $('signout-btn'),
+    calls: $('calls'), wrapup: $('wrapup'), wrapupCall: $('wrapup-call'),
+    wrapupReason: $('wrapup-reason'), wrapupBtn: $('wrapup-btn'),
+    dialpad: $('dialpad'), dialForm: $('dial-form'), dialNumber: $('dial-number'),
+    dialBtn: $('dial-btn'), tpl: $('call-template'),
+  };
+
+  const query = new URLSearchParams(location.search);
+  const sfOrigin = query.get('sfdcIFrameOrigin');
+
+  const st = {
+    config: null,
+    token: null,
+    es: null,
+    esRetry: 0,
+    agent: null,            // last `agent` event
+    dialogs: new Map(),     // id -> dialog (live ones)
+    connected: new Set(),   // dialog ids this agent was connected on
+    alerted: new Set(),     // dialog ids whose ALERTING was handled
+    notReadyCodes: null,
+    logoutCodes: null,
+    wrapupReasons: null,
+    pendingReqs: new Map(), // request_id -> what (errors of this tab)
+    nav: null,              // the record open in Salesforce {recordId, objectType}
+    contextSent: new Map(), // dialog id -> recordId already attached
+    sforce: null,           // window.sforce.opencti once loaded
+    utility: {label: null, icon: null},
+    ssoPopup: null,
+  };
+
+  // ------------------------------------------------------------------ util
+
+  function lsGet(key) {
+    try { return localStorage.getItem(key); } catch (e) { return null; }
+  }
+  function lsSet(key, v) {
+    try { localStorage.setItem(key, v); } catch (e) { /* private mode: per-tab only */ }
+  }
+  function lsDel(key) {
+    try { localStorage.removeItem(key); } catch (e) { /* ignore */ }
+  }
+  function lsJson(key, dflt) {
+    try { const v = JSON.parse(lsGet(key)); return v == null ? dflt : v; } catch (e) { return dflt; }
+  }
+
+  function setStatus(text) { el.status.textContent = text; }
+
+  function showError(text) {
+    el.alertText.textContent = text;
+    el.alert.hidden = false;
+  }
+  function clearError() {
+    el.alert.hidden = true;
+    el.alertText.textContent = '';
+  }
+  el.alertClose.addEventListener('click', clearError);
+
+  function errText(body, status) {
+    if (body && (body.detail || body.error)) {
+      return body.detail ? body.detail : body.error;
+    }
+    return 'The connector answered ' + status + '.';
+  }
+
+  // A call to the connector's API. -> {status, body}; a 401 on an
+  // authenticated call ends the session in this tab (and, through
+  // localStorage, in the others).
+  async function api(method, path, body, opts) {
+    const headers = {'Accept': 'application/json'};
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    if (st.token && !(opts && opts.noAuth)) headers['Authorization'] = 'Bearer ' + st.token;
+    let resp;
+    try {
+      resp = await fetch(API + path, {
+        method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+        cache: 'no-store', credentials: 'omit',
+      });
+    } catch (e) {
+      return {status: 0, body: {error: 'network', detail: 'The connector cannot be reached.'}};
+    }
+    let data = null;
+    try { data = await resp.json(); } catch (e) { data = null; }
+    if (resp.status === 401 && st.token && !(opts && opts.noAuth)) {
+      signedOut('Your session has ended. Please sign in again.');
+    }
+    return {status: resp.status, body: data};
+  }
+
+  function normalizeNumber(n) {
+    let s = String(n == null ? '' : n).trim();
+    const plus = s.startsWith('+');
+    s = s.replace(/[^0-9*#]/g, '');
+    return (plus ? '+' : '') + s;
+  }
+
+  // ------------------------------------------------------------ opencti
+
+  function opencti() { return st.sforce; }
+
+  function ctiCall(method, args) {
+    const o = opencti();
+    if (!o || typeof o[method] !== 'function') return;
+    try {
+      o[method](Object.assign({callback: (r) => {
+        if (r && r.success === false) {
+          console.warn('opencti', method, 'failed', r.errors);
+        }
+      }}, args || {}));
+    } catch (e) {
+      console.warn('opencti', method, e);
+    }
+  }
+
+  function loadOpenCti() {
+    if (!sfOrigin) return;
+    const cfg = st.config || {};
+    const allowed = Array.isArray(cfg.org_origins) ? cfg.org_origins : [];
+    if (allowed.indexOf(sfOrigin) < 0) {
+      // the server checked it already; this is a second fence
+      showError('This softphone is not configured for ' + sfOrigin + '.');
+      return;
+    }
+    const version = cfg.opencti_version || '60.0';
+    const s = document.createElement('script');
+    s.src = sfOrigin + '/support/api/' + encodeURIComponent(version) + '/lightning/opencti_min.js';
+    s.async = true;
+    s.addEventListener('load', onOpenCtiLoaded);
+    s.addEventListener('error', () => showError('Salesforce Open CTI could not be loaded.'));
+    document.head.appendChild(s);
+  }
+
+  function onOpenCtiLoaded() {
+    if (!window.sforce || !window.sforce.opencti) {
+      showError('Salesforce Open CTI did not initialise.');
+      return;
+    }
+    st.sforce = window.sforce.opencti;
+    ctiCall('notifyInitializationComplete');
+    ctiCall('enableClickToDial');
+    try {
+      st.sforce.onClickToDial({listener: onClickToDial});
+      st.sforce.onNavigationChange({listener: onNavigationChange});
+    } catch (e) {
+      console.warn('opencti listeners', e);
+    }
+    st.utility = {label: null, icon: null};
+    updateUtility();
+  }
+
+  function onClickToDial(payload) {
+    markActive();
+    if (!payload) return;
+    const to = normalizeNumber(payload.number);
+    if (!st.token) {
+      showError('Sign in to the softphone to call ' + (payload.number || 'this number') + '.');
+      ctiCall('setSoftphonePanelVisibility', {visible: true});
+      return;
+    }
+    if (payload.recordId) {
+      st.nav = {recordId: payload.recordId, objectType: payload.objectType || ''};
+    }
+    placeCall(to, payload.recordId ? {recordId: payload.recordId, objectType: payload.objectType} : null);
+  }
+
+  function onNavigationChange(payload) {
+    markActive();
+    if (!payload || !payload.recordId) return;
+    st.nav = {recordId: payload.recordId, objectType: payload.objectType || ''};
+    for (const d of st.dialogs.values()) {
+      const me = myPart(d);
+      if (me && (me.state === 'ACTIVE' || me.state === 'HELD')) attachContext(d.id, st.nav);
+    }
+  }
+
+  // The record the agent has open becomes the call's who/what
+  // (POST /api/v1/calls/{id}/context; Contact/Lead -> who_id, others -> what_id).
+  async function attachContext(dialogId, rec) {
+    if (!rec || !rec.recordId) return;
+    if (st.contextSent.get(dialogId) === rec.recordId) return;
+    st.contextSent.set(dialogId, rec.recordId);
+    const who = /^(Contact|Lead)$/.test(rec.objectType || '') ||
+      /^00[3Q]/.test(rec.recordId) && !rec.objectType;
+    const body = who ? {who_id: rec.recordId} : {what_id: rec.recordId};
+    const r = await api('POST', '/calls/' + encodeURIComponent(dialogId) + '/context', body);
+    if (r.status >= 500 || r.status === 0) st.contextSent.delete(dialogId); // try again later
+  }
+
+  // ------------------------------------------------------- tabs / leader
+
+  const tabId = (crypto.randomUUID ? crypto.randomUUID()
+    : String(Math.random()).slice(2) + Date.now());
+  const tab = {id: tabId, started: Date.now(), active: Date.now(), focused: false,
+    visible: !document.hidden, ts: Date.now()};
+  let channel = null;
+  try { channel = new BroadcastChannel('fsc-softphone'); } catch (e) { channel = null; }
+  const peers = new Map(); // id -> record
+
+  function myRecord() {
+    tab.focused = document.hasFocus();
+    tab.visible = document.visibilityState === 'visible';
+    tab.ts = Date.now();
+    return Object.assign({}, tab);
+  }
+
+  function heartbeat() {
+    const rec = myRecord();
+    lsSet(LS_TAB_PREFIX + tabId, JSON.stringify(rec));
+    if (channel) channel.postMessage({type: 'hb', tab: rec});
+  }
+
+  function markActive() {
+    tab.active = Date.now();
+    heartbeat();
+  }
+
+  function livePeers() {
+    const now = Date.now();
+    const out = new Map();
+    for (const [id, r] of peers) if (now - r.ts < TAB_TTL_MS) out.set(id, r);
+    // localStorage holds the heartbeats of tabs whose channel we missed
+    try {
+      for (let i = 0; i < localStorage.length; i++) {
+        const k = localStorage.key(i);
+        if (!k || !k.startsWith(LS_TAB_PREFIX)) continue;
+        const r = lsJson(k, null);
+        if (!r || !r.id) continue;
+        if (now - r.ts >= TAB_TTL_MS * 4) { lsDel(k); continue; }
+        if (now - r.ts < TAB_TTL_MS && !out.has(r.id)) out.set(r.id, r);
+      }
+    } catch (e) { /* no storage */ }
+    out.set(tabId, myRecord());
+    return Array.from(out.values());
+  }
+
+  // Focused tabs first (the agent is in it), then visible ones (the
+  // Salesforce tab in front: the agent's focus is usually in Salesforce,
+  // not in our frame), then any; among those the most recently used one;
+  // ties go to the oldest tab. Every tab computes the same answer from the
+  // same heartbeats.
+  function leaderId() {
+    const tabs = livePeers();
+    let pool = tabs.filter((t) => t.focused);
+    if (!pool.length) pool = tabs.filter((t) => t.visible);
+    if (!pool.length) pool = tabs;
+    pool.sort((a, b) => (b.active - a.active) || (a.started - b.started) ||
+      (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return pool[0].id;
+  }
+  function isLeader() { return leaderId() === tabId; }
+  // for people debugging multi-tab behaviour (and for the browser tests)
+  window.fscSoftphone = {tabs: () => ({me: tabId, leader: leaderId(), tabs: livePeers()})};
+
+  if (channel) {
+    channel.addEventListener('message', (ev) => {
+      const m = ev.data || {};
+      if (m.type === 'hb' && m.tab && m.tab.id !== tabId) {
+        peers.set(m.tab.id, m.tab);
+      } else if (m.type === 'bye' && m.id) {
+        peers.delete(m.id);
+      }
+    });
+  }
+  window.addEventListener('focus', markActive);
+  window.addEventListener('blur', heartbeat);
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState === 'visible') markActive(); else heartbeat();
+  });
+  document.addEventListener('pointerdown', markActive, true);
+  document.addEventListener('keydown', () => { tab.active = Date.now(); }, true);
+  window.addEventListener('pagehide', () => {
+    lsDel(LS_TAB_PREFIX + tabId);
+    if (channel) channel.postMessage({type: 'bye', id: tabId});
+  });
+  setInterval(heartbeat, HEARTBEAT_MS);
+  heartbeat();
+
+  // ------------------------------------------------------------- pops
+
+  function poppedList() {
+    const now = Date.now();
+    return lsJson(LS_POPPED, []).filter((p) => p && p.id && now - p.ts < 86400000);
+  }
+
+  // Run fn once per dialog across every tab of this origin.
+  async function oncePerDialog(dialogId, fn) {
+    const claim = () => {
+      const list = poppedList();
+      if (list.some((p) => p.id === dialogId)) return false;
+      list.push({id: dialogId, ts: Date.now(), tab: tabId});
+      lsSet(LS_POPPED, JSON.stringify(list.slice(-50)));
+      return true;
+    };
+    if (navigator.locks && navigator.locks.request) {
+      let mine = false;
+      await navigator.locks.request('fsc-pop', () => { mine = claim(); });
+      if (mine) fn();
+    } else if (claim()) {
+      fn();
+    }
+  }
+
+  function alreadyPopped(dialogId) {
+    return poppedList().some((p) => p.id === dialogId);
+  }
+
+  // Leader only; a tab that was not leader looks again shortly (a leader
+  // that just closed leaves the job to the next one).
+  function popAsLeader(dialogId, doPop, tries) {
+    if (alreadyPopped(dialogId)) return;
+    if (isLeader()) {
+      oncePerDialog(dialogId, doPop);
+    } else if ((tries || 0) < 3) {
+      setTimeout(() => popAsLeader(dialogId, doPop, (tries || 0) + 1), 1200);
+    }
+  }
+
+  // `pop` event from the server:
+  //   {"dialog_id", "type": "SOBJECT"|"URL"|"OBJECTHOME"|"LIST"|"SEARCH"|
+  //    "NEW_RECORD_MODAL"|"FLOW"|"SEARCH_AND_POP", "params": {...},
+  //    "call_type": "INBOUND"|"OUTBOUND"|"INTERNAL"}
+  // SEARCH_AND_POP: "searchParams" (and optional "queryParams",
+  // "defaultFieldValues") at the top level, as fsc-connector sends them, or
+  // inside "params"; "callType" or "call_type".
+  function onPopEvent(p) {
+    if (!p || !p.dialog_id || !p.type) return;
+    lsSet(LS_SERVER_POPS, '1');
+    let params = p.params || {};
+    if (p.type === 'SEARCH_AND_POP') {
+      params = Object.assign({}, params);
+      for (const k of ['searchParams', 'queryParams', 'defaultFieldValues']) {
+        if (params[k] === undefined && p[k] !== undefined) params[k] = p[k];
+      }
+    }
+    popAsLeader(String(p.dialog_id), () => screenPop(p.type, params,
+      p.callType || p.call_type || 'INBOUND'));
+  }
+
+  function screenPop(type, params, callType) {
+    const o = opencti();
+    if (!o) return;
+    if (type === 'SEARCH_AND_POP') {
+      const ct = (o.CALL_TYPE && o.CALL_TYPE[callType]) || callType;
+      const args = {searchParams: String(params.searchParams || ''), callType: ct, deferred: false};
+      if (params.queryParams) args.queryParams = params.queryParams;
+      if (params.defaultFieldValues) args.defaultFieldValues = params.defaultFieldValues;
+      ctiCall('searchAndScreenPop', args);
+    } else {
+      const t = (o.SCREENPOP_TYPE && o.SCREENPOP_TYPE[type]) || type;
+      ctiCall('screenPop', {type: t, params: params});
+    }
+  }
+
+  // Until the server decides pops itself: the record named by the ECC
+  // variable user.sf_recordId, else a search on the caller's number.
+  function fallbackPop(d) {
+    if (lsGet(LS_SERVER_POPS) === '1') return;
+    setTimeout(() => {
+      if (lsGet(LS_SERVER_POPS) === '1') return;
+      const ecc = d.ecc || {};
+      const rec = ecc['user.sf_recordId'] || ecc['user.sfRecordId'];
+      if (rec && /^[a-zA-Z0-9]{15}([a-zA-Z0-9]{3})?$/.test(rec)) {
+        popAsLeader(d.id, () => screenPop('SOBJECT', {recordId: rec}));
+      } else if (d.from) {
+        popAsLeader(d.id, () => screenPop('SEARCH_AND_POP', {searchParams: d.from}, 'INBOUND'));
+      }
+    }, FALLBACK_POP_DELAY_MS);
+  }
+
+  // --------------------------------------------------------- sign in/out
+
+  function savedAgent() { return lsJson(LS_AGENT, {}); }
+
+  async function loginWith(body) {
+    clearError();
+    el.signinBtn.disabled = true;
+    el.ssoBtn.disabled = true;
+    setStatus('Signing in…');
+    const r = await api('POST', '/login', body, {noAuth: true});
+    el.signinBtn.disabled = false;
+    el.ssoBtn.disabled = false;
+    if (r.status !== 200 || !r.body || !r.body.token) {
+      setStatus('Signed out');
+      const why = r.status === 401 ? 'Wrong agent ID or password.' : errText(r.body, r.status);
+      showError('Sign-in failed: ' + why);
+      return;
+    }
+    el.password.value = '';
+    const a = r.body.agent || {};
+    lsSet(LS_AGENT, JSON.stringify({id: a.id || body.agent || '', extension: body.extension}));
+    lsSet(LS_TOKEN, r.body.token);
+    attach(r.body.token, a);
+  }
+
+  el.signinForm.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const agent = el.agentId.value.trim();
+    const password = el.password.value;
+    const extension = el.extension.value.trim();
+    const missing = [];
+    if (!agent) missing.push({f: el.agentId, n: 'Agent ID'});
+    if (!password) missing.push({f: el.password, n: 'Password'});
+    if (!extension) missing.push({f: el.extension, n: 'Extension'});
+    for (const f of [el.agentId, el.password, el.extension]) f.removeAttribute('aria-invalid');
+    if (missing.length) {
+      for (const m of missing) m.f.setAttribute('aria-invalid', 'true');
+      showError('Please enter ' + missing.map((m) => m.n).join(', ') + '.');
+      missing[0].f.focus();
+      return;
+    }
+    loginWith({agent, password, extension});
+  });
+
+  el.ssoBtn.addEventListener('click', () => {
+    const extension = el.extension.value.trim();
+    if (!extension) {
+      el.extension.setAttribute('aria-invalid', 'true');
+      showError('Please enter Extension, then sign in with SSO.');
+      el.extension.focus();
+      return;
+    }
+    const cfg = st.config || {};
+    if (!cfg.sso_login_url) return;
+    const returnTo = location.origin + '/softphone/sso-done.html';
+    const url = cfg.sso_login_url + '?return_to=' + encodeURIComponent(returnTo) + '&mode=popup';
+    clearError();
+    st.ssoExtension = extension;
+    st.ssoPopup = window.open(url, 'fsc-sso', 'popup,width=520,height=680');
+    if (!st.ssoPopup) {
+      showError('The sign-in window was blocked. Allow pop-ups for this softphone and try again.');
+      return;
+    }
+    setStatus('Waiting for single sign-on…');
+  });
+
+  // fsc-sso's popup page posts {"handoff"} to our origin (its target
+  // origin is the return_to origin). The message comes from fsc-sso's
+  // origin, or from ours should a page of ours relay it.
+  window.addEventListener('message', (ev) => {
+    const cfg = st.config || {};
+    let ssoOrigin = null;
+    try { ssoOrigin = cfg.sso_login_url ? new URL(cfg.sso_login_url).origin : null; } catch (e) { ssoOrigin = null; }
+    if (ev.origin !== location.origin && ev.origin !== ssoOrigin) return;
+    const data = ev.data;
+    if (!data || typeof data !== 'object' || typeof data.handoff !== 'string') return;
+    if (st.ssoPopup && ev.source && ev.source !== st.ssoPopup) return;
+    if (!st.ssoExtension) return;
+    const extension = st.ssoExtension;
+    st.ssoExtension = null;
+    st.ssoPopup = null;
+    loginWith({handoff: data.handoff, extension});
+  });
+
+  el.signoutBtn.addEventListener('click', () => signOut(null));
+
+  async function signOut(reasonCodeId) {
+    clearError();
+    el.signoutBtn.disabled = true;
+    setStatus('Signing out…');
+    st.signingOut = true;
+    const r = await api('POST', '/logout', reasonCodeId ? {reason_code_id: reasonCodeId} : undefined);
+    st.signingOut = false;
+    el.signoutBtn.disabled = false;
+    if (r.status >= 400 && r.status !== 401) {
+      showError('Sign-out failed: ' + errText(r.body, r.status));
+      renderAgent();
+      return;
+    }
+    signedOut(null);
+  }
+
+  // The session is over in this tab (and, via localStorage, in the others).
+  function signedOut(message) {
+    if (st.es) { st.es.close(); st.es = null; }
+    const old = st.token;
+    st.token = null;
+    st.signedInSeen = false;
+    st.agent = null;
+    st.dialogs.clear();
+    st.connected.clear();
+    st.notReadyCodes = st.logoutCodes = st.wrapupReasons = null;
+    // another tab may have signed in meanwhile: keep its token
+    if (!old || lsGet(LS_TOKEN) === old) lsDel(LS_TOKEN);
+    lsDel(LS_WRAPUP);
+    if (message) showError(message);
+    render();
+  }
+
+  window.addEventListener('storage', (ev) => {
+    if (ev.key !== LS_TOKEN && ev.key !== null) return;
+    const t = lsGet(LS_TOKEN);
+    if (!t && st.token) {
+      signedOut(null);
+    } else if (t && t !== st.token) {
+      attach(t, null); // another tab signed in
+    }
+  });
+
+  // ---------------------------------------------------------------- SSE
+
+  function attach(token, agent) {
+    if (st.es) { st.es.close(); st.es = null; }
+    st.token = token;
+    st.signedInSeen = false;
+    st.agent = agent && agent.state ? agent : null;
+    st.dialogs.clear();
+    render();
+    openEvents();
+    loadLists();
+  }
+
+  function openEvents() {
+    if (!st.token) return;
+    const es = new EventSource(API + '/events?token=' + encodeURIComponent(st.token));
+    st.es = es;
+    es.addEventListener('open', () => {
+      st.esRetry = 0;
+      renderStatus();
+    });
+    es.addEventListener('agent', (ev) => onAgent(parse(ev)));
+    es.addEventListener('dialog', (ev) => onDialog(parse(ev)));
+    es.addEventListener('error', (ev) => {
+      if (ev.data) onServerError(parse(ev)); // an `error` event from the server
+      else onStreamError(es);
+    });
+    es.addEventListener('pop', (ev) => onPopEvent(parse(ev)));
+  }
+
+  function parse(ev) {
+    try { return JSON.parse(ev.data); } catch (e) { return null; }
+  }
+
+  // EventSource retries by itself after a dropped stream; a refused one
+  // (401, 5xx) is CLOSED: find out why and act.
+  async function onStreamError(es) {
+    if (es !== st.es) return;
+    if (es.readyState !== EventSource.CLOSED) {
+      setStatus('Reconnecting…');
+      return;
+    }
+    st.es = null;
+    const token = st.token;
+    let status = 0;
+    const ctl = new AbortController();
+    try {
+      const r = await fetch(API + '/events?token=' + encodeURIComponent(token),
+        {signal: ctl.signal, cache: 'no-store', headers: {'Accept': 'text/event-stream'}});
+      status = r.status;
+    } catch (e) {
+      status = 0;
+    }
+    ctl.abort();
+    if (token !== st.token) return;
+    if (status === 401) {
+      signedOut('Your session has ended. Please sign in again.');
+      return;
+    }
+    setStatus('Connection lost; retrying…');
+    st.esRetry = Math.min(st.esRetry + 1, 5);
+    setTimeout(() => { if (st.token === token && !st.es) openEvents(); },
+      500 * Math.pow(2, st.esRetry));
+  }
+
+  function onServerError(e) {
+    if (!e) return;
+    const what = e.request_id ? st.pendingReqs.get(e.request_id) : null;
+    if (e.request_id && !what) return; // another tab's request
+    if (e.request_id) st.pendingReqs.delete(e.request_id);
+    showError((what ? what + ' failed: ' : '') + (e.detail || e.error || 'error'));
+  }
+
+  function trackRequest(r, what) {
+    if (r.body && r.body.request_id) {
+      const id = r.body.request_id;
+      st.pendingReqs.set(id, what);
+      setTimeout(() => st.pendingReqs.delete(id), 60000);
+    }
+  }
+
+  function onAgent(a) {
+    if (!a) return;
+    const prev = st.agent || {};
+    st.agent = Object.assign({}, a);
+    if (a.state === 'LOGOUT') {
+      // right after a sign-in Finesse still says LOGOUT until its LOGIN
+      // lands; a LOGOUT after a signed-in state is the end of the session
+      if (st.signedInSeen) {
+        signedOut(st.signingOut ? null : 'You are signed out.');
+      } else if (!st.logoutTimer) {
+        const token = st.token;
+        st.logoutTimer = setTimeout(() => {
+          st.logoutTimer = null;
+          if (st.token === token && st.agent && st.agent.state === 'LOGOUT') {
+            signedOut('Finesse did not sign you in. Please sign in again.');
+          }
+        }, 15000);
+        render();
+      }
+      return;
+    }
+    st.signedInSeen = true;
+    if (!isWrapState(a.state)) lsDel(LS_WRAPUP);
+    render();
+  }
+
+  function isWrapState(s) { return s === 'WORK' || s === 'WORK_READY'; }
+
+  function myPart(d) {
+    const parts = d.participants || [];
+    const ext = st.agent && st.agent.extension;
+    let p = ext ? parts.find((x) => x.address === ext) : null;
+    if (!p) p = parts.find((x) => Array.isArray(x.actions) && x.actions.length);
+    return p || null;
+  }
+
+  function ended(d) {
+    if (d.state === 'DROPPED' || d.state === 'FAILED') return true;
+    const me = myPart(d);
+    return !!(me && (me.state === 'DROPPED' || me.state === 'FAILED' || me.state === 'WRAP_UP'));
+  }
+
+  function onDialog(d) {
+    if (!d || !d.id) return;
+    const me = myPart(d);
+    if (me && (me.state === 'ACTIVE' || me.state === 'HELD')) st.connected.add(d.id);
+    if (ended(d)) {
+      st.dialogs.delete(d.id);
+      if (st.connected.has(d.id) || (me && me.state === 'WRAP_UP')) {
+        lsSet(LS_WRAPUP, JSON.stringify({id: d.id, from: d.from, to: d.to}));
+      }
+      st.connected.delete(d.id);
+      render();
+      return;
+    }
+    st.dialogs.set(d.id, d);
+    if (me && me.state === 'ALERTING' && d.state === 'ALERTING' && !st.alerted.has(d.id)) {
+      st.alerted.add(d.id);
+      ctiCall('setSoftphonePanelVisibility', {visible: true});
+      fallbackPop(d);
+    }
+    render();
+  }
+
+  async function loadLists() {
+    const token = st.token;
+    const [nr, lo, wr] = await Promise.all([
+      api('GET', '/reason-codes?category=NOT_READY'),
+      api('GET', '/reason-codes?category=LOGOUT'),
+      api('GET', '/wrapup-reasons'),
+    ]);
+    if (token !== st.token) return;
+    st.notReadyCodes = nr.status === 200 && nr.body ? nr.body.reason_codes || [] : [];
+    st.logoutCodes = lo.status === 200 && lo.body ? lo.body.reason_codes || [] : [];
+    st.wrapupReasons = wr.status === 200 && wr.body ? wr.body.wrapup_reasons || [] : [];
+    renderAgent();
+    renderWrapup();
+  }
+
+  // ------------------------------------------------------------ render
+
+  const STATE_TEXT = {
+    READY: 'Ready', NOT_READY: 'Not Ready', TALKING: 'Talking', RESERVED: 'Reserved',
+    HOLD: 'On hold', WORK: 'Wrap-up', WORK_READY: 'Wrap-up (then Ready)', LOGOUT: 'Signing in…',
+    LOGIN: 'Signing in', UNKNOWN: 'Unknown',
+  };
+
+  function stateText(a) {
+    if (!a) return 'Signed out';
+    const base = STATE_TEXT[a.state] || a.state || 'Unknown';
+    if (a.state === 'NOT_READY') {
+      const label = reasonLabel(a.reason_code_id) || a.reason_label;
+      if (label) return 'Not Ready — ' + label;
+    }
+    return base;
+  }
+
+  function reasonLabel(id) {
+    if (!id || !st.notReadyCodes) return null;
+    const c = st.notReadyCodes.find((x) => String(x.id) === String(id));
+    return c ? c.label : null;
+  }
+
+  function render() {
+    const signedIn = !!st.token;
+    el.app.setAttribute('aria-busy', 'false');
+    el.signin.hidden = signedIn;
+    el.agent.hidden = !signedIn;
+    el.dialpad.hidden = !signedIn;
+    el.calls.hidden = !signedIn;
+    if (!signedIn) {
+      const saved = savedAgent();
+      if (!el.agentId.value && saved.id) el.agentId.value = saved.id;
+      if (!el.extension.value && saved.extension) el.extension.value = saved.extension;
+      el.ssoBtn.hidden = !(st.config && st.config.sso_login_url);
+      renderCalls();
+      renderWrapup();
+    } else {
+      renderAgent();
+      renderCalls();
+      renderWrapup();
+    }
+    renderStatus();
+    updateUtility();
+  }
+
+  function renderStatus() {
+    if (!st.config) return;
+    if (!st.token) { setStatus('Signed out'); return; }
+    if (!st.agent) { setStatus('Connecting…'); return; }
+    if (st.agent.state === 'LOGOUT') { setStatus('Signing in…'); return; }
+    const u = utilityState();
+    setStatus(u.text);
+  }
+
+  // The state shown in Salesforce's utility bar and in our status line.
+  function utilityState() {
+    if (!st.token || !st.agent) return {text: 'Signed out', icon: 'offline'};
+    const live = Array.from(st.dialogs.values());
+    const parts = live.map(myPart).filter(Boolean);
+    if (parts.some((p) => p.state === 'ALERTING')) return {text: 'Ringing', icon: 'call'};
+    if (parts.some((p) => p.state === 'ACTIVE')) return {text: 'On call', icon: 'call'};
+    if (parts.some((p) => p.state === 'HELD')) return {text: 'On hold', icon: 'call'};
+    if (parts.some((p) => p.state === 'INITIATED' || p.state === 'INITIATING')) {
+      return {text: 'Dialling', icon: 'call'};
+    }
+    const a = st.agent;
+    if (a.state === 'READY') return {text: 'Ready', icon: 'end_call'};
+    if (a.state === 'NOT_READY') return {text: stateText(a), icon: 'away'};
+    if (isWrapState(a.state)) return {text: 'Wrap-up', icon: 'away'};
+    return {text: stateText(a), icon: 'away'};
+  }
+
+  function updateUtility() {
+    if (!opencti()) return;
+    const u = utilityState();
+    if (u.text !== st.utility.label) {
+      st.utility.label = u.text;
+      ctiCall('setSoftphoneItemLabel', {label: u.text});
+    }
+    if (u.icon !== st.utility.icon) {
+      st.utility.icon = u.icon;
+      ctiCall('setSoftphoneItemIcon', {key: u.icon});
+    }
+  }
+
+  function option(value, text, opts) {
+    const o = document.createElement('option');
+    o.value = value;
+    o.textContent = text;
+    if (opts && opts.disabled) o.disabled = true;
+    return o;
+  }
+
+  const SELECTABLE = new Set(['READY', 'NOT_READY']);
+
+  function renderAgent() {
+    if (!st.token) return;
+    const a = st.agent;
+    const saved = savedAgent();
+    const name = a && (a.first_name || a.last_name)
+      ? ((a.first_name || '') + ' ' + (a.last_name || '')).trim() : '';
+    const id = (a && a.id) || saved.id || '';
+    const ext = (a && a.extension) || saved.extension || '';
+    el.agentName.textContent = (name ? name + ' · ' : '') + (id ? 'Agent ' + id : '') +
+      (ext ? ' · Extension ' + ext : '');
+
+    if (st.stateEditing) return; // the agent is choosing with the keyboard
+    const opts = [];
+    let current = '';
+    if (!a) {
+      opts.push(option('', 'Connecting…', {disabled: true}));
+    } else {
+      if (!SELECTABLE.has(a.state)) {
+        opts.push(option('CURRENT', stateText(a), {disabled: true}));
+        current = 'CURRENT';
+      }
+      opts.push(option('READY', 'Ready'));
+      opts.push(option('NOT_READY', 'Not Ready'));
+      for (const c of st.notReadyCodes || []) {
+        opts.push(option('NOT_READY:' + c.id, 'Not Ready — ' + c.label));
+      }
+      for (const c of st.logoutCodes || []) {
+        opts.push(option('LOGOUT:' + c.id, 'Sign out — ' + c.label));
+      }
+      if (a.state === 'READY') current = 'READY';
+      if (a.state === 'NOT_READY') {
+        current = a.reason_code_id && opts.some((o) => o.value === 'NOT_READY:' + a.reason_code_id)
+          ? 'NOT_READY:' + a.reason_code_id : 'NOT_READY';
+        if (a.reason_code_id && current === 'NOT_READY' && a.reason_label) {
+          opts.push(option('NOT_READY:' + a.reason_code_id, 'Not Ready — ' + a.reason_label));
+          current = 'NOT_READY:' + a.reason_code_id;
+        }
+      }
+    }
+    const sig = opts.map((o) => o.value + '\u0001' + o.textContent + (o.disabled ? '!' : '')).join('\u0002');
+    if (sig !== st.stateSig) {
+      st.stateSig = sig;
+      el.state.replaceChildren(...opts);
+    }
+    el.state.value = current;
+    el.state.disabled = !a;
+    const pend = a && a.pending_state && a.pending_state !== a.state ? a.pending_state : '';
+    el.pending.hidden = !pend;
+    el.pending.textContent = pend ? 'After this call: ' + (STATE_TEXT[pend] || pend) : '';
+  }
+
+  // A closed <select> changes value on arrow keys; with the keyboard the
+  // choice is committed by Enter or by leaving the field, so browsing the
+  // list does not send a state change per key press.
+  let stateKeyNav = false;
+  el.state.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Enter') {
+      if (st.stateEditing) { ev.preventDefault(); commitState(); }
+      return;
+    }
+    if (ev.key === 'Escape' && st.stateEditing) {
+      st.stateEditing = false;
+      renderAgent();
+      return;
+    }
+    stateKeyNav = ev.key.length === 1 || /^(Arrow|Page|Home|End)/.test(ev.key);
+  });
+  el.state.addEventListener('change', () => {
+    if (stateKeyNav) { st.stateEditing = true; stateKeyNav = false; return; }
+    commitState();
+  });
+  el.state.addEventListener('blur', () => { if (st.stateEditing) commitState(); });
+  el.state.addEventListener('pointerdown', () => { stateKeyNav = false; });
+
+  async function commitState() {
+    st.stateEditing = false;
+    const v = el.state.value;
+    if (!v || v === 'CURRENT') return;
+    clearError();
+    if (v.startsWith('LOGOUT:')) {
+      await signOut(v.slice(7));
+      return;
+    }
+    const [state, reason] = v.split(':');
+    const body = {state};
+    if (reason) body.reason_code_id = reason;
+    const r = await api('POST', '/state', body);
+    if (r.status >= 400) {
+      showError('Could not change state: ' + errText(r.body, r.status));
+    } else {
+      trackRequest(r, 'State change');
+    }
+    renderAgent();
+  }
+
+  // ----------------------------------------------------------- calls UI
+
+  const ACTIONS = [
+    // [Finesse action(s), button name, handler]
+    {fin: ['ANSWER'], name: 'Answer', primary: true, run: (d) => act(d, 'answer', 'Answer')},
+    {fin: ['HOLD'], name: 'Hold', run: (d) => act(d, 'hold', 'Hold')},
+    {fin: ['RETRIEVE'], name: 'Resume', primary: true, run: (d) => act(d, 'retrieve', 'Resume')},
+    {fin: ['CONSULT_CALL'], name: 'Consult', prompt: 'consult'},
+    {fin: ['TRANSFER', 'TRANSFER_SST'], name: 'Transfer', run: (d, v) => {
+      if (hasAction(d, 'TRANSFER')) return act(d, 'transfer', 'Transfer');
+      return openPrompt(v, d, 'transfer_sst');
+    }},
+    {fin: ['CONFERENCE'], name: 'Conference', run: (d) => act(d, 'conference', 'Conference')},
+    {fin: ['SEND_DTMF'], name: 'Keypad', keypad: true},
+    {fin: ['DROP'], name: 'End', danger: true, run: (d) => act(d, 'drop', 'End')},
+  ];
+  const PROMPTS = {
+    consult: {label: 'Consult number', ok: 'Call', what: 'Consult', action: 'consult'},
+    transfer_sst: {label: 'Transfer to number', ok: 'Transfer now', what: 'Transfer',
+      action: 'transfer_sst'},
+  };
+
+  function hasAction(d, a) {
+    const me = myPart(d);
+    return !!(me && Array.isArray(me.actions) && me.actions.indexOf(a) >= 0);
+  }
+
+  const views = new Map(); // dialog id -> view
+
+  async function act(d, action, what, extra) {
+    clearError();
+    const body = Object.assign({action}, extra || {});
+    const r = await api('POST', '/calls/' + encodeURIComponent(d.id) + '/actions', body);
+    if (r.status >= 400 || r.status === 0) {
+      showError(what + ' failed: ' + errText(r.body, r.status));
+      return false;
+    }
+    trackRequest(r, what);
+    return true;
+  }
+
+  function newView(d) {
+    const root = el.tpl.content.firstElementChild.cloneNode(true);
+    const uid = 'call-' + String(d.id).replace(/[^a-zA-Z0-9_-]/g, '_');
+    root.id = uid;
+    const v = {
+      id: d.id, root, uid,
+      title: root.querySelector('.call-title'),
+      state: root.querySelector('.call-state'),
+      caller: root.querySelector('.caller'),
+      to: root.querySelector('.to'),
+      dnis: root.querySelector('.dnis'),
+      queue: root.querySelector('.queue'),
+      varsBox: root.querySelector('.vars'),
+      vars: root.querySelector('.vars-list'),
+      actions: root.querySelector('.actions'),
+      prompt: root.querySelector('.prompt'),
+      promptLabel: root.querySelector('.prompt-label'),
+      promptInput: root.querySelector('.prompt-input'),
+      promptOk: root.querySelector('.prompt-ok'),
+      promptCancel: root.querySelector('.prompt-cancel'),
+      keypad: root.querySelector('.keypad'),
+      keys: root.querySelector('.keys'),
+      keypadSent: root.querySelector('.keypad-sent'),
+      buttons: new Map(),
+      promptKind: null,
+      d,
+    };
+    v.title.id = uid + '-title';
+    root.setAttribute('aria-labelledby', v.title.id);
+    // "Caller" etc.: each value is named by its term
+    for (const fact of root.querySelectorAll('.fact')) {
+      const dt = fact.querySelector('dt');
+      const dd = fact.querySelector('dd');
+      dt.id = uid + '-' + fact.classList[1];
+      dd.setAttribute('aria-labelledby', dt.id);
+    }
+    v.promptInput.id = uid + '-prompt';
+    v.promptLabel.htmlFor = v.promptInput.id;
+    v.keypad.id = uid + '-keypad';
+    v.keypad.setAttribute('aria-label', 'Keypad');
+    for (const k of ['1', '2', '3', '4', '5', '6', '7', '8', '9', '*', '0', '#']) {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.className = 'key';
+      b.textContent = k;
+      b.setAttribute('aria-label', 'Digit ' + (k === '*' ? 'star' : k === '#' ? 'pound' : k));
+      b.addEventListener('click', async () => {
+        if (await act(v.d, 'dtmf', 'Keypad', {digits: k})) {
+          v.keypadSent.textContent = (v.keypadSent.dataset.sent || '') + k;
+          v.keypadSent.dataset.sent = v.keypadSent.textContent;
+        }
+      });
+      v.keys.appendChild(b);
+    }
+    v.prompt.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const p = PROMPTS[v.promptKind];
+      const to = normalizeNumber(v.promptInput.value);
+      if (!p) return;
+      if (!to || to === '+') {
+        v.promptInput.setAttribute('aria-invalid', 'true');
+        showError('Please enter a number.');
+        v.promptInput.focus();
+        return;
+      }
+      v.promptOk.disabled = true;
+      const ok = await act(v.d, p.action, p.what, {to});
+      v.promptOk.disabled = false;
+      if (ok) closePrompt(v, true);
+    });
+    v.promptCancel.addEventListener('click', () => closePrompt(v, true));
+    v.prompt.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Escape') { ev.preventDefault(); closePrompt(v, true); }
+    });
+    return v;
+  }
+
+  function openPrompt(v, d, kind) {
+    const p = PROMPTS[kind];
+    v.promptKind = kind;
+    v.promptLabel.textContent = p.label;
+    v.promptOk.textContent = p.ok;
+    v.promptInput.value = '';
+    v.promptInput.removeAttribute('aria-invalid');
+    v.prompt.hidden = false;
+    v.promptInput.focus();
+  }
+
+  function closePrompt(v, refocus) {
+    const kind = v.promptKind;
+    v.prompt.hidden = true;
+    v.promptKind = null;
+    if (refocus) {
+      const name = kind === 'consult' ? 'Consult' : 'Transfer';
+      const b = v.buttons.get(name);
+      if (b && b.isConnected) b.focus();
+    }
+  }
+
+  function button(v, spec) {
+    let b = v.buttons.get(spec.name);
+    if (b) return b;
+    b = document.createElement('button');
+    b.type = 'button';
+    b.textContent = spec.name;
+    if (spec.primary) b.classList.add('primary');
+    if (spec.danger) b.classList.add('danger');
+    b.addEventListener('click', async () => {
+      const d = v.d;
+      if (spec.keypad) {
+        const open = v.keypad.hidden;
+        v.keypad.hidden = !open;
+        b.setAttribute('aria-expanded', String(open));
+        if (open) v.keys.firstElementChild.focus();
+        return;
+      }
+      if (spec.prompt) { openPrompt(v, d, spec.prompt); return; }
+      b.disabled = true;
+      try { await spec.run(d, v); } finally { b.disabled = false; }
+    });
+    if (spec.keypad) {
+      b.setAttribute('aria-expanded', 'false');
+      b.setAttribute('aria-controls', v.keypad.id);
+    }
+    v.buttons.set(spec.name, b);
+    return b;
+  }
+
+  // Put exactly `nodes` in `box`, in order, moving as little as possible
+  // (a moved element loses keyboard focus).
+  function syncChildren(box, nodes) {
+    const want = new Set(nodes);
+    for (const c of Array.from(box.children)) if (!want.has(c)) c.remove();
+    nodes.forEach((n, i) => {
+      if (box.children[i] !== n) box.insertBefore(n, box.children[i] || null);
+    });
+  }
+
+  function callTitle(d, me) {
+    const ct = d.call_type || '';
+    if (ct === 'CONSULT') return me && me.state === 'ALERTING' ? 'Incoming consult call' : 'Consult call';
+    if (me && me.state === 'ALERTING') return 'Incoming call';
+    if (ct === 'OUT' || ct === 'AGENT_INSIDE' || outbound(d)) return 'Outbound call';
+    if (ct === 'CONFERENCE') return 'Conference';
+    return 'Call';
+  }
+
+  function outbound(d) {
+    const ext = st.agent && st.agent.extension;
+    return !!(ext && d.from === ext);
+  }
+
+  const PART_TEXT = {ALERTING: 'Ringing', ACTIVE: 'Connected', HELD: 'On hold',
+    INITIATED: 'Dialling', INITIATING: 'Dialling', FAILED: 'Failed', DROPPED: 'Ended'};
+
+  function fill(dd, text) {
+    const box = dd.parentElement;
+    box.hidden = !text;
+    if (dd.textContent !== (text || '')) dd.textContent = text || '';
+  }
+
+  function renderVars(v, d) {
+    const entries = [];
+    const cv = d.callvariables || {};
+    const ecc = d.ecc || {};
+    const keys = Object.keys(cv).sort((a, b) => a.localeCompare(b, 'en', {numeric: true}));
+    for (const k of keys) if (cv[k] !== '') entries.push([k, cv[k]]);
+    for (const k of Object.keys(ecc).sort()) {
+      if (ecc[k] !== '') entries.push([k.replace(/^user\./, ''), ecc[k]]);
+    }
+    const sig = JSON.stringify(entries);
+    if (sig === v.varsSig) return;
+    v.varsSig = sig;
+    const nodes = [];
+    for (const [k, val] of entries) {
+      const wrap = document.createElement('div');
+      wrap.className = 'fact';
+      const dt = document.createElement('dt');
+      dt.textContent = k;
+      const dd = document.createElement('dd');
+      dd.textContent = val;
+      wrap.append(dt, dd);
+      nodes.push(wrap);
+    }
+    v.vars.replaceChildren(...nodes);
+    v.varsBox.hidden = entries.length === 0;
+    if (entries.length && !v.varsOpened) {
+      v.varsBox.open = true; // call data is what the agent needs first
+      v.varsOpened = true;
+    }
+  }
+
+  function renderCalls() {
+    const focused = document.activeElement;
+    const live = st.token ? Array.from(st.dialogs.values()) : [];
+    // ringing first, then the rest by id (stable)
+    live.sort((a, b) => {
+      const ra = (myPart(a) || {}).state === 'ALERTING' ? 0 : 1;
+      const rb = (myPart(b) || {}).state === 'ALERTING' ? 0 : 1;
+      return ra - rb || String(a.id).localeCompare(String(b.id), 'en', {numeric: true});
+    });
+    const roots = [];
+    for (const d of live) {
+      let v = views.get(d.id);
+      if (!v) { v = newView(d); views.set(d.id, v); }
+      v.d = d;
+      const me = myPart(d);
+      const title = callTitle(d, me);
+      if (v.title.textContent !== title) v.title.textContent = title;
+      v.state.textContent = me ? (PART_TEXT[me.state] || me.state) : (d.state || '');
+      const out = outbound(d);
+      fill(v.caller, out ? '' : d.from);
+      fill(v.to, out ? d.to : '');
+      fill(v.dnis, d.dnis);
+      fill(v.queue, d.queue);
+      renderVars(v, d);
+      const acts = me && Array.isArray(me.actions) ? me.actions : [];
+      const btns = ACTIONS.filter((a) => a.fin.some((f) => acts.indexOf(f) >= 0)).map((a) => button(v, a));
+      syncChildren(v.actions, btns);
+      if (!acts.includes('SEND_DTMF') && !v.keypad.hidden) {
+        v.keypad.hidden = true;
+      }
+      if (v.promptKind === 'consult' && !acts.includes('CONSULT_CALL')) closePrompt(v, false);
+      if (v.promptKind === 'transfer_sst' && !acts.includes('TRANSFER_SST')) closePrompt(v, false);
+      roots.push(v.root);
+    }
+    for (const [id, v] of views) {
+      if (!st.dialogs.has(id) || !st.token) views.delete(id);
+      else if (!roots.includes(v.root)) views.delete(id);
+    }
+    syncChildren(el.calls, roots);
+    // the focused control went away (e.g. Answer once answered): keep the
+    // keyboard user in the call panel
+    if (focused && focused !== document.body && !focused.isConnected) {
+      const first = el.calls.querySelector('.actions button') || el.dialNumber;
+      if (first && !first.closest('[hidden]')) first.focus();
+    }
+  }
+
+  // ----------------------------------------------------------- wrap-up
+
+  function renderWrapup() {
+    const a = st.agent;
+    const w = lsJson(LS_WRAPUP, null);
+    const show = !!(st.token && a && isWrapState(a.state) && w && w.id && !st.dialogs.has(w.id));
+    if (show) {
+      el.wrapupCall.textContent = 'Call ' + (w.from ? 'from ' + w.from : '') +
+        (w.from && w.to ? ' to ' + w.to : (w.to ? 'to ' + w.to : ''));
+      const reasons = st.wrapupReasons || [];
+      const sig = JSON.stringify(reasons);
+      if (sig !== st.wrapupSig) {
+        st.wrapupSig = sig;
+        const keep = el.wrapupReason.value;
+        el.wrapupReason.replaceChildren(option('', 'Choose a reason'),
+          ...reasons.map((r) => option(r.label, r.label)));
+        if (keep) el.wrapupReason.value = keep;
+      }
+    }
+    const wasHidden = el.wrapup.hidden;
+    el.wrapup.hidden = !show;
+    if (show && wasHidden && (!document.activeElement || document.activeElement === document.body ||
+        !document.activeElement.isConnected)) {
+      el.wrapupReason.focus();
+    }
+  }
+
+  el.wrapupBtn.addEventListener('click', async () => {
+    const w = lsJson(LS_WRAPUP, null);
+    if (!w || !w.id) return;
+    const reason = el.wrapupReason.value;
+    clearError();
+    el.wrapupBtn.disabled = true;
+    try {
+      if (reason) {
+        const r = await api('POST', '/calls/' + encodeURIComponent(w.id) + '/wrapup', {reason});
+        if (r.status >= 400 || r.status === 0) {
+          showError('Wrap-up failed: ' + errText(r.body, r.status));
+          return;
+        }
+        trackRequest(r, 'Wrap-up');
+      }
+      // leaving WORK ends wrap-up: Ready if that was the plan, else Not Ready
+      const next = st.agent && st.agent.state === 'WORK_READY' ? 'READY' : 'NOT_READY';
+      const r2 = await api('POST', '/state', {state: next});
+      if (r2.status >= 400) {
+        showError('Could not end wrap-up: ' + errText(r2.body, r2.status));
+        return;
+      }
+      trackRequest(r2, 'State change');
+      lsDel(LS_WRAPUP);
+      el.wrapupReason.value = '';
+      renderWrapup();
+      el.state.focus();
+    } finally {
+      el.wrapupBtn.disabled = false;
+    }
+  });
+
+  // -------------------------------------------------------------- dial
+
+  el.dialForm.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const to = normalizeNumber(el.dialNumber.value);
+    if (!to || to === '+') {
+      el.dialNumber.setAttribute('aria-invalid', 'true');
+      showError('Please enter a number to dial.');
+      el.dialNumber.focus();
+      return;
+    }
+    el.dialNumber.removeAttribute('aria-invalid');
+    placeCall(to, st.nav);
+  });
+
+  async function placeCall(to, rec) {
+    clearError();
+    el.dialBtn.disabled = true;
+    const r = await api('POST', '/calls', {to});
+    el.dialBtn.disabled = false;
+    if (r.status >= 400 || r.status === 0) {
+      showError('Call to ' + to + ' failed: ' + errText(r.body, r.status));
+      return;
+    }
+    trackRequest(r, 'Call to ' + to);
+    el.dialNumber.value = '';
+    if (rec && r.body && r.body.dialog_id) attachContext(r.body.dialog_id, rec);
+  }
+
+  // -------------------------------------------------------------- boot
+
+  async function boot() {
+    let cfg = null;
+    for (let i = 0; i < 5 && !cfg; i++) {
+      const r = await api('GET', '/config', undefined, {noAuth: true});
+      if (r.status === 200 && r.body) cfg = r.body;
+      else await new Promise((res) => setTimeout(res, 500 * (i + 1)));
+    }
+    st.config = cfg || {org_origins: [], opencti_version: '60.0'};
+    if (!cfg) showError('The connector cannot be reached.');
+    loadOpenCti();
+    const token = lsGet(LS_TOKEN);
+    if (token) {
+      attach(token, null);
+    } else {
+      render();
+    }
+  }
+
+  boot();
+})();
