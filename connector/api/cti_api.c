@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cmn_log.h"
+#include "cti_admin.h"
 #include "cti_api.h"
 #include "cti_calls.h"
 #include "cti_web.h"
@@ -586,6 +587,8 @@ const struct cmn_http_route cti_api_routes[] = {
     {"POST", "/api/v1/calls/*",         h_call_sub},
     {"GET",  "/api/v1/config",          cti_web_config},
     {"GET",  "/softphone/*",            cti_web_softphone},
+    {"GET",  "/admin/v1/outbox",        cti_admin_outbox},
+    {"POST", "/admin/v1/outbox/replay", cti_admin_replay},
     {"GET",  "/healthz",                h_healthz},
     {"GET",  "/readyz",                 h_readyz},
     {"GET",  "/metrics",                h_metrics},

@@ -11,7 +11,8 @@ static const char *const known_keys[] = {
     "server.listen", "server.public_url", "server.tls_cert_file",
     "server.tls_key_file", "server.threads", "server.max_body",
     "server.log_level", "server.session_idle_s", "server.web_dir",
-    "server.agent_lease_s",
+    "server.agent_lease_s", "server.admin_key_file", "server.tabs_closed_after_s", "server.sse_ping_s",
+    "server.tabs_closed_state", "server.tabs_closed_reason_code_id",
     "finesse.nodes", "finesse.xmpp_port", "finesse.xmpp_addresses", "finesse.xmpp_domain",
     "finesse.xmpp_resource", "finesse.xmpp_tls", "finesse.ca_file",
     "finesse.rest_timeout_ms", "finesse.agents_per_worker",
@@ -50,7 +51,21 @@ load_server(struct cti_config *c, struct cmn_err *err)
         cmn_config_str(c->ini, "server", "web_dir", false, FSC_WEB_DIR,
                        &c->web_dir, err) != CMN_OK ||
         cmn_config_long(c->ini, "server", "agent_lease_s", 30, 2, 3600,
-                        &c->agent_lease_s, err) != CMN_OK) {
+                        &c->agent_lease_s, err) != CMN_OK ||
+        cmn_config_long(c->ini, "server", "sse_ping_s", 15, 1, 55,
+                        &c->sse_ping_s, err) != CMN_OK ||
+        cmn_config_long(c->ini, "server", "tabs_closed_after_s", 0, 0, 86400,
+                        &c->tabs_closed_after_s, err) != CMN_OK ||
+        cmn_config_str(c->ini, "server", "tabs_closed_state", false,
+                       "NOT_READY", &c->tabs_closed_state, err) != CMN_OK ||
+        cmn_config_str(c->ini, "server", "tabs_closed_reason_code_id", false,
+                       NULL, &c->tabs_closed_reason, err) != CMN_OK) {
+        return CMN_INVALID;
+    }
+    if (strcmp(c->tabs_closed_state, "NOT_READY") != 0 &&
+        strcmp(c->tabs_closed_state, "LOGOUT") != 0) {
+        cmn_config_errf(c->ini, "server", "tabs_closed_state", err,
+                        "NOT_READY or LOGOUT");
         return CMN_INVALID;
     }
     if (cmn_log_parse_level(level, &c->log_level) != CMN_OK) {
@@ -67,6 +82,15 @@ load_server(struct cti_config *c, struct cmn_err *err)
     if ((c->tls_cert == NULL) != (c->tls_key == NULL)) {
         cmn_config_errf(c->ini, "server", "tls_cert_file", err,
                         "tls_cert_file and tls_key_file go together");
+        return CMN_INVALID;
+    }
+    if (cmn_config_secret(c->ini, "server", "admin_key", false, 4096, true,
+                          &c->admin_key, err) != CMN_OK) {
+        return CMN_INVALID;
+    }
+    if (c->admin_key != NULL && c->admin_key->len < 16) {
+        cmn_config_errf(c->ini, "server", "admin_key_file", err,
+                        "the admin key must be at least 16 bytes");
         return CMN_INVALID;
     }
     return CMN_OK;
@@ -290,6 +314,7 @@ cti_config_free(struct cti_config *c)
     free(c->org_origins);
     free(c->redis_storage);
     cmn_secret_free(c->sso_service_key);
+    cmn_secret_free(c->admin_key);
     cmn_secret_free(c->tls_cert);
     cmn_secret_free(c->tls_key);
     cmn_config_free(c->ini);

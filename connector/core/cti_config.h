@@ -25,6 +25,14 @@ struct cti_config {
     enum cmn_log_level log_level;
     long session_idle_s; /* API token lifetime without any tab attached */
     const char *web_dir; /* the softphone page's files */
+    struct cmn_secret *admin_key; /* Bearer for /admin/v1/ (NULL: off) */
+    long sse_ping_s;     /* ": ping" to every tab (DESIGN: 15 s); a closed
+                            tab is noticed on the first or second ping */
+    long tabs_closed_after_s;       /* 0: off; else when every tab of an
+                                       agent has been closed this long... */
+    const char *tabs_closed_state;  /* ...the agent goes NOT_READY or
+                                       LOGOUT... */
+    const char *tabs_closed_reason; /* ...with this reason code id */
     long agent_lease_s;  /* with [redis]: how long an agent stays bound to
                             this host after it stops renewing */
 

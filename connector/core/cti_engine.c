@@ -280,6 +280,46 @@ engine_remove_session_locked(struct cti_engine *e, struct cti_session *s)
 
 /* --- tick --- */
 
+struct tabs_closed_job {
+    struct cti_engine *e;
+    struct cti_session *s;
+};
+
+static void
+tabs_closed_job(void *arg)
+{
+    struct tabs_closed_job *j = arg;
+    struct cti_result r = {0};
+    struct fin_user u;
+
+    cti_agent_user(j->s->agent, &u);
+    if (strcmp(u.state, "READY") == 0 || strcmp(u.state, "NOT_READY") == 0) {
+        cmn_log_notice("event=all_tabs_closed agent=%s state=%s", j->s->id,
+                       j->e->cfg->tabs_closed_state);
+        cti_engine_set_state(j->e, j->s->agent, j->e->cfg->tabs_closed_state,
+                             j->e->cfg->tabs_closed_reason, &r);
+    }
+    session_unref(j->s);
+    free(j);
+}
+
+static void
+engine_tabs_closed_later(struct cti_engine *e, struct cti_session *s)
+{
+    struct tabs_closed_job *j = malloc(sizeof(*j));
+
+    if (j == NULL) {
+        return;
+    }
+    atomic_fetch_add(&s->refs, 1);
+    j->e = e;
+    j->s = s;
+    if (cti_jobs_submit(e->jobs, tabs_closed_job, j) != CMN_OK) {
+        session_unref(s);
+        free(j);
+    }
+}
+
 void
 cti_engine_tick(struct cti_engine *e)
 {
@@ -287,7 +327,7 @@ cti_engine_tick(struct cti_engine *e)
     struct cti_session **list;
     size_t n = 0;
 
-    bool ping = now - e->last_ping_ms >= PING_MS;
+    bool ping = now - e->last_ping_ms >= e->cfg->sse_ping_s * 1000;
     bool renew = e->lease != NULL &&
                  now - e->last_renew_ms >= e->cfg->agent_lease_s * 1000 / 3;
 
@@ -330,11 +370,20 @@ cti_engine_tick(struct cti_engine *e)
             continue;
         }
 
+        bool tabs_closed = false;
         pthread_mutex_lock(&s->lock);
         if (tabs > 0) {
             s->no_tabs_since_ms = 0;
+            s->tabs_closed_applied = false;
         } else if (s->no_tabs_since_ms == 0) {
             s->no_tabs_since_ms = now;
+        } else if (e->cfg->tabs_closed_after_s > 0 && !s->tabs_closed_applied &&
+                   now - s->no_tabs_since_ms >=
+                       e->cfg->tabs_closed_after_s * 1000) {
+            /* every Salesforce tab has been closed that long: nobody can
+             * take a call, so stop routing them here */
+            s->tabs_closed_applied = true;
+            tabs_closed = true;
         }
         if (!s->xmpp_online && !s->xmpp_connecting &&
             s->xmpp_retry_at_ms != 0 && now >= s->xmpp_retry_at_ms) {
@@ -344,6 +393,9 @@ cti_engine_tick(struct cti_engine *e)
         pthread_mutex_unlock(&s->lock);
         if (reconnect) {
             engine_xmpp_connect(e, s);
+        }
+        if (tabs_closed) {
+            engine_tabs_closed_later(e, s);
         }
         session_unref(s);
     }
@@ -435,4 +487,10 @@ engine_log_task(struct cti_engine *e, const char *agent,
     cmn_log_err("event=task_not_queued agent=%s dialog=%s detail=\"%s\"",
                 agent, dialog_id, err.msg);
     json_decref(fields);
+}
+
+struct sf_outbox *
+cti_engine_outbox(struct cti_engine *e)
+{
+    return e->outbox;
 }

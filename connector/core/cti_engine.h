@@ -76,6 +76,9 @@ void cti_engine_reason_codes(struct cti_engine *e, struct cti_agent *a,
 void cti_engine_wrapup_reasons(struct cti_engine *e, struct cti_agent *a,
                                json_t **out, struct cti_result *r);
 
+/* Admin: the outbox (NULL without [salesforce]). */
+struct sf_outbox *cti_engine_outbox(struct cti_engine *e);
+
 /* For /readyz and /metrics. */
 struct cti_engine_stats {
     size_t sessions;

@@ -21,7 +21,6 @@
 #define FAILOVER_GRACE_MS 90000 /* a LOGOUT this soon after a node switch
                                    is the failover's doing, not the agent's */
 #define CALL_WAIT_MS   3000     /* MAKE_CALL: wait for the new dialog */
-#define PING_MS        15000    /* ": ping" to every tab (DESIGN.md §4) */
 
 /* One agent's Finesse session. Fields under s->lock unless noted. */
 struct cti_session {
@@ -44,6 +43,7 @@ struct cti_session {
     bool logout_requested;
     bool ended;                   /* logged out; removed from registry */
     long long no_tabs_since_ms;
+    bool tabs_closed_applied;     /* the all-tabs-closed state was set */
     int xmpp_node;                /* node of the current XMPP connection:
                                      a SystemInfo notification speaks for
                                      that node */

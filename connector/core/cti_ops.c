@@ -205,6 +205,20 @@ start_session(struct cti_engine *e, struct cti_session *s,
     char path[FIN_URI_MAX], rid[40];
 
     cti_agent_apply_user(s->agent, u);
+    /* The notification service first, then the sign-in (the Finesse
+     * desktop's order): a LOGIN published before our presence reached the
+     * XMPP server would be lost. */
+    engine_xmpp_connect(e, s);
+    for (int waited = 0; waited < 3000; waited += 20) {
+        bool online;
+        pthread_mutex_lock(&s->lock);
+        online = s->xmpp_online;
+        pthread_mutex_unlock(&s->lock);
+        if (online) {
+            break;
+        }
+        sleep_ms(20);
+    }
     if (strcmp(u->state, "LOGOUT") == 0 ||
         strcmp(u->extension, s->extension) != 0) {
         char *body = fin_xml_user_state("LOGIN", NULL, s->extension);
@@ -231,7 +245,6 @@ start_session(struct cti_engine *e, struct cti_session *s,
         fin_dialogs_free(&list);
     }
     fin_rest_resp_cleanup(&resp);
-    engine_xmpp_connect(e, s);
     return true;
 }
 
@@ -374,7 +387,17 @@ cti_engine_login(struct cti_engine *e, const struct cti_login *in,
             session_unref(s);
             return;
         }
+        /* registered before it starts: the XMPP events of its connection
+         * (ONLINE first) must find it */
+        pthread_mutex_lock(&e->lock);
+        engine_add_session_locked(e, s);
+        pthread_mutex_unlock(&e->lock);
         if (!start_session(e, s, &u, r)) {
+            fin_xmpp_pool_disconnect(e->xmpp, s->id);
+            pthread_mutex_lock(&e->lock);
+            engine_remove_session_locked(e, s);
+            pthread_mutex_unlock(&e->lock);
+            session_unref(s); /* the registry's */
             cti_lease_release(e->lease, s->id);
             if (s->sso_session != NULL) {
                 sso_client_logout(e, s);
@@ -382,9 +405,6 @@ cti_engine_login(struct cti_engine *e, const struct cti_login *in,
             session_unref(s);
             return;
         }
-        pthread_mutex_lock(&e->lock);
-        engine_add_session_locked(e, s);
-        pthread_mutex_unlock(&e->lock);
         cmn_log_notice("event=agent_signed_in agent=%s extension=%s sso=%d "
                        "node=%d",
                        s->id, s->extension, s->sso_session != NULL, s->node);

@@ -1,0 +1,87 @@
+# SPDX-License-Identifier: AGPL-3.0-or-later
+"""Operations on the Salesforce side of fsc-connector:
+- a call log Salesforce refuses for good (a 400) lands in the dead-letter
+  list with the reason, is visible to admins (GET /admin/v1/outbox, admin
+  key only) and, once replayed, written exactly once;
+- when every tab of an agent has been closed for tabs_closed_after_s, the
+  agent goes to the configured state (NOT_READY here) and no calls are
+  routed to a desk nobody sits at."""
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import stack  # noqa: E402
+
+
+def main():
+    tmp = stack.session_tmp()
+    admin_key = "admin-key-0123456789abcdef"
+    key_file = tmp.write("secrets/admin.key", admin_key + "\n", 0o600)
+    redis = stack.Redis(name="redis")
+    sf = stack.SfSim()
+    fin = stack.FinesseSim(agents=2, presence_grace_s=60)
+    conn = stack.Connector(fin, log_level="info", extra={
+        "server": {"admin_key_file": key_file, "tabs_closed_after_s": "2",
+                   "tabs_closed_state": "NOT_READY", "tabs_closed_reason_code_id": "1",
+                   "sse_ping_s": "1"},
+        "redis": {"url": redis.url, "prefix": "fsc:"},
+        "salesforce": {"login_url": sf.login_url, "client_id": sf.consumer_key,
+                       "jwt_key_file": sf.key_file, "integration_user": sf.integration_user,
+                       "org_origins": sf.ui_url},
+    })
+    status, body = conn.login("1001", "pw1001", "1001")
+    assert status == 200, body
+    token = body["token"]
+    sse = conn.events(token)
+    stack.wait_until(lambda: fin.agent("1001")["state"] == "NOT_READY", 10, what="signed in")
+    conn.api("POST", "/api/v1/state", token, {"state": "READY"})
+    stack.wait_until(lambda: fin.agent("1001")["state"] == "READY", 10, what="READY")
+
+    # a permanent refusal: dead letter, visible, replayable
+    sf.fault(status=400, count=1, path_contains="/sobjects/Task/")
+    did = fin.call("1001")
+    sse.wait(lambda e: e.get("event") == "dialog" and e["data"]["id"] == did, what="ringing")
+    fin.action(did, "1001", "ANSWER")
+    fin.hangup(did)
+    sse.wait(lambda e: e.get("event") == "dialog" and e["data"]["state"] == "DROPPED",
+             what="ended")
+    h = {"Authorization": "Bearer " + admin_key}
+    stack.wait_until(lambda: conn.api("GET", "/admin/v1/outbox", headers=h)[1]["dead"], 20,
+                     what="dead letter")
+    status, ob = conn.api("GET", "/admin/v1/outbox", headers=h)
+    dead = ob["dead"][0]
+    assert status == 200 and dead["dialog_id"] == did and dead.get("reason"), \
+        "dead letter with its reason: %r" % ob
+    assert sf.tasks(external_id=did) == [], "nothing written while refused"
+    for bad in (None, "wrong-key-0123456789"):
+        hdr = {"Authorization": "Bearer " + bad} if bad else {}
+        status, r = conn.api("GET", "/admin/v1/outbox", headers=hdr)
+        assert status == 401, "admin endpoints need the admin key: %d" % status
+    status, r = conn.api("POST", "/admin/v1/outbox/replay", body={"index": 0}, headers=h)
+    assert status == 200 and r["replayed"] == 1, "replay: %d %r" % (status, r)
+    stack.wait_until(lambda: len(sf.tasks(external_id=did)) == 1, 20, what="Task after replay")
+    status, ob = conn.api("GET", "/admin/v1/outbox", headers=h)
+    assert ob["dead"] == [] and ob["pending"] == 0, "dead list empty, nothing pending: %r" % ob
+    print("ok  refused Task -> dead letter (%s) -> replayed -> written once" % dead["reason"][:60])
+
+    # every tab closed: NOT_READY after tabs_closed_after_s
+    fin.set_state("1001", "READY")
+    stack.wait_until(lambda: fin.agent("1001")["state"] == "READY", 10, what="READY again")
+    sse.close()
+    t0 = time.time()
+    stack.wait_until(lambda: fin.agent("1001")["state"] == "NOT_READY", 15,
+                     what="NOT_READY after every tab closed")
+    took = time.time() - t0
+    assert fin.agent("1001").get("reasonCodeId", fin.agent("1001").get("reason_code_id")) in \
+        ("1", 1, None), fin.agent("1001")
+    print("ok  every tab closed: agent NOT_READY after %.1f s (tabs_closed_after_s=2)" % took)
+    conn.stop()
+    fin.stop()
+    sf.stop()
+    redis.stop()
+    print("PASS")
+
+
+if __name__ == "__main__":
+    main()
