@@ -55,7 +55,7 @@ cti_admin_outbox(struct cmn_http_req *req, void *appv)
         sf_outbox_dead_list(ob, &dead, &err) != CMN_OK) {
         return cmn_http_reply_error(req, 503, "store_unavailable", err.msg);
     }
-    sf_outbox_stats(ob, &st);
+    cti_engine_outbox_stats(app->engine, &st);
     return cmn_http_reply_json(
         req, 200,
         json_pack("{s:I, s:o, s:{s:I, s:I, s:I, s:I}}", "pending",

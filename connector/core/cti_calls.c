@@ -40,10 +40,22 @@ struct cti_call {
 
 /* --- records (calls_lock held) --- */
 
+static unsigned
+call_bucket(const char *dialog_id)
+{
+    unsigned h = 2166136261u;
+
+    for (const char *p = dialog_id; *p; p++) {
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    }
+    return h % CALL_BUCKETS;
+}
+
 static struct cti_call *
 find_call(struct cti_engine *e, const char *agent, const char *dialog_id)
 {
-    for (struct cti_call *c = e->calls; c != NULL; c = c->next) {
+    for (struct cti_call *c = e->calls[call_bucket(dialog_id)]; c != NULL;
+         c = c->next) {
         if (strcmp(c->dialog_id, dialog_id) == 0 &&
             strcmp(c->agent, agent) == 0) {
             return c;
@@ -387,8 +399,9 @@ cti_calls_on_dialog(struct cti_agent *a, enum cti_dialog_change change,
             }
             c->started_at = now;
             classify(c, d);
-            c->next = e->calls;
-            e->calls = c;
+            unsigned b = call_bucket(d->id);
+            c->next = e->calls[b];
+            e->calls[b] = c;
         }
     }
     if (c != NULL) {
@@ -487,13 +500,15 @@ cti_calls_expire(struct cti_engine *e)
     long long now = cmn_wall_sec();
 
     pthread_mutex_lock(&e->calls_lock);
-    for (struct cti_call **pp = &e->calls; *pp != NULL;) {
-        struct cti_call *c = *pp;
-        if (c->ended_at != 0 && now - c->ended_at > KEEP_ENDED_S) {
-            *pp = c->next;
-            call_free(c);
-        } else {
-            pp = &c->next;
+    for (size_t b = 0; b < CALL_BUCKETS; b++) {
+        for (struct cti_call **pp = &e->calls[b]; *pp != NULL;) {
+            struct cti_call *c = *pp;
+            if (c->ended_at != 0 && now - c->ended_at > KEEP_ENDED_S) {
+                *pp = c->next;
+                call_free(c);
+            } else {
+                pp = &c->next;
+            }
         }
     }
     pthread_mutex_unlock(&e->calls_lock);
@@ -503,10 +518,12 @@ void
 cti_calls_free_all(struct cti_engine *e)
 {
     pthread_mutex_lock(&e->calls_lock);
-    while (e->calls != NULL) {
-        struct cti_call *c = e->calls;
-        e->calls = c->next;
-        call_free(c);
+    for (size_t b = 0; b < CALL_BUCKETS; b++) {
+        while (e->calls[b] != NULL) {
+            struct cti_call *c = e->calls[b];
+            e->calls[b] = c->next;
+            call_free(c);
+        }
     }
     pthread_mutex_unlock(&e->calls_lock);
 }

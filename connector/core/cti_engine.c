@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cmn_log.h"
 #include "cmn_seal.h"
@@ -91,7 +92,10 @@ cti_engine_free(struct cti_engine *e)
     fin_xmpp_pool_free(e->xmpp);
     cti_lease_free(e->lease);
     /* outbox, then its client, then the config it borrows from */
-    sf_outbox_free(e->outbox);
+    for (size_t i = 0; i < e->nwriters; i++) {
+        sf_outbox_free(e->writers[i]);
+    }
+    free(e->writers);
     sf_free(e->sf);
     cmn_redis_free(e->sf_redis);
     sf_config_cleanup(&e->sfcfg);
@@ -439,10 +443,30 @@ engine_salesforce_start(struct cti_engine *e, struct cmn_err *err)
         return CMN_ERR;
     }
     sf_outbox_opts_from_config(&e->sfcfg, &o);
-    e->outbox = sf_outbox_new(e->sf_redis, e->sf, &o, err);
-    if (e->outbox == NULL || sf_outbox_start(e->outbox, err) != CMN_OK) {
-        return CMN_ERR;
+    e->writers = calloc((size_t)e->sfcfg.outbox_writers, sizeof(*e->writers));
+    if (e->writers == NULL) {
+        cmn_err_set(err, "out of memory");
+        return CMN_NOMEM;
     }
+    /* several consumers of the one group: entries are spread over them and
+     * each has one upsert in flight; the upsert merges fields, so two
+     * entries of one call written out of order lose nothing */
+    char host[128], name[192];
+    if (gethostname(host, sizeof(host)) != 0) {
+        snprintf(host, sizeof(host), "fsc");
+    }
+    host[sizeof(host) - 1] = '\0';
+    for (long i = 0; i < e->sfcfg.outbox_writers; i++) {
+        snprintf(name, sizeof(name), "%s:%d:%ld", host, (int)getpid(), i);
+        o.consumer = name;
+        e->writers[i] = sf_outbox_new(e->sf_redis, e->sf, &o, err);
+        if (e->writers[i] == NULL ||
+            sf_outbox_start(e->writers[i], err) != CMN_OK) {
+            return CMN_ERR;
+        }
+        e->nwriters++;
+    }
+    e->outbox = e->writers[0];
     return CMN_OK;
 }
 
@@ -493,4 +517,54 @@ struct sf_outbox *
 cti_engine_outbox(struct cti_engine *e)
 {
     return e->outbox;
+}
+
+void
+cti_engine_outbox_stats(struct cti_engine *e, struct sf_outbox_stats *sum)
+{
+    memset(sum, 0, sizeof(*sum));
+    for (size_t i = 0; i < e->nwriters; i++) {
+        struct sf_outbox_stats one;
+        sf_outbox_stats(e->writers[i], &one);
+        sum->written += one.written;
+        sum->retries += one.retries;
+        sum->dead += one.dead;
+        sum->reclaimed += one.reclaimed;
+    }
+}
+
+struct owner_job {
+    struct cti_engine *e;
+    char agent[FIN_ID_MAX];
+};
+
+static void
+owner_job(void *arg)
+{
+    struct owner_job *j = arg;
+    struct cmn_err err = {{0}};
+    char owner[19];
+
+    /* warm the agent -> Salesforce user cache now, so Tasks written during
+     * a later Salesforce outage still get their owner */
+    if (sf_user_for_agent(j->e->sf, j->agent, owner, &err) != CMN_OK) {
+        cmn_log_warn("event=sf_user_unknown agent=%s detail=\"%s\"",
+                     j->agent, err.msg);
+    }
+    free(j);
+}
+
+void
+engine_warm_owner(struct cti_engine *e, const char *agent)
+{
+    struct owner_job *j;
+
+    if (e->sf == NULL || (j = calloc(1, sizeof(*j))) == NULL) {
+        return;
+    }
+    j->e = e;
+    snprintf(j->agent, sizeof(j->agent), "%s", agent);
+    if (cti_jobs_submit(e->jobs, owner_job, j) != CMN_OK) {
+        free(j);
+    }
 }

@@ -78,6 +78,9 @@ void cti_engine_wrapup_reasons(struct cti_engine *e, struct cti_agent *a,
 
 /* Admin: the outbox (NULL without [salesforce]). */
 struct sf_outbox *cti_engine_outbox(struct cti_engine *e);
+/* Counters summed over this process's outbox writers. */
+struct sf_outbox_stats;
+void cti_engine_outbox_stats(struct cti_engine *e, struct sf_outbox_stats *s);
 
 /* For /readyz and /metrics. */
 struct cti_engine_stats {

@@ -18,6 +18,7 @@
 
 #define TOKEN_BUCKETS  4096
 #define SESSION_BUCKETS 4096
+#define CALL_BUCKETS   16384
 #define FAILOVER_GRACE_MS 90000 /* a LOGOUT this soon after a node switch
                                    is the failover's doing, not the agent's */
 #define CALL_WAIT_MS   3000     /* MAKE_CALL: wait for the new dialog */
@@ -98,10 +99,15 @@ struct cti_engine {
     struct sf_config sfcfg;
     struct sf *sf;
     struct cmn_redis *sf_redis;
-    struct sf_outbox *outbox;
+    struct sf_outbox *outbox;      /* puts, admin; also a writer */
+    struct sf_outbox **writers;    /* outbox_writers consumers (incl. the
+                                      first), one upsert in flight each */
+    size_t nwriters;
 
     pthread_mutex_t calls_lock; /* after an agent's lock, never before */
-    struct cti_call *calls;     /* live and recently ended calls */
+    /* live and recently ended calls, hashed by dialog id (a busy site has
+     * ~100 calls/s and keeps them 30 min for wrap-up and context) */
+    struct cti_call *calls[CALL_BUCKETS];
 };
 
 /* cti_engine.c */
@@ -162,6 +168,9 @@ bool engine_waiter_wait(struct cti_engine *e, struct waiter *w, int ms);
  * to the outbox (durable) when Salesforce is configured, else logged. */
 void engine_log_task(struct cti_engine *e, const char *agent,
                      const char *dialog_id, json_t *fields);
+
+/* Look the agent's Salesforce user up in the background (cache). */
+void engine_warm_owner(struct cti_engine *e, const char *agent);
 
 /* cti_sso_client.c */
 int sso_client_handoff(struct cti_engine *e, const char *handoff,

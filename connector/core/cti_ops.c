@@ -408,6 +408,7 @@ cti_engine_login(struct cti_engine *e, const struct cti_login *in,
         cmn_log_notice("event=agent_signed_in agent=%s extension=%s sso=%d "
                        "node=%d",
                        s->id, s->extension, s->sso_session != NULL, s->node);
+        engine_warm_owner(e, s->id);
     }
     if (engine_token_issue(e, s, token) != CMN_OK) {
         result_set(r, 503, "internal", "no randomness");

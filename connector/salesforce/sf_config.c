@@ -187,11 +187,13 @@ load_salesforce(const struct cmn_config *ini, struct sf_config *c,
                         &c->org_origins, &c->norg_origins, err) != CMN_OK ||
         cmn_config_long(ini, "salesforce", "timeout_ms", 10000, 100, 120000,
                         &c->timeout_ms, err) != CMN_OK ||
-        cmn_config_long(ini, "salesforce", "outbox_max_attempts", 10, 1,
+        cmn_config_long(ini, "salesforce", "outbox_max_attempts", 20, 1,
                         1000, &c->outbox_max_attempts, err) != CMN_OK ||
+        cmn_config_long(ini, "salesforce", "outbox_writers", 8, 1, 64,
+                        &c->outbox_writers, err) != CMN_OK ||
         cmn_config_long(ini, "salesforce", "outbox_reclaim_ms", 30000, 100,
                         3600000, &c->outbox_reclaim_ms, err) != CMN_OK ||
-        cmn_config_long(ini, "salesforce", "outbox_backoff_max_ms", 300000,
+        cmn_config_long(ini, "salesforce", "outbox_backoff_max_ms", 60000,
                         100, 86400000, &c->outbox_backoff_max_ms,
                         err) != CMN_OK) {
         return CMN_INVALID;

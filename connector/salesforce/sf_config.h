@@ -41,9 +41,13 @@ struct sf_config {
     const char *ca_file;                /* may be NULL */
     const char *api_version;            /* "60.0" */
     long timeout_ms;                    /* per REST call, default 10000 */
-    long outbox_max_attempts;           /* default 10 */
+    long outbox_max_attempts;           /* default 20 */
+    long outbox_writers;                /* consumers in this process,
+                                           default 8: one upsert in flight
+                                           each, so Salesforce latency does
+                                           not cap the rate at 1/latency */
     long outbox_reclaim_ms;             /* default 30000 */
-    long outbox_backoff_max_ms;         /* default 300000 */
+    long outbox_backoff_max_ms;         /* default 60000 */
     enum sf_pop pop;
     const char *pop_callvariable;       /* SF_POP_CALLVARIABLE: its name */
     enum sf_pop_on pop_on;

@@ -88,7 +88,9 @@ test_sf_config_defaults(void **state)
     assert_string_equal(cfg.task_external_id_field, "Finesse_Call_Id__c");
     assert_string_equal(cfg.agent_user_field, "Finesse_Agent_Id__c");
     assert_string_equal(cfg.api_version, "60.0");
-    assert_int_equal(cfg.outbox_max_attempts, 10);
+    assert_int_equal(cfg.outbox_max_attempts, 20);
+    assert_int_equal(cfg.outbox_writers, 8);
+    assert_int_equal(cfg.outbox_backoff_max_ms, 60000);
     assert_int_equal(cfg.pop, SF_POP_ANI);
     assert_int_equal(cfg.pop_on, SF_POP_ON_RING);
     assert_int_equal(cfg.norg_origins, 2);
