@@ -201,7 +201,7 @@ load_finesse(struct cti_config *c, struct cmn_err *err)
                         &c->ping_interval_s, err) != CMN_OK ||
         cmn_config_long(c->ini, "finesse", "failover_check_ms", 1000, 100,
                         60000, &c->failover_check_ms, err) != CMN_OK ||
-        cmn_config_long(c->ini, "finesse", "xmpp_connects_per_s", 200, 10,
+        cmn_config_long(c->ini, "finesse", "xmpp_connects_per_s", 500, 10,
                         5000, &c->xmpp_connects_per_s, err) != CMN_OK) {
         return CMN_INVALID;
     }

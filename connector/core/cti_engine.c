@@ -64,7 +64,9 @@ cti_engine_new(const struct cti_config *cfg, const char *self_exe,
         cti_engine_free(e);
         return NULL;
     }
-    e->jobs = cti_jobs_new(8, 10000);
+    /* jobs block on Finesse, fsc-sso and the XMPP handshake of a sign-in:
+     * enough of them that 2,000 agents signing in at once do not queue */
+    e->jobs = cti_jobs_new(32, 10000);
     struct fin_xmpp_pool_opts xo = {
         .worker_path = self_exe,
         .worker_argv = worker_argv,
