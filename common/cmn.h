@@ -19,7 +19,7 @@ enum cmn_rc {
     CMN_IO = -8,       /* connection to a peer failed */
 };
 
-#define CMN_NODISCARD   __attribute__((warn_unused_result))
+#define CMN_NODISCARD    __attribute__((warn_unused_result))
 #define CMN_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #define CMN_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -36,8 +36,8 @@ void cmn_err_set(struct cmn_err *err, const char *fmt, ...) CMN_PRINTF(2, 3);
 const char *cmn_rc_str(int rc);
 
 /* Monotonic and wall clocks in milliseconds / seconds. */
-long long cmn_now_ms(void);      /* CLOCK_MONOTONIC */
-long long cmn_wall_ms(void);     /* CLOCK_REALTIME */
-long long cmn_wall_sec(void);    /* unix seconds */
+long long cmn_now_ms(void);   /* CLOCK_MONOTONIC */
+long long cmn_wall_ms(void);  /* CLOCK_REALTIME */
+long long cmn_wall_sec(void); /* unix seconds */
 
 #endif

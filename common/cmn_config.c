@@ -17,7 +17,7 @@
 
 #include "cmn_config.h"
 
-#define CFG_MAX_SIZE    (1024 * 1024)
+#define CFG_MAX_SIZE (1024 * 1024)
 /* Our configs have a few dozen keys; the cap keeps the duplicate check
  * (quadratic) cheap on hostile input such as fuzz cases. */
 #define CFG_MAX_ENTRIES 4096
@@ -45,9 +45,9 @@ struct cfg_parse {
     const char *text;
     size_t len;
     size_t off;
-    int lineno;     /* line most recently handed to libinih */
-    int err_line;   /* first error we detected ourselves, 0 if none */
-    bool stop;      /* reader error: end the parse */
+    int lineno;   /* line most recently handed to libinih */
+    int err_line; /* first error we detected ourselves, 0 if none */
+    bool stop;    /* reader error: end the parse */
     struct cmn_err err;
 };
 
@@ -116,8 +116,8 @@ valid_name(const char *s)
     return true;
 }
 
-static void
-parse_fail(struct cfg_parse *ps, const char *fmt, ...) CMN_PRINTF(2, 3);
+static void parse_fail(struct cfg_parse *ps, const char *fmt, ...)
+    CMN_PRINTF(2, 3);
 
 /* Record the first error we detect ourselves, prefixed "name:line: ". */
 static void
@@ -227,8 +227,8 @@ cfg_handler(void *user, const char *section, const char *name,
     }
     dup = cfg_find(cfg, section, name);
     if (dup != NULL) {
-        parse_fail(ps, "[%s] %s: duplicate key (first set on line %d)",
-                   section, name, dup->line);
+        parse_fail(ps, "[%s] %s: duplicate key (first set on line %d)", section,
+                   name, dup->line);
         return 0;
     }
     if (cfg->n >= CFG_MAX_ENTRIES) {
@@ -387,9 +387,9 @@ cmn_config_has_section(const struct cmn_config *cfg, const char *section)
     return false;
 }
 
-static void
-cfg_verr(const struct cmn_config *cfg, int line, const char *section,
-         const char *key, struct cmn_err *err, const char *fmt, va_list ap)
+static void cfg_verr(const struct cmn_config *cfg, int line,
+                     const char *section, const char *key, struct cmn_err *err,
+                     const char *fmt, va_list ap)
     __attribute__((format(printf, 6, 0)));
 
 /* "name:line: [section] key: why", or without ":line" for line 0. */
@@ -408,9 +408,8 @@ cfg_verr(const struct cmn_config *cfg, int line, const char *section,
     }
 }
 
-static void
-cfg_err(const struct cmn_config *cfg, int line, const char *section,
-        const char *key, struct cmn_err *err, const char *fmt, ...)
+static void cfg_err(const struct cmn_config *cfg, int line, const char *section,
+                    const char *key, struct cmn_err *err, const char *fmt, ...)
     CMN_PRINTF(6, 7);
 
 static void
@@ -492,8 +491,8 @@ cmn_config_long(const struct cmn_config *cfg, const char *section,
     errno = 0;
     v = strtol(e->value, &end, 10);
     if (errno == ERANGE || v < min || v > max) {
-        cfg_err(cfg, e->line, section, key, err,
-                "must be between %ld and %ld", min, max);
+        cfg_err(cfg, e->line, section, key, err, "must be between %ld and %ld",
+                min, max);
         return CMN_INVALID;
     }
     if (end == e->value || *end != '\0') {
@@ -641,8 +640,7 @@ cmn_config_secret(const struct cmn_config *cfg, const char *section,
                 "use %s_file = path (secrets are never inline)", key);
         goto out;
     }
-    if ((size_t)snprintf(fkey, sizeof(fkey), "%s_file", key) >=
-        sizeof(fkey)) {
+    if ((size_t)snprintf(fkey, sizeof(fkey), "%s_file", key) >= sizeof(fkey)) {
         cfg_err(cfg, 0, section, key, err, "key name too long");
         goto out;
     }
@@ -698,16 +696,16 @@ cfg_known(const char *const *known, const char *section, const char *key)
 }
 
 int
-cmn_config_check_known(const struct cmn_config *cfg,
-                       const char *const *known, struct cmn_err *err)
+cmn_config_check_known(const struct cmn_config *cfg, const char *const *known,
+                       struct cmn_err *err)
 {
     for (size_t i = 0; i < cfg->n; i++) {
         const struct cfg_entry *e = &cfg->ents[i];
         char fkey[128];
 
         if (!cfg_known(known, e->section, NULL)) {
-            cmn_err_set(err, "%s:%d: [%s]: unknown section", cfg->name,
-                        e->line, e->section);
+            cmn_err_set(err, "%s:%d: [%s]: unknown section", cfg->name, e->line,
+                        e->section);
             return CMN_INVALID;
         }
         if (cfg_known(known, e->section, e->key)) {

@@ -30,8 +30,7 @@ const char *cmn_config_name(const struct cmn_config *cfg);
 /* Raw value or NULL when absent. Borrowed: valid until cmn_config_free. */
 const char *cmn_config_get(const struct cmn_config *cfg, const char *section,
                            const char *key);
-bool cmn_config_has_section(const struct cmn_config *cfg,
-                            const char *section);
+bool cmn_config_has_section(const struct cmn_config *cfg, const char *section);
 
 /* Typed getters. They return CMN_OK and set *out (to def when the key is
  * absent), or CMN_INVALID with err = "file:line: [section] key: why".
@@ -56,8 +55,8 @@ int cmn_config_list(const struct cmn_config *cfg, const char *section,
  * message saying to use <key>_file. *out is NULL when absent and not
  * required. */
 int cmn_config_secret(const struct cmn_config *cfg, const char *section,
-                      const char *key, bool required, size_t max_len,
-                      bool trim, struct cmn_secret **out,
+                      const char *key, bool required, size_t max_len, bool trim,
+                      struct cmn_secret **out,
                       struct cmn_err *err) CMN_NODISCARD;
 
 /* Refuse any section or key not in known, given as "section.key" strings
@@ -69,7 +68,7 @@ int cmn_config_check_known(const struct cmn_config *cfg,
 /* Message for a value that was read fine but fails a check done by the
  * caller: "file:line: [section] key: <fmt>". */
 void cmn_config_errf(const struct cmn_config *cfg, const char *section,
-                     const char *key, struct cmn_err *err, const char *fmt,
-                     ...) CMN_PRINTF(5, 6);
+                     const char *key, struct cmn_err *err, const char *fmt, ...)
+    CMN_PRINTF(5, 6);
 
 #endif

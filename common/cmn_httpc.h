@@ -3,21 +3,21 @@
  * one cached per thread so connections are reused).
  *
  * TLS verification is always on; ca_file adds a trust anchor (private CAs,
- * test CAs) to the system's certificates in /etc/ssl/certs. Every call has a total timeout and a cap on the response
- * body. Redirects are not followed. */
+ * test CAs) to the system's certificates in /etc/ssl/certs. Every call has a
+ * total timeout and a cap on the response body. Redirects are not followed. */
 #ifndef CMN_HTTPC_H
 #define CMN_HTTPC_H
 
 #include "cmn.h"
 
 struct cmn_httpc_req {
-    const char *method;      /* "GET", "POST", "PUT", "PATCH", "DELETE" */
+    const char *method; /* "GET", "POST", "PUT", "PATCH", "DELETE" */
     const char *url;
     const char *const *headers; /* "Name: value", NULL-terminated; may be
                                    NULL */
-    const char *body;        /* may be NULL */
+    const char *body;           /* may be NULL */
     size_t body_len;
-    const char *basic_user;  /* HTTP Basic when both set */
+    const char *basic_user; /* HTTP Basic when both set */
     const char *basic_pass;
     const char *ca_file;     /* extra trust anchor, may be NULL */
     long timeout_ms;         /* total, default 5000 */
@@ -26,8 +26,8 @@ struct cmn_httpc_req {
 };
 
 struct cmn_httpc_resp {
-    long status;             /* 0 when no HTTP answer */
-    char *body;              /* NUL-terminated, malloc'd */
+    long status; /* 0 when no HTTP answer */
+    char *body;  /* NUL-terminated, malloc'd */
     size_t body_len;
     char content_type[128];
     long long elapsed_ms;
@@ -45,8 +45,7 @@ void cmn_httpc_resp_cleanup(struct cmn_httpc_resp *resp);
 
 /* application/x-www-form-urlencoded helpers: append "k=v" (escaped) with
  * '&' separators to a growing malloc'd string. */
-int cmn_form_add(char **form, const char *key, const char *value)
-    CMN_NODISCARD;
+int cmn_form_add(char **form, const char *key, const char *value) CMN_NODISCARD;
 /* Percent-encode a string for a query or form value. malloc'd. */
 char *cmn_url_escape(const char *s);
 

@@ -53,8 +53,7 @@ cmn_log_enabled(enum cmn_log_level level)
 {
     /* Relaxed is enough: a level change needs no ordering with the lines
      * written around it, and this runs before every log call. */
-    return (int)level <=
-           atomic_load_explicit(&log_level, memory_order_relaxed);
+    return (int)level <= atomic_load_explicit(&log_level, memory_order_relaxed);
 }
 
 int

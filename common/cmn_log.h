@@ -43,10 +43,10 @@ void cmn_log_set_stream(FILE *fp);
  * code without revealing it. out must hold 13 bytes. */
 void cmn_log_fingerprint(const char *secret, char out[13]);
 
-#define cmn_log_(lvl, ...)                                                     \
-    do {                                                                       \
-        if (cmn_log_enabled(lvl))                                              \
-            cmn_log_write(lvl, __func__, __VA_ARGS__);                         \
+#define cmn_log_(lvl, ...)                             \
+    do {                                               \
+        if (cmn_log_enabled(lvl))                      \
+            cmn_log_write(lvl, __func__, __VA_ARGS__); \
     } while (0)
 #define cmn_log_err(...)    cmn_log_(CMN_LOG_ERR, __VA_ARGS__)
 #define cmn_log_warn(...)   cmn_log_(CMN_LOG_WARN, __VA_ARGS__)

@@ -19,16 +19,16 @@
 
 #define DEF_CONNECT_TIMEOUT_MS 500
 #define DEF_COMMAND_TIMEOUT_MS 1000
-#define DEF_POOL_SIZE 16
-#define DEF_BACKOFF_MAX_MS 2000
-#define DEF_WAIT_TIMEOUT_MS 100
-#define BACKOFF_START_MS 50
+#define DEF_POOL_SIZE          16
+#define DEF_BACKOFF_MAX_MS     2000
+#define DEF_WAIT_TIMEOUT_MS    100
+#define BACKOFF_START_MS       50
 /* While connects to the master are backing off, Sentinel is still asked
  * this often whether the master moved, so that a failover is followed
  * within a fraction of a second instead of at the end of the window. */
 #define SENTINEL_POLL_MS 200
-#define HOST_MAX 256
-#define PASSWORD_MAX 512
+#define HOST_MAX         256
+#define PASSWORD_MAX     512
 
 struct endpoint {
     char host[HOST_MAX]; /* host name, IP, or socket path when is_unix */
@@ -175,8 +175,8 @@ parse_hostport(const char *s, size_t len, int defport, struct endpoint *ep,
         }
     }
     if (port < 1 || port > 65535) {
-        set_why(why, whylen, portstr == NULL ? "missing port"
-                                             : "port out of range");
+        set_why(why, whylen,
+                portstr == NULL ? "missing port" : "port out of range");
         return CMN_INVALID;
     }
     memcpy(ep->host, host, hostlen);
@@ -336,8 +336,7 @@ cmn_redis_opts_from_config(const struct cmn_config *cfg, const char *section,
         goto out;
     }
     if (n > 0 && (master == NULL || master[0] == '\0')) {
-        cmn_config_errf(cfg, section, "master", err,
-                        "required with sentinels");
+        cmn_config_errf(cfg, section, "master", err, "required with sentinels");
         goto out;
     }
     if (n == 0 && master != NULL) {
@@ -367,8 +366,8 @@ cmn_redis_opts_from_config(const struct cmn_config *cfg, const char *section,
     if (rc != CMN_OK) {
         goto out;
     }
-    rc = cmn_config_secret(cfg, section, "password", false, PASSWORD_MAX,
-                           true, &pw, err);
+    rc = cmn_config_secret(cfg, section, "password", false, PASSWORD_MAX, true,
+                           &pw, err);
     if (rc != CMN_OK) {
         goto out;
     }
@@ -388,8 +387,8 @@ cmn_redis_opts_from_config(const struct cmn_config *cfg, const char *section,
         goto out;
     }
     opts->command_timeout_ms = (int)v;
-    rc = cmn_config_long(cfg, section, "pool_size", DEF_POOL_SIZE, 1, 1024,
-                         &v, err);
+    rc = cmn_config_long(cfg, section, "pool_size", DEF_POOL_SIZE, 1, 1024, &v,
+                         err);
     if (rc != CMN_OK) {
         goto out;
     }
@@ -551,15 +550,15 @@ cmn_redis_new(const struct cmn_redis_opts *opts, struct cmn_err *err)
                                 ? opts->command_timeout_ms
                                 : DEF_COMMAND_TIMEOUT_MS;
     r->pool_size = opts->pool_size > 0 ? opts->pool_size : DEF_POOL_SIZE;
-    r->backoff_max_ms = opts->backoff_max_ms > 0 ? opts->backoff_max_ms
-                                                 : DEF_BACKOFF_MAX_MS;
+    r->backoff_max_ms =
+        opts->backoff_max_ms > 0 ? opts->backoff_max_ms : DEF_BACKOFF_MAX_MS;
     if (r->backoff_max_ms < BACKOFF_START_MS) {
         r->backoff_max_ms = BACKOFF_START_MS;
     }
     r->wait_replicas = opts->wait_replicas > 0 ? opts->wait_replicas : 0;
     /* WAIT 0 would block forever. */
-    r->wait_timeout_ms = opts->wait_timeout_ms > 0 ? opts->wait_timeout_ms
-                                                   : DEF_WAIT_TIMEOUT_MS;
+    r->wait_timeout_ms =
+        opts->wait_timeout_ms > 0 ? opts->wait_timeout_ms : DEF_WAIT_TIMEOUT_MS;
     ok = true;
 out:
     if (!ok) {
@@ -650,8 +649,7 @@ connect_raw(const struct endpoint *ep, int connect_ms, int command_ms,
         return NULL;
     }
     if (redisSetTimeout(c, ms_tv(command_ms)) != REDIS_OK) {
-        cmn_err_set(err, "redis connect %s: set timeout: %s", name,
-                    c->errstr);
+        cmn_err_set(err, "redis connect %s: set timeout: %s", name, c->errstr);
         redisFree(c);
         return NULL;
     }
@@ -703,8 +701,7 @@ connect_node(struct cmn_redis *r, const struct endpoint *ep,
             goto out;
         }
         if (rep->type == REDIS_REPLY_ERROR) {
-            cmn_err_set(err, "redis %s: SELECT %d: %s", name, r->db,
-                        rep->str);
+            cmn_err_set(err, "redis %s: SELECT %d: %s", name, r->db, rep->str);
             goto out;
         }
         freeReplyObject(rep);
@@ -752,8 +749,8 @@ ask_sentinel(struct cmn_redis *r, const struct endpoint *s,
     if (c == NULL) {
         return CMN_IO;
     }
-    rep = redisCommand(c, "SENTINEL get-master-addr-by-name %s",
-                       r->master_name);
+    rep =
+        redisCommand(c, "SENTINEL get-master-addr-by-name %s", r->master_name);
     if (rep == NULL) {
         cmn_err_set(err, "redis sentinel %s: %s", name, c->errstr);
         goto out;
@@ -996,8 +993,7 @@ drop(struct cmn_redis *r, struct conn *pc, bool flush)
 static bool
 is_failover_error(const redisReply *rep)
 {
-    static const char *const prefixes[] = {"READONLY", "LOADING",
-                                           "MASTERDOWN"};
+    static const char *const prefixes[] = {"READONLY", "LOADING", "MASTERDOWN"};
 
     if (rep->type != REDIS_REPLY_ERROR || rep->str == NULL) {
         return false;

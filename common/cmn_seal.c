@@ -18,7 +18,7 @@
 #define SEAL_NONCE_LEN 12
 #define SEAL_TAG_LEN   16
 /* Largest id cmn_random_id makes; far above any use (24 bytes). */
-#define RANDOM_ID_MAX  256
+#define RANDOM_ID_MAX 256
 
 struct cmn_seal {
     unsigned char key[CMN_SEAL_KEY_LEN];
@@ -30,8 +30,8 @@ cmn_seal_new(const unsigned char *key, size_t key_len, struct cmn_err *err)
     struct cmn_seal *s;
 
     if (key == NULL || key_len != CMN_SEAL_KEY_LEN) {
-        cmn_err_set(err, "seal key must be %d bytes, got %zu",
-                    CMN_SEAL_KEY_LEN, key_len);
+        cmn_err_set(err, "seal key must be %d bytes, got %zu", CMN_SEAL_KEY_LEN,
+                    key_len);
         return NULL;
     }
     s = calloc(1, sizeof(*s));
@@ -163,8 +163,7 @@ cmn_seal_seal(const struct cmn_seal *s, const void *aad, size_t aad_len,
         EVP_EncryptUpdate(ctx, NULL, &n, aad, (int)aad_len) != 1) {
         goto out;
     }
-    if (pt_len > 0 &&
-        EVP_EncryptUpdate(ctx, ct, &n, pt, (int)pt_len) != 1) {
+    if (pt_len > 0 && EVP_EncryptUpdate(ctx, ct, &n, pt, (int)pt_len) != 1) {
         goto out;
     }
     if (EVP_EncryptFinal_ex(ctx, ct + pt_len, &n) != 1 ||
@@ -226,8 +225,7 @@ cmn_seal_open(const struct cmn_seal *s, const void *aad, size_t aad_len,
         EVP_DecryptUpdate(ctx, NULL, &n, aad, (int)aad_len) != 1) {
         goto out;
     }
-    if (ct_len > 0 &&
-        EVP_DecryptUpdate(ctx, buf, &n, ct, (int)ct_len) != 1) {
+    if (ct_len > 0 && EVP_DecryptUpdate(ctx, buf, &n, ct, (int)ct_len) != 1) {
         goto out;
     }
     if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, SEAL_TAG_LEN, tag) !=

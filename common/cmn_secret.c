@@ -88,8 +88,8 @@ cmn_secret_read_file(const char *path, size_t max_len, bool trim,
         goto out;
     }
     if ((st.st_mode & 077) != 0) {
-        cmn_err_set(err, "%s: permissions %04o are too open; chmod 600",
-                    path, (unsigned)(st.st_mode & 07777));
+        cmn_err_set(err, "%s: permissions %04o are too open; chmod 600", path,
+                    (unsigned)(st.st_mode & 07777));
         goto out;
     }
     if (st.st_size == 0) {

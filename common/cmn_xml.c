@@ -12,9 +12,9 @@
 
 /* Per-parse state, reached from libxml2 callbacks through ctxt->_private. */
 struct xml_parse {
-    bool doctype;          /* a DOCTYPE was seen: the parse was stopped */
+    bool doctype; /* a DOCTYPE was seen: the parse was stopped */
     bool have_error;
-    char error[160];       /* first libxml2 message, for err */
+    char error[160]; /* first libxml2 message, for err */
     int error_line;
 };
 
@@ -101,8 +101,7 @@ xml_check_tree(xmlDocPtr doc, struct cmn_err *err)
             break;
         }
         if (node->type == XML_ELEMENT_NODE && depth > CMN_XML_MAX_DEPTH) {
-            cmn_err_set(err, "xml: nesting deeper than %d",
-                        CMN_XML_MAX_DEPTH);
+            cmn_err_set(err, "xml: nesting deeper than %d", CMN_XML_MAX_DEPTH);
             return CMN_INVALID;
         }
         if (node->type == XML_ELEMENT_NODE) {
@@ -135,8 +134,7 @@ xml_check_tree(xmlDocPtr doc, struct cmn_err *err)
 }
 
 xmlDocPtr
-cmn_xml_parse(const char *buf, size_t len, size_t max_len,
-              struct cmn_err *err)
+cmn_xml_parse(const char *buf, size_t len, size_t max_len, struct cmn_err *err)
 {
     struct xml_parse xp;
     xmlParserCtxtPtr ctxt = NULL;
@@ -161,8 +159,8 @@ cmn_xml_parse(const char *buf, size_t len, size_t max_len,
     ctxt->_private = &xp;
     ctxt->sax->serror = xml_on_error;
     ctxt->sax->internalSubset = xml_on_doctype;
-    doc = xmlCtxtReadMemory(ctxt, buf, (int)len, "untrusted.xml", NULL,
-                            options);
+    doc =
+        xmlCtxtReadMemory(ctxt, buf, (int)len, "untrusted.xml", NULL, options);
     if (xp.doctype) {
         cmn_err_set(err, "xml: DOCTYPE refused");
         goto fail;

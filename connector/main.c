@@ -139,8 +139,8 @@ main(int argc, char **argv)
         .tls_key_pem = cfg->tls_key,
         .metrics_prefix = "fsc_connector",
     };
-    struct cmn_httpd *d = cmn_httpd_start(&opts, cti_api_routes,
-                                          cti_api_nroutes, &app, &err);
+    struct cmn_httpd *d =
+        cmn_httpd_start(&opts, cti_api_routes, cti_api_nroutes, &app, &err);
     if (d == NULL) {
         cmn_log_err("event=start_failed detail=\"%s\"", err.msg);
         cti_engine_free(app.engine);

@@ -25,9 +25,9 @@ sso_gen_new(const char *path, struct cmn_err *err)
         goto fail;
     }
     if (g->cfg->jwt_public_key_file != NULL) {
-        g->jwt = sso_jwt_verifier_new(g->cfg->jwt_public_key_file,
-                                      g->cfg->jwt_issuer,
-                                      g->cfg->jwt_audience, err);
+        g->jwt =
+            sso_jwt_verifier_new(g->cfg->jwt_public_key_file,
+                                 g->cfg->jwt_issuer, g->cfg->jwt_audience, err);
         if (g->jwt == NULL) {
             goto fail;
         }
@@ -81,9 +81,9 @@ metrics_init(struct sso_metrics *m)
     m->refresh_ok =
         cmn_metric_counter("fsc_sso_refreshes_total{result=\"ok\"}",
                            "Refresh-token grants sent to IdS by outcome");
-    m->refresh_invalid_grant = cmn_metric_counter(
-        "fsc_sso_refreshes_total{result=\"invalid_grant\"}",
-        "Refresh-token grants sent to IdS by outcome");
+    m->refresh_invalid_grant =
+        cmn_metric_counter("fsc_sso_refreshes_total{result=\"invalid_grant\"}",
+                           "Refresh-token grants sent to IdS by outcome");
     m->refresh_failed = cmn_metric_counter(
         "fsc_sso_refresh_failures_total",
         "Refreshes that failed for a transient reason (IdS down, timeout)");
@@ -94,10 +94,10 @@ metrics_init(struct sso_metrics *m)
         "fsc_sso_token_fetch_seconds",
         "Latency of GET /v1/sessions/{id}/token, including refreshes",
         cmn_metric_latency_buckets, cmn_metric_latency_buckets_n);
-    m->redis_errors = cmn_metric_gauge(
-        "fsc_sso_redis_errors", "Redis command failures since start");
-    m->logouts = cmn_metric_counter("fsc_sso_logouts_total",
-                                    "Sessions ended by DELETE");
+    m->redis_errors = cmn_metric_gauge("fsc_sso_redis_errors",
+                                       "Redis command failures since start");
+    m->logouts =
+        cmn_metric_counter("fsc_sso_logouts_total", "Sessions ended by DELETE");
 }
 
 int

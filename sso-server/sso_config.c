@@ -56,8 +56,8 @@ load_server(struct sso_config *c, struct cmn_err *err)
                        err) != CMN_OK ||
         cmn_config_str(c->ini, "server", "public_url", true, NULL,
                        &c->public_url, err) != CMN_OK ||
-        cmn_config_str(c->ini, "server", "instance", false, "sso",
-                       &c->instance, err) != CMN_OK ||
+        cmn_config_str(c->ini, "server", "instance", false, "sso", &c->instance,
+                       err) != CMN_OK ||
         cmn_config_long(c->ini, "server", "max_body", 65536, 1024,
                         16 * 1024 * 1024, &c->max_body, err) != CMN_OK ||
         cmn_config_str(c->ini, "server", "log_level", false, "info", &level,
@@ -78,8 +78,8 @@ load_server(struct sso_config *c, struct cmn_err *err)
                         "expected err, warn, notice, info or debug");
         return CMN_INVALID;
     }
-    if (cmn_config_secret(c->ini, "server", "tls_cert", false, 1 << 20,
-                          false, &c->tls_cert, err) != CMN_OK ||
+    if (cmn_config_secret(c->ini, "server", "tls_cert", false, 1 << 20, false,
+                          &c->tls_cert, err) != CMN_OK ||
         cmn_config_secret(c->ini, "server", "tls_key", false, 1 << 20, false,
                           &c->tls_key, err) != CMN_OK) {
         return CMN_INVALID;
@@ -101,8 +101,8 @@ load_ids(struct sso_config *c, struct cmn_err *err)
                        &c->authorize_url, err) != CMN_OK ||
         cmn_config_str(c->ini, "ids", "token_url", true, NULL, &c->token_url,
                        err) != CMN_OK ||
-        cmn_config_str(c->ini, "ids", "revoke_url", false, NULL,
-                       &c->revoke_url, err) != CMN_OK ||
+        cmn_config_str(c->ini, "ids", "revoke_url", false, NULL, &c->revoke_url,
+                       err) != CMN_OK ||
         cmn_config_str(c->ini, "ids", "client_id", true, NULL, &c->client_id,
                        err) != CMN_OK ||
         cmn_config_str(c->ini, "ids", "ca_file", false, NULL, &c->ca_file,
@@ -117,14 +117,14 @@ load_ids(struct sso_config *c, struct cmn_err *err)
                        &c->user_claim, err) != CMN_OK ||
         cmn_config_str(c->ini, "ids", "jwt_public_key_file", false, NULL,
                        &c->jwt_public_key_file, err) != CMN_OK ||
-        cmn_config_str(c->ini, "ids", "jwt_issuer", false, NULL,
-                       &c->jwt_issuer, err) != CMN_OK ||
+        cmn_config_str(c->ini, "ids", "jwt_issuer", false, NULL, &c->jwt_issuer,
+                       err) != CMN_OK ||
         cmn_config_str(c->ini, "ids", "jwt_audience", false, NULL,
                        &c->jwt_audience, err) != CMN_OK) {
         return CMN_INVALID;
     }
-    if (check_http_url(c->ini, "ids", "authorize_url", c->authorize_url,
-                       err) != CMN_OK ||
+    if (check_http_url(c->ini, "ids", "authorize_url", c->authorize_url, err) !=
+            CMN_OK ||
         check_http_url(c->ini, "ids", "token_url", c->token_url, err) !=
             CMN_OK ||
         (c->revoke_url != NULL &&
@@ -214,16 +214,16 @@ load_session(struct sso_config *c, struct cmn_err *err)
      * accept the key raw (32 bytes) or as 64 hex characters */
     struct cmn_secret *key = NULL;
     unsigned char raw[CMN_SEAL_KEY_LEN];
-    if (cmn_config_secret(c->ini, "session", "seal_key", true, 128, false,
-                          &key, err) != CMN_OK) {
+    if (cmn_config_secret(c->ini, "session", "seal_key", true, 128, false, &key,
+                          err) != CMN_OK) {
         return CMN_INVALID;
     }
     if (key->len == CMN_SEAL_KEY_LEN) {
         c->seal = cmn_seal_new(key->data, key->len, err);
     } else if (key->len >= 2 * CMN_SEAL_KEY_LEN &&
                key->len <= 2 * CMN_SEAL_KEY_LEN + 2 &&
-               strspn((const char *)key->data + 2 * CMN_SEAL_KEY_LEN,
-                      "\r\n") == key->len - 2 * CMN_SEAL_KEY_LEN &&
+               strspn((const char *)key->data + 2 * CMN_SEAL_KEY_LEN, "\r\n") ==
+                   key->len - 2 * CMN_SEAL_KEY_LEN &&
                hex_decode((const char *)key->data, raw) == CMN_OK) {
         c->seal = cmn_seal_new(raw, sizeof(raw), err);
         cmn_wipe(raw, sizeof(raw));
@@ -233,8 +233,7 @@ load_session(struct sso_config *c, struct cmn_err *err)
     cmn_secret_free(key);
     if (c->seal == NULL) {
         struct cmn_err why = *err;
-        cmn_config_errf(c->ini, "session", "seal_key_file", err, "%s",
-                        why.msg);
+        cmn_config_errf(c->ini, "session", "seal_key_file", err, "%s", why.msg);
         return CMN_INVALID;
     }
     return CMN_OK;
@@ -246,8 +245,8 @@ load_login(struct sso_config *c, struct cmn_err *err)
     char **list = NULL;
     size_t n = 0;
 
-    if (cmn_config_list(c->ini, "login", "allowed_return_to", true, &list,
-                        &n, err) != CMN_OK) {
+    if (cmn_config_list(c->ini, "login", "allowed_return_to", true, &list, &n,
+                        err) != CMN_OK) {
         return CMN_INVALID;
     }
     c->allowed = calloc(n, sizeof(*c->allowed));

@@ -21,8 +21,8 @@ int sso_http_metrics(struct cmn_http_req *req, void *app);
 
 /* A small HTML page for people (sign-in errors): status, a title and a
  * sentence, all escaped. */
-int sso_http_page(struct cmn_http_req *req, unsigned status,
-                  const char *title, const char *detail);
+int sso_http_page(struct cmn_http_req *req, unsigned status, const char *title,
+                  const char *detail);
 
 extern const struct cmn_http_route sso_http_routes[];
 extern const size_t sso_http_nroutes;

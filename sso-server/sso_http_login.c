@@ -41,8 +41,7 @@ authorize_url(const struct sso_config *cfg, const char *state,
     bool ok;
 
     cmn_sha256(ls->verifier, strlen(ls->verifier), digest);
-    cmn_base64url_encode(digest, sizeof(digest), challenge,
-                         sizeof(challenge));
+    cmn_base64url_encode(digest, sizeof(digest), challenge, sizeof(challenge));
     ok = cmn_form_add(&q, "response_type", "code") == CMN_OK &&
          cmn_form_add(&q, "client_id", cfg->client_id) == CMN_OK &&
          cmn_form_add(&q, "redirect_uri", cfg->redirect_uri) == CMN_OK &&
@@ -81,8 +80,7 @@ sso_http_login(struct cmn_http_req *req, void *appv)
     int rc;
 
     if (return_to == NULL || strlen(return_to) >= sizeof(ls.return_to) ||
-        !sso_url_allowed(g->cfg->allowed, g->cfg->nallowed, return_to,
-                         NULL)) {
+        !sso_url_allowed(g->cfg->allowed, g->cfg->nallowed, return_to, NULL)) {
         cmn_log_warn("event=login_refused reason=return_to_not_allowed");
         rc = sso_http_page(req, 400, "Sign-in refused",
                            "The page that started this sign-in is not one "
@@ -186,8 +184,7 @@ finish_login(struct sso_app *app, struct sso_gen *g, struct cmn_http_req *req,
     int rc;
 
     if (g->jwt != NULL) {
-        if (sso_jwt_verify(g->jwt, tr->access_token, &claims, &err) !=
-            CMN_OK) {
+        if (sso_jwt_verify(g->jwt, tr->access_token, &claims, &err) != CMN_OK) {
             cmn_log_err("event=login_failed reason=token_verification "
                         "detail=\"%s\"",
                         err.msg);
@@ -199,9 +196,8 @@ finish_login(struct sso_app *app, struct sso_gen *g, struct cmn_http_req *req,
     } else if (sso_jwt_claims(tr->access_token, &claims) != CMN_OK) {
         claims = NULL;
     }
-    if (claims == NULL ||
-        sso_jwt_user(claims, g->cfg->user_claim, s.user, sizeof(s.user)) !=
-            CMN_OK) {
+    if (claims == NULL || sso_jwt_user(claims, g->cfg->user_claim, s.user,
+                                       sizeof(s.user)) != CMN_OK) {
         cmn_log_err("event=login_failed reason=no_user claim=%s",
                     g->cfg->user_claim);
         rc = sso_http_page(req, 502, "Sign-in failed",

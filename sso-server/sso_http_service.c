@@ -20,8 +20,7 @@ authorised(struct cmn_http_req *req, const struct sso_gen *g)
         cmn_ct_streq(key, (const char *)g->cfg->service_key->data)) {
         return true;
     }
-    cmn_log_warn("event=service_auth_failed peer=%s",
-                 cmn_http_req_peer(req));
+    cmn_log_warn("event=service_auth_failed peer=%s", cmn_http_req_peer(req));
     cmn_http_add_header(req, "WWW-Authenticate", "Bearer realm=\"fsc-sso\"");
     cmn_http_reply_error(req, 401, "unauthorized",
                          "a valid service key is required");
@@ -71,20 +70,18 @@ sso_http_handoff(struct cmn_http_req *req, void *appv)
     rc = sso_store_session_get(&g->store, sid, &s, &err);
     if (rc != CMN_OK || s.ended[0] != '\0') {
         cmn_metric_inc(app->m.handoffs_failed);
-        rc = cmn_http_reply_error(req, rc == CMN_OK || rc == CMN_NOTFOUND
-                                           ? 400
-                                           : 503,
-                                  "invalid_handoff",
-                                  "the session behind this code is gone");
+        rc = cmn_http_reply_error(
+            req, rc == CMN_OK || rc == CMN_NOTFOUND ? 400 : 503,
+            "invalid_handoff", "the session behind this code is gone");
         goto out;
     }
     cmn_metric_inc(app->m.handoffs_ok);
     cmn_log_fingerprint(sid, fp);
     cmn_log_info("event=handoff_ok user=%s session=%s", s.user, fp);
-    rc = cmn_http_reply_json(
-        req, 200,
-        json_pack("{s:s, s:s, s:I}", "session", sid, "user", s.user,
-                  "expires_at", (json_int_t)s.access_expires_at));
+    rc = cmn_http_reply_json(req, 200,
+                             json_pack("{s:s, s:s, s:I}", "session", sid,
+                                       "user", s.user, "expires_at",
+                                       (json_int_t)s.access_expires_at));
 out:
     sso_session_cleanup(&s);
     cmn_wipe(sid, sizeof(sid));
@@ -106,9 +103,8 @@ reply_token(struct sso_app *app, struct sso_gen *g, struct cmn_http_req *req,
     case SSO_TOKEN_CURRENT:
         rc = cmn_http_reply_json(
             req, 200,
-            json_pack("{s:s, s:s, s:I}", "access_token", s.access_token,
-                      "user", s.user, "expires_at",
-                      (json_int_t)s.access_expires_at));
+            json_pack("{s:s, s:s, s:I}", "access_token", s.access_token, "user",
+                      s.user, "expires_at", (json_int_t)s.access_expires_at));
         break;
     case SSO_TOKEN_NO_SESSION:
         rc = cmn_http_reply_error(req, 404, "unknown_session",

@@ -40,15 +40,14 @@ post_form(const struct sso_config *cfg, const char *url, char *form,
         out->outcome = SSO_TOKEN_UNAVAILABLE;
         snprintf(out->error, sizeof(out->error), "%s",
                  rc == CMN_TIMEOUT ? "timeout" : "unreachable");
-        snprintf(out->error_description, sizeof(out->error_description),
-                 "%s", err.msg);
-        cmn_log_warn("event=ids_call_failed call=%s rc=%s detail=\"%s\"",
-                     what, cmn_rc_str(rc), err.msg);
+        snprintf(out->error_description, sizeof(out->error_description), "%s",
+                 err.msg);
+        cmn_log_warn("event=ids_call_failed call=%s rc=%s detail=\"%s\"", what,
+                     cmn_rc_str(rc), err.msg);
     } else if (strcmp(what, "revoke") == 0) {
         /* RFC 7009: 200 with an empty body; there is nothing to parse */
         memset(out, 0, sizeof(*out));
-        out->outcome = resp.status == 200 ? SSO_TOKEN_OK
-                                          : SSO_TOKEN_REJECTED;
+        out->outcome = resp.status == 200 ? SSO_TOKEN_OK : SSO_TOKEN_REJECTED;
         cmn_log_info("event=ids_revoke status=%ld ms=%lld", resp.status,
                      resp.elapsed_ms);
     } else {
@@ -56,9 +55,8 @@ post_form(const struct sso_config *cfg, const char *url, char *form,
         if (out->outcome != SSO_TOKEN_OK) {
             cmn_log_warn("event=ids_call_failed call=%s status=%ld "
                          "outcome=%s error=%s ms=%lld",
-                         what, resp.status,
-                         sso_token_outcome_str(out->outcome), out->error,
-                         resp.elapsed_ms);
+                         what, resp.status, sso_token_outcome_str(out->outcome),
+                         out->error, resp.elapsed_ms);
         } else {
             cmn_log_debug("event=ids_call_ok call=%s ms=%lld", what,
                           resp.elapsed_ms);
@@ -89,8 +87,7 @@ wipe_free(char *s)
 
 void
 sso_ids_exchange_code(const struct sso_config *cfg, const char *code,
-                      const char *code_verifier,
-                      struct sso_token_response *out)
+                      const char *code_verifier, struct sso_token_response *out)
 {
     char *form = NULL;
 

@@ -33,8 +33,8 @@ sso_jwt_claims(const char *jwt, json_t **claims)
                              &len) != CMN_OK) {
         return CMN_INVALID;
     }
-    *claims = json_loadb((const char *)payload, len, JSON_REJECT_DUPLICATES,
-                         &jerr);
+    *claims =
+        json_loadb((const char *)payload, len, JSON_REJECT_DUPLICATES, &jerr);
     free(payload);
     if (*claims == NULL || !json_is_object(*claims)) {
         json_decref(*claims);
@@ -67,10 +67,10 @@ sso_jwt_user(const json_t *claims, const char *claim, char *out,
     const char *names[] = {claim, "sub"};
 
     for (size_t i = 0; i < CMN_ARRAY_LEN(names); i++) {
-        const char *v = names[i] != NULL
-                            ? json_string_value(json_object_get(claims,
-                                                                names[i]))
-                            : NULL;
+        const char *v =
+            names[i] != NULL
+                ? json_string_value(json_object_get(claims, names[i]))
+                : NULL;
         if (usable_name(v) && strlen(v) < out_size) {
             memcpy(out, v, strlen(v) + 1);
             return CMN_OK;
@@ -163,7 +163,8 @@ audience_matches(const json_t *aud, const char *want)
     if (json_is_array(aud)) {
         size_t i;
         json_t *item;
-        json_array_foreach (aud, i, item) {
+        json_array_foreach(aud, i, item)
+        {
             if (json_is_string(item) &&
                 strcmp(json_string_value(item), want) == 0) {
                 return true;

@@ -38,7 +38,7 @@ void sso_jwt_verifier_free(struct sso_jwt_verifier *v);
 /* Signature, alg RS256, iss, aud (string or array), exp > now - 60 s skew.
  * CMN_OK, or CMN_DENIED with err saying which check failed. *claims (if
  * not NULL) gets the verified claims. Thread-safe. */
-int sso_jwt_verify(struct sso_jwt_verifier *v, const char *jwt,
-                   json_t **claims, struct cmn_err *err) CMN_NODISCARD;
+int sso_jwt_verify(struct sso_jwt_verifier *v, const char *jwt, json_t **claims,
+                   struct cmn_err *err) CMN_NODISCARD;
 
 #endif

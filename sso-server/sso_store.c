@@ -73,8 +73,8 @@ seal_json(struct sso_store *st, const char *aad, json_t *obj,
     if (text == NULL) {
         return CMN_NOMEM;
     }
-    rc = cmn_seal_seal(st->cfg->seal, aad, strlen(aad), text, strlen(text),
-                       out, out_len);
+    rc = cmn_seal_seal(st->cfg->seal, aad, strlen(aad), text, strlen(text), out,
+                       out_len);
     wipe_free(text);
     return rc;
 }
@@ -124,8 +124,7 @@ set_value(struct sso_store *st, const char *key, const unsigned char *val,
           struct cmn_err *err)
 {
     char ttlbuf[32];
-    const char *argv[6] = {"SET", key, (const char *)val, unit, ttlbuf,
-                           "NX"};
+    const char *argv[6] = {"SET", key, (const char *)val, unit, ttlbuf, "NX"};
     size_t lens[6];
     redisReply *r;
     int rc;
@@ -499,8 +498,7 @@ sso_store_handoff_take(struct sso_store *st, const char *code,
     if (rc != CMN_OK) {
         return rc;
     }
-    rc = cmn_seal_open(st->cfg->seal, key, strlen(key), val, len, &pt,
-                       &pt_len);
+    rc = cmn_seal_open(st->cfg->seal, key, strlen(key), val, len, &pt, &pt_len);
     free(val);
     if (rc != CMN_OK || pt_len != SSO_ID_LEN - 1) {
         cmn_err_set(err, "handoff record unreadable");
@@ -525,8 +523,8 @@ sso_store_lock(struct sso_store *st, const char *sid, const char *owner,
     char key[KEY_MAX];
 
     make_key(st, "lock", sid, key);
-    return set_value(st, key, (const unsigned char *)owner, strlen(owner),
-                     "PX", st->cfg->lock_ttl_ms, true, 0, err);
+    return set_value(st, key, (const unsigned char *)owner, strlen(owner), "PX",
+                     st->cfg->lock_ttl_ms, true, 0, err);
 }
 
 void
@@ -542,8 +540,8 @@ sso_store_unlock(struct sso_store *st, const char *sid, const char *owner)
     args[1] = owner;
     lens[0] = strlen(key);
     lens[1] = strlen(owner);
-    freeReplyObject(cmn_redis_eval(st->redis, &unlock_script,
-                                   CMN_REDIS_RETRY, 1, 1, args, lens, &err));
+    freeReplyObject(cmn_redis_eval(st->redis, &unlock_script, CMN_REDIS_RETRY,
+                                   1, 1, args, lens, &err));
 }
 
 void
@@ -553,8 +551,8 @@ sso_store_refresh_backoff_set(struct sso_store *st, const char *sid, long ms)
     struct cmn_err err;
 
     make_key(st, "rfail", sid, key);
-    freeReplyObject(cmn_redis_cmdf(st->redis, 0, &err, "SET %s 1 PX %ld",
-                                   key, ms));
+    freeReplyObject(
+        cmn_redis_cmdf(st->redis, 0, &err, "SET %s 1 PX %ld", key, ms));
 }
 
 bool

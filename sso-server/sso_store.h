@@ -37,15 +37,15 @@ struct sso_login_state {
 };
 
 struct sso_session {
-    long long version;           /* bumped by every write */
+    long long version; /* bumped by every write */
     char user[SSO_USER_MAX];
-    char *access_token;          /* secret */
-    char *refresh_token;         /* secret; may be NULL */
-    long long access_issued_at;  /* unix s */
-    long long access_expires_at; /* unix s */
-    long long refresh_expires_at;/* unix s, 0 = unknown */
+    char *access_token;           /* secret */
+    char *refresh_token;          /* secret; may be NULL */
+    long long access_issued_at;   /* unix s */
+    long long access_expires_at;  /* unix s */
+    long long refresh_expires_at; /* unix s, 0 = unknown */
     long long created_at;
-    char ended[128];             /* non-empty: session over, why */
+    char ended[128]; /* non-empty: session over, why */
 };
 
 void sso_session_cleanup(struct sso_session *s);
@@ -94,8 +94,7 @@ int sso_store_handoff_take(struct sso_store *st, const char *code,
 /* CMN_OK when acquired, CMN_AGAIN when someone holds it. */
 int sso_store_lock(struct sso_store *st, const char *sid, const char *owner,
                    struct cmn_err *err) CMN_NODISCARD;
-void sso_store_unlock(struct sso_store *st, const char *sid,
-                      const char *owner);
+void sso_store_unlock(struct sso_store *st, const char *sid, const char *owner);
 /* Transient-failure back-off marker. */
 void sso_store_refresh_backoff_set(struct sso_store *st, const char *sid,
                                    long ms);

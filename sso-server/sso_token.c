@@ -17,8 +17,8 @@
 #define BACKOFF_FAIL_MS 5000
 
 bool
-sso_token_refresh_due(const struct sso_config *cfg,
-                      const struct sso_session *s, long long now)
+sso_token_refresh_due(const struct sso_config *cfg, const struct sso_session *s,
+                      long long now)
 {
     long long life = s->access_expires_at - s->access_issued_at;
 
@@ -222,8 +222,7 @@ sso_token_get(struct sso_app *app, struct sso_gen *g, const char *sid,
             case REDEEM_ENDED:
                 return SSO_TOKEN_SESSION_ENDED;
             case REDEEM_TRANSIENT:
-                sso_store_refresh_backoff_set(&g->store, sid,
-                                              BACKOFF_FAIL_MS);
+                sso_store_refresh_backoff_set(&g->store, sid, BACKOFF_FAIL_MS);
                 return status_of(s, cmn_wall_sec());
             case REDEEM_LOST:
                 /* someone else wrote, or the agent logged out: report what

@@ -22,10 +22,10 @@ struct sso_token_response {
     char *refresh_token; /* may be NULL (refresh grant without rotation) */
     char *id_token;      /* may be NULL */
     char *token_type;
-    long expires_in;            /* seconds, > 0 */
-    long refresh_expires_in;    /* seconds, 0 when not given */
-    char error[64];             /* OAuth error code when not OK */
-    char error_description[256];/* sanitised: printable ASCII only */
+    long expires_in;             /* seconds, > 0 */
+    long refresh_expires_in;     /* seconds, 0 when not given */
+    char error[64];              /* OAuth error code when not OK */
+    char error_description[256]; /* sanitised: printable ASCII only */
 };
 
 /* Classify an answer of status http_status with body (not necessarily

@@ -18,8 +18,8 @@ static bool
 has_bad_chars(const char *s)
 {
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p <= 0x20 || *p >= 0x7f || *p == '\\' || *p == '"' ||
-            *p == '<' || *p == '>' || *p == '`' || *p == '\'') {
+        if (*p <= 0x20 || *p >= 0x7f || *p == '\\' || *p == '"' || *p == '<' ||
+            *p == '>' || *p == '`' || *p == '\'') {
             return true;
         }
     }
@@ -36,8 +36,7 @@ has_dot_segment(const char *path)
     while ((p = strchr(p, '/')) != NULL) {
         p++;
         size_t n = strcspn(p, "/");
-        if ((n == 1 && p[0] == '.') ||
-            (n == 2 && p[0] == '.' && p[1] == '.')) {
+        if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.')) {
             return true;
         }
     }
@@ -181,11 +180,11 @@ sso_url_add_param(const char *url, const char *name, const char *value)
     }
     size_t frag = strcspn(url, "#");
     bool has_query = memchr(url, '?', frag) != NULL;
-    char sep = has_query ? (frag > 0 && (url[frag - 1] == '?' ||
-                                         url[frag - 1] == '&')
-                                ? '\0'
-                                : '&')
-                         : '?';
+    char sep =
+        has_query
+            ? (frag > 0 && (url[frag - 1] == '?' || url[frag - 1] == '&') ? '\0'
+                                                                          : '&')
+            : '?';
     size_t len = strlen(url) + strlen(name) + strlen(ev) + 4;
     char *out = malloc(len);
     if (out != NULL) {

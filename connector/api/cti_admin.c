@@ -23,8 +23,7 @@ admin(struct cmn_http_req *req, struct cti_app *app)
     }
     if (key == NULL ||
         !cmn_ct_streq(key, (const char *)app->cfg->admin_key->data)) {
-        cmn_log_warn("event=admin_auth_failed peer=%s",
-                     cmn_http_req_peer(req));
+        cmn_log_warn("event=admin_auth_failed peer=%s", cmn_http_req_peer(req));
         cmn_http_add_header(req, "WWW-Authenticate", "Bearer realm=\"admin\"");
         cmn_http_reply_error(req, 401, "unauthorized", "admin key required");
         return false;
@@ -104,7 +103,6 @@ cti_admin_replay(struct cmn_http_req *req, void *appv)
         return cmn_http_reply_error(req, 503, "store_unavailable", err.msg);
     }
     cmn_log_notice("event=outbox_replayed entries=%zu", replayed);
-    return cmn_http_reply_json(req, 200,
-                               json_pack("{s:I}", "replayed",
-                                         (json_int_t)replayed));
+    return cmn_http_reply_json(
+        req, 200, json_pack("{s:I}", "replayed", (json_int_t)replayed));
 }

@@ -49,8 +49,8 @@ cti_api_metrics_init(struct cti_app *app)
                                       "State and call requests to Finesse");
     app->sessions = cmn_metric_gauge("fsc_connector_agents",
                                      "Agents with a Finesse session");
-    app->xmpp_online = cmn_metric_gauge(
-        "fsc_connector_xmpp_online", "Agents whose XMPP session is up");
+    app->xmpp_online = cmn_metric_gauge("fsc_connector_xmpp_online",
+                                        "Agents whose XMPP session is up");
 }
 
 /* A JSON string field, copied; absent is "" (callers decide). Non-string
@@ -156,8 +156,8 @@ run_job(void *arg)
     case OP_REASON_CODES:
         cti_engine_reason_codes(e, j->agent, j->a, &out, &r);
         if (out != NULL) {
-            out = json_pack("{s:s, s:o}", "category", j->a, "reason_codes",
-                            out);
+            out =
+                json_pack("{s:s, s:o}", "category", j->a, "reason_codes", out);
         }
         break;
     case OP_WRAPUP_REASONS:
@@ -319,8 +319,9 @@ h_state(struct cmn_http_req *req, void *appv)
     }
     if (!field(body, "state", j->a, 32) ||
         !field(body, "reason_code_id", j->b, FIN_ID_MAX)) {
-        return bad_request(req, j, body, "state and reason_code_id are "
-                                         "strings");
+        return bad_request(req, j, body,
+                           "state and reason_code_id are "
+                           "strings");
     }
     json_decref(body);
     return submit(req, j);
@@ -425,8 +426,7 @@ h_context(struct cmn_http_req *req, struct cti_app *app, const char *rest,
                                     "who_id and what_id are record ids");
     }
     json_decref(body);
-    rc = cti_calls_context(app->engine, a, dialog, or_null(who),
-                           or_null(what));
+    rc = cti_calls_context(app->engine, a, dialog, or_null(who), or_null(what));
     cti_agent_unref(a);
     if (rc == CMN_NOTFOUND) {
         return cmn_http_reply_error(req, 404, "unknown_dialog",
@@ -460,8 +460,7 @@ h_call_sub(struct cmn_http_req *req, void *appv)
     } else if (strcmp(tail, "/context") == 0) {
         return h_context(req, app, rest, idlen);
     } else {
-        return cmn_http_reply_error(req, 404, "not_found",
-                                    "no such resource");
+        return cmn_http_reply_error(req, 404, "not_found", "no such resource");
     }
     if (idlen == 0 || idlen >= FIN_ID_MAX) {
         return cmn_http_reply_error(req, 404, "unknown_dialog",
@@ -485,8 +484,7 @@ h_call_sub(struct cmn_http_req *req, void *appv)
     j->dialog[idlen] = '\0';
     if (op == OP_ACTION
             ? (!field(body, "action", j->a, 32) ||
-               !field(body, "to", j->b, 64) ||
-               !field(body, "digits", j->c, 64))
+               !field(body, "to", j->b, 64) || !field(body, "digits", j->c, 64))
             : !field(body, "reason", j->a, 160)) {
         return bad_request(req, j, body, "fields must be short strings");
     }

@@ -126,7 +126,8 @@ cti_web_softphone(struct cmn_http_req *req, void *appv)
 
     if (rest[0] != '\0' && strcmp(rest, "index.html") != 0) {
         /* assets: framed with the page, loaded from our own origin */
-        snprintf(csp, sizeof(csp), "default-src 'none'; frame-ancestors 'self'");
+        snprintf(csp, sizeof(csp),
+                 "default-src 'none'; frame-ancestors 'self'");
         cmn_http_add_header(req, "Content-Security-Policy", csp);
         return serve(req, app, rest);
     }

@@ -121,10 +121,10 @@ cti_dialog_json(const struct fin_dialog *d)
         for (size_t k = 0; k < d->parts[i].nactions; k++) {
             json_array_append_new(actions, json_string(d->parts[i].actions[k]));
         }
-        json_array_append_new(
-            parts, json_pack("{s:s, s:s, s:o}", "address",
-                             d->parts[i].media_address, "state",
-                             d->parts[i].state, "actions", actions));
+        json_array_append_new(parts,
+                              json_pack("{s:s, s:s, s:o}", "address",
+                                        d->parts[i].media_address, "state",
+                                        d->parts[i].state, "actions", actions));
     }
     return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, "
                      "s:o}",
@@ -239,8 +239,7 @@ cti_agent_emit_error(struct cti_agent *a, const char *request_id,
     cti_agent_emit(a, "error",
                    json_pack("{s:s, s:s, s:s?}", "error", error, "detail",
                              detail, "request_id",
-                             request_id && request_id[0] ? request_id
-                                                         : NULL));
+                             request_id && request_id[0] ? request_id : NULL));
 }
 
 /* --- model --- */
@@ -307,8 +306,7 @@ merge_vars(struct fin_dialog *fresh, const struct fin_dialog *old)
 }
 
 void
-cti_agent_set_dialog_hook(struct cti_agent *a, cti_dialog_hook hook,
-                          void *cls)
+cti_agent_set_dialog_hook(struct cti_agent *a, cti_dialog_hook hook, void *cls)
 {
     pthread_mutex_lock(&a->lock);
     a->hook = hook;
@@ -452,8 +450,8 @@ send_snapshot(struct cti_agent *a, struct cmn_http_stream *s)
     json_decref(j);
     if (text != NULL) {
         char frame[2048];
-        int n = snprintf(frame, sizeof(frame), "event: agent\ndata: %s\n\n",
-                         text);
+        int n =
+            snprintf(frame, sizeof(frame), "event: agent\ndata: %s\n\n", text);
         rc = cmn_http_stream_write(s, frame, (size_t)n);
         free(text);
     }
@@ -489,8 +487,8 @@ cti_agent_attach(struct cti_agent *a, struct cmn_http_req *req,
     }
     atomic_init(&t->closed, false);
     atomic_init(&t->refs, 2);
-    t->stream = cmn_http_reply_stream(req, 200, "text/event-stream",
-                                      on_tab_close, t);
+    t->stream =
+        cmn_http_reply_stream(req, 200, "text/event-stream", on_tab_close, t);
     if (t->stream == NULL) {
         free(t);
         return CMN_ERR;

@@ -22,17 +22,17 @@ struct cti_call {
     char dialog_id[FIN_ID_MAX];
     char agent[FIN_ID_MAX];
     char extension[FIN_ADDR_MAX];
-    char direction[16];        /* Inbound | Outbound | Internal */
+    char direction[16];          /* Inbound | Outbound | Internal */
     char customer[FIN_ADDR_MAX]; /* the other party's number */
     char dnis[FIN_ADDR_MAX];
     char queue[FIN_NAME_MAX];
     char call_type[FIN_STATE_MAX];
-    json_t *vars;              /* call variables and ECC, as seen */
-    long long started_at;      /* unix s */
-    long long answered_at;     /* 0: never connected */
-    long long ended_at;        /* 0: live */
+    json_t *vars;          /* call variables and ECC, as seen */
+    long long started_at;  /* unix s */
+    long long answered_at; /* 0: never connected */
+    long long ended_at;    /* 0: live */
     char who_id[SF_ID_MAX], what_id[SF_ID_MAX];
-    char pop_record[SF_ID_MAX];/* a SOBJECT pop's record */
+    char pop_record[SF_ID_MAX]; /* a SOBJECT pop's record */
     char wrapup[FIN_LABEL_MAX];
     bool popped;
     struct cti_call *next;
@@ -189,9 +189,9 @@ pop_sosl(struct cti_engine *e, const char *dialog_id, const char *number)
     if (sf_search_phone(e->sf, number, &records, &err) != CMN_OK) {
         cmn_log_warn("event=pop_search_failed dialog=%s detail=\"%s\"",
                      dialog_id, err.msg);
-        return json_pack("{s:s, s:s, s:s, s:s}", "dialog_id", dialog_id,
-                         "type", "SEARCH_AND_POP", "searchParams", number,
-                         "callType", "INBOUND");
+        return json_pack("{s:s, s:s, s:s, s:s}", "dialog_id", dialog_id, "type",
+                         "SEARCH_AND_POP", "searchParams", number, "callType",
+                         "INBOUND");
     }
     n = json_array_size(records);
     if (n == 1) {
@@ -202,10 +202,9 @@ pop_sosl(struct cti_engine *e, const char *dialog_id, const char *number)
         pop = json_pack("{s:s, s:s, s:{s:s}}", "dialog_id", dialog_id, "type",
                         "SEARCH", "params", "searchString", number);
     } else {
-        pop = json_pack("{s:s, s:s, s:{s:s, s:{s:s}}}", "dialog_id",
-                        dialog_id, "type", "NEW_RECORD_MODAL", "params",
-                        "entityName", "Contact", "defaultFieldValues",
-                        "Phone", number);
+        pop = json_pack("{s:s, s:s, s:{s:s, s:{s:s}}}", "dialog_id", dialog_id,
+                        "type", "NEW_RECORD_MODAL", "params", "entityName",
+                        "Contact", "defaultFieldValues", "Phone", number);
     }
     json_decref(records);
     return pop;
@@ -233,11 +232,10 @@ pop_decision(struct cti_engine *e, struct cti_call *c, char *search,
         snprintf(search, search_size, "%s", c->customer);
         return NULL;
     }
-    return json_pack("{s:s, s:s, s:s, s:s}", "dialog_id", c->dialog_id,
-                     "type", "SEARCH_AND_POP", "searchParams", c->customer,
-                     "callType",
+    return json_pack("{s:s, s:s, s:s, s:s}", "dialog_id", c->dialog_id, "type",
+                     "SEARCH_AND_POP", "searchParams", c->customer, "callType",
                      strcmp(c->direction, "Outbound") == 0 ? "OUTBOUND"
-                                                          : "INBOUND");
+                                                           : "INBOUND");
 }
 
 static void
@@ -248,8 +246,7 @@ pop_job(void *arg)
     char search[FIN_ADDR_MAX] = "";
 
     pthread_mutex_lock(&j->e->calls_lock);
-    struct cti_call *c =
-        find_call(j->e, cti_agent_id(j->agent), j->dialog_id);
+    struct cti_call *c = find_call(j->e, cti_agent_id(j->agent), j->dialog_id);
     if (c != NULL && !c->popped) {
         c->popped = true;
         pop = pop_decision(j->e, c, search, sizeof(search));
@@ -257,8 +254,8 @@ pop_job(void *arg)
     pthread_mutex_unlock(&j->e->calls_lock);
     if (pop == NULL && search[0] != '\0') {
         pop = pop_sosl(j->e, j->dialog_id, search);
-        json_t *rec = json_object_get(json_object_get(pop, "params"),
-                                      "recordId");
+        json_t *rec =
+            json_object_get(json_object_get(pop, "params"), "recordId");
         if (json_is_string(rec)) {
             pthread_mutex_lock(&j->e->calls_lock);
             c = find_call(j->e, cti_agent_id(j->agent), j->dialog_id);
@@ -303,7 +300,8 @@ cti_call_task_fields(const struct cti_call *c)
     }
     fprintf(f, "ANI: %s\nDNIS: %s\nQueue: %s\nCall type: %s\n", c->customer,
             c->dnis, c->queue, c->call_type);
-    json_object_foreach (c->vars, name, value) {
+    json_object_foreach(c->vars, name, value)
+    {
         fprintf(f, "%s: %s\n", name, json_string_value(value));
     }
     fclose(f);
@@ -324,13 +322,12 @@ cti_call_task_fields(const struct cti_call *c)
         }
     }
     json_t *t = json_pack(
-        "{s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s?, s:s?, s:s?}",
-        "Subject", subject, "CallType", c->direction,
-        "CallDurationInSeconds", (json_int_t)duration, "CallObject",
-        c->dialog_id, "Status", "Completed", "TaskSubtype", "Call",
-        "ActivityDate", day, "Description", desc != NULL ? desc : "",
-        "CallDisposition", c->wrapup[0] ? c->wrapup : NULL, "WhoId", who,
-        "WhatId", what);
+        "{s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s?, s:s?, s:s?}", "Subject",
+        subject, "CallType", c->direction, "CallDurationInSeconds",
+        (json_int_t)duration, "CallObject", c->dialog_id, "Status", "Completed",
+        "TaskSubtype", "Call", "ActivityDate", day, "Description",
+        desc != NULL ? desc : "", "CallDisposition",
+        c->wrapup[0] ? c->wrapup : NULL, "WhoId", who, "WhatId", what);
     free(desc);
     return t;
 }
@@ -342,8 +339,7 @@ task_job(void *arg)
     json_t *fields = NULL;
 
     pthread_mutex_lock(&j->e->calls_lock);
-    struct cti_call *c =
-        find_call(j->e, cti_agent_id(j->agent), j->dialog_id);
+    struct cti_call *c = find_call(j->e, cti_agent_id(j->agent), j->dialog_id);
     if (c != NULL && c->ended_at != 0) {
         fields = cti_call_task_fields(c);
     }
@@ -355,8 +351,7 @@ task_job(void *arg)
 }
 
 static void
-submit(struct cti_engine *e, struct cti_agent *a, const char *id,
-       cti_job_fn fn)
+submit(struct cti_engine *e, struct cti_agent *a, const char *id, cti_job_fn fn)
 {
     struct call_job *j = call_job_new(e, a, id);
 
@@ -421,8 +416,8 @@ cti_calls_on_dialog(struct cti_agent *a, enum cti_dialog_change change,
          * answering), or on answer where configured (a new-record modal
          * popped on ring can cover the Answer button); a call answered
          * without ringing here pops then */
-        bool on_answer = e->sfcfg.sf_enabled &&
-                         e->sfcfg.pop_on == SF_POP_ON_ANSWER;
+        bool on_answer =
+            e->sfcfg.sf_enabled && e->sfcfg.pop_on == SF_POP_ON_ANSWER;
         if (!c->popped && strcmp(c->direction, "Inbound") == 0 &&
             ((!on_answer && strcmp(d->state, "ALERTING") == 0) ||
              c->answered_at != 0)) {

@@ -73,8 +73,8 @@ load_server(struct cti_config *c, struct cmn_err *err)
                         "expected err, warn, notice, info or debug");
         return CMN_INVALID;
     }
-    if (cmn_config_secret(c->ini, "server", "tls_cert", false, 1 << 20,
-                          false, &c->tls_cert, err) != CMN_OK ||
+    if (cmn_config_secret(c->ini, "server", "tls_cert", false, 1 << 20, false,
+                          &c->tls_cert, err) != CMN_OK ||
         cmn_config_secret(c->ini, "server", "tls_key", false, 1 << 20, false,
                           &c->tls_key, err) != CMN_OK) {
         return CMN_INVALID;
@@ -119,8 +119,8 @@ load_xmpp_addresses(struct cti_config *c, struct cmn_err *err)
     char **list = NULL;
     size_t n = 0;
 
-    if (cmn_config_list(c->ini, "finesse", "xmpp_addresses", false, &list,
-                        &n, err) != CMN_OK) {
+    if (cmn_config_list(c->ini, "finesse", "xmpp_addresses", false, &list, &n,
+                        err) != CMN_OK) {
         return CMN_INVALID;
     }
     if (n != 0 && n != c->nnodes) {
@@ -193,16 +193,16 @@ load_finesse(struct cti_config *c, struct cmn_err *err)
                         err) != CMN_OK ||
         cmn_config_str(c->ini, "finesse", "ca_file", false, NULL, &c->ca_file,
                        err) != CMN_OK ||
-        cmn_config_long(c->ini, "finesse", "rest_timeout_ms", 5000, 100,
-                        60000, &c->rest_timeout_ms, err) != CMN_OK ||
+        cmn_config_long(c->ini, "finesse", "rest_timeout_ms", 5000, 100, 60000,
+                        &c->rest_timeout_ms, err) != CMN_OK ||
         cmn_config_long(c->ini, "finesse", "agents_per_worker", 500, 1, 900,
                         &c->agents_per_worker, err) != CMN_OK ||
         cmn_config_long(c->ini, "finesse", "ping_interval_s", 10, 1, 300,
                         &c->ping_interval_s, err) != CMN_OK ||
         cmn_config_long(c->ini, "finesse", "failover_check_ms", 1000, 100,
                         60000, &c->failover_check_ms, err) != CMN_OK ||
-        cmn_config_long(c->ini, "finesse", "xmpp_connects_per_s", 500, 10,
-                        5000, &c->xmpp_connects_per_s, err) != CMN_OK) {
+        cmn_config_long(c->ini, "finesse", "xmpp_connects_per_s", 500, 10, 5000,
+                        &c->xmpp_connects_per_s, err) != CMN_OK) {
         return CMN_INVALID;
     }
     if (load_xmpp_addresses(c, err) != CMN_OK) {
@@ -221,8 +221,8 @@ load_finesse(struct cti_config *c, struct cmn_err *err)
 static int
 load_sso(struct cti_config *c, struct cmn_err *err)
 {
-    if (cmn_config_str(c->ini, "sso", "url", false, NULL, &c->sso_url,
-                       err) != CMN_OK) {
+    if (cmn_config_str(c->ini, "sso", "url", false, NULL, &c->sso_url, err) !=
+        CMN_OK) {
         return CMN_INVALID;
     }
     if (c->sso_url == NULL) {
@@ -258,8 +258,7 @@ load_salesforce_page(struct cti_config *c, struct cmn_err *err)
         const char *o = c->org_origins[i];
         /* an origin: scheme://host[:port], nothing after */
         const char *host = strstr(o, "://");
-        if (!is_http_url(o) || host == NULL ||
-            strchr(host + 3, '/') != NULL) {
+        if (!is_http_url(o) || host == NULL || strchr(host + 3, '/') != NULL) {
             cmn_config_errf(c->ini, "salesforce", "org_origins", err,
                             "'%s' is not an origin (https://host)", o);
             return CMN_INVALID;

@@ -20,21 +20,21 @@ struct cti_config {
     const char *public_url;
     struct cmn_secret *tls_cert;
     struct cmn_secret *tls_key;
-    long threads;        /* HTTP epoll threads */
+    long threads; /* HTTP epoll threads */
     long max_body;
     enum cmn_log_level log_level;
     long session_idle_s; /* API token lifetime without any tab attached */
     const char *web_dir; /* the softphone page's files */
     struct cmn_secret *admin_key; /* Bearer for /admin/v1/ (NULL: off) */
-    long sse_ping_s;     /* ": ping" to every tab (DESIGN: 15 s); a closed
-                            tab is noticed on the first or second ping */
-    long tabs_closed_after_s;       /* 0: off; else when every tab of an
-                                       agent has been closed this long... */
+    long sse_ping_s;          /* ": ping" to every tab (DESIGN: 15 s); a closed
+                                 tab is noticed on the first or second ping */
+    long tabs_closed_after_s; /* 0: off; else when every tab of an
+                                 agent has been closed this long... */
     const char *tabs_closed_state;  /* ...the agent goes NOT_READY or
                                        LOGOUT... */
     const char *tabs_closed_reason; /* ...with this reason code id */
-    long agent_lease_s;  /* with [redis]: how long an agent stays bound to
-                            this host after it stops renewing */
+    long agent_lease_s; /* with [redis]: how long an agent stays bound to
+                           this host after it stops renewing */
 
     /* [redis]: optional; when set, several connector hosts share a site's
      * agents (each agent's session lives on exactly one host) */
@@ -50,16 +50,16 @@ struct cti_config {
      * xmpp_port unless xmpp_addresses = host:port, host:port says so */
     char *xmpp_hosts[CTI_MAX_NODES];
     int xmpp_ports[CTI_MAX_NODES];
-    const char *xmpp_domain;    /* NULL: learnt from SystemInfo */
-    const char *xmpp_resource;  /* never "desktop" */
-    bool xmpp_tls;              /* STARTTLS required */
+    const char *xmpp_domain;   /* NULL: learnt from SystemInfo */
+    const char *xmpp_resource; /* never "desktop" */
+    bool xmpp_tls;             /* STARTTLS required */
     const char *ca_file;
     long rest_timeout_ms;
     long agents_per_worker;
     long ping_interval_s;
-    long xmpp_connects_per_s;   /* per worker: a failover reconnects
-                                   everyone, prosody/Openfire must keep up */
-    long failover_check_ms;     /* SystemInfo poll while a node is down */
+    long xmpp_connects_per_s; /* per worker: a failover reconnects
+                                 everyone, prosody/Openfire must keep up */
+    long failover_check_ms;   /* SystemInfo poll while a node is down */
 
     /* [sso]: absent on non-SSO sites */
     const char *sso_url;        /* server-to-server (service API) */
@@ -67,7 +67,7 @@ struct cti_config {
     struct cmn_secret *sso_service_key;
 
     /* [salesforce], the part the page needs (the rest: salesforce/) */
-    char **org_origins;         /* NULL-terminated, one block */
+    char **org_origins; /* NULL-terminated, one block */
     size_t norg_origins;
     const char *opencti_version;
 };

@@ -23,8 +23,7 @@ bucket_of(const char *hash)
     return h % TOKEN_BUCKETS;
 }
 
-static int engine_salesforce_start(struct cti_engine *e,
-                                   struct cmn_err *err);
+static int engine_salesforce_start(struct cti_engine *e, struct cmn_err *err);
 
 struct cti_engine *
 cti_engine_new(const struct cti_config *cfg, const char *self_exe,
@@ -35,8 +34,7 @@ cti_engine_new(const struct cti_config *cfg, const char *self_exe,
     static const char *const levels[] = {"err", "warn", "notice", "info",
                                          "debug"};
     const char *worker_argv[] = {"fsc-connector", "--xmpp-worker",
-                                 "--log-level", levels[cfg->log_level],
-                                 NULL};
+                                 "--log-level", levels[cfg->log_level], NULL};
 
     if (e == NULL) {
         cmn_err_set(err, "out of memory");
@@ -189,8 +187,7 @@ engine_new_request_id(struct cti_engine *e, char out[40])
     if (cmn_random_id(rnd, sizeof(rnd), 6) != CMN_OK) {
         snprintf(rnd, sizeof(rnd), "x");
     }
-    snprintf(out, 40, "fsc-%u-%s", atomic_fetch_add(&e->request_seq, 1),
-             rnd);
+    snprintf(out, 40, "fsc-%u-%s", atomic_fetch_add(&e->request_seq, 1), rnd);
 }
 
 /* --- tokens (the API's bearer tokens; only their hashes are kept) --- */
@@ -475,8 +472,8 @@ engine_salesforce_start(struct cti_engine *e, struct cmn_err *err)
 #define TASK_PUT_TRIES 5
 
 void
-engine_log_task(struct cti_engine *e, const char *agent,
-                const char *dialog_id, json_t *fields)
+engine_log_task(struct cti_engine *e, const char *agent, const char *dialog_id,
+                json_t *fields)
 {
     struct cmn_err err = {{0}};
     char owner[19];
@@ -510,8 +507,8 @@ engine_log_task(struct cti_engine *e, const char *agent,
         struct timespec ts = {1L << i, 0};
         nanosleep(&ts, NULL);
     }
-    cmn_log_err("event=task_not_queued agent=%s dialog=%s detail=\"%s\"",
-                agent, dialog_id, err.msg);
+    cmn_log_err("event=task_not_queued agent=%s dialog=%s detail=\"%s\"", agent,
+                dialog_id, err.msg);
     json_decref(fields);
 }
 
@@ -550,8 +547,8 @@ owner_job(void *arg)
     /* warm the agent -> Salesforce user cache now, so Tasks written during
      * a later Salesforce outage still get their owner */
     if (sf_user_for_agent(j->e->sf, j->agent, owner, &err) != CMN_OK) {
-        cmn_log_warn("event=sf_user_unknown agent=%s detail=\"%s\"",
-                     j->agent, err.msg);
+        cmn_log_warn("event=sf_user_unknown agent=%s detail=\"%s\"", j->agent,
+                     err.msg);
     }
     free(j);
 }

@@ -27,17 +27,17 @@ void cti_engine_tick(struct cti_engine *e);
 
 /* Outcome of an op, mapped to HTTP by the API layer. */
 struct cti_result {
-    unsigned status;     /* 200, 202, 400, 401, 404, 409, 502, 503 */
-    char error[48];      /* "invalid_credentials", "invalid_state", ... */
+    unsigned status; /* 200, 202, 400, 401, 404, 409, 502, 503 */
+    char error[48];  /* "invalid_credentials", "invalid_state", ... */
     char detail[256];
     char request_id[40]; /* the requestId sent to Finesse */
     char owner[256];     /* 409 agent_elsewhere: the host that has it */
 };
 
 struct cti_login {
-    const char *agent;     /* non-SSO: loginId + password */
+    const char *agent; /* non-SSO: loginId + password */
     const char *password;
-    const char *handoff;   /* SSO: one-time code from fsc-sso */
+    const char *handoff; /* SSO: one-time code from fsc-sso */
     const char *extension;
 };
 
@@ -86,7 +86,7 @@ void cti_engine_outbox_stats(struct cti_engine *e, struct sf_outbox_stats *s);
 struct cti_engine_stats {
     size_t sessions;
     size_t xmpp_online;
-    int active_node;   /* index into cfg->nodes */
+    int active_node; /* index into cfg->nodes */
     bool nodes_up[CTI_MAX_NODES];
     int xmpp_workers;
 };

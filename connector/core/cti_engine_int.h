@@ -16,39 +16,40 @@
 #include "sf_outbox.h"
 #include "sf_rest.h"
 
-#define TOKEN_BUCKETS  4096
+#define TOKEN_BUCKETS   4096
 #define SESSION_BUCKETS 4096
-#define CALL_BUCKETS   16384
-#define FAILOVER_GRACE_MS 90000 /* a LOGOUT this soon after a node switch
-                                   is the failover's doing, not the agent's */
-#define CALL_WAIT_MS   3000     /* MAKE_CALL: wait for the new dialog */
+#define CALL_BUCKETS    16384
+#define FAILOVER_GRACE_MS                                           \
+    90000                 /* a LOGOUT this soon after a node switch \
+                             is the failover's doing, not the agent's */
+#define CALL_WAIT_MS 3000 /* MAKE_CALL: wait for the new dialog */
 
 /* One agent's Finesse session. Fields under s->lock unless noted. */
 struct cti_session {
     pthread_mutex_t lock;
     atomic_int refs;
-    struct cti_agent *agent;      /* model + tabs (own lock) */
-    char id[FIN_ID_MAX];          /* loginId; immutable */
+    struct cti_agent *agent; /* model + tabs (own lock) */
+    char id[FIN_ID_MAX];     /* loginId; immutable */
     char extension[FIN_ADDR_MAX];
     char login_name[FIN_NAME_MAX];
-    struct cmn_secret *password;  /* non-SSO */
+    struct cmn_secret *password;    /* non-SSO */
     struct cmn_secret *sso_session; /* SSO: fsc-sso session id */
-    char *bearer;                 /* SSO: current access token */
-    long long bearer_expires_at;  /* unix s */
-    int node;                     /* node index in use */
+    char *bearer;                   /* SSO: current access token */
+    long long bearer_expires_at;    /* unix s */
+    int node;                       /* node index in use */
     bool xmpp_online;
     bool xmpp_connecting;
     int xmpp_failures;
-    long long xmpp_retry_at_ms;   /* 0: no retry pending */
-    long long failover_until_ms;  /* spurious-logout window */
+    long long xmpp_retry_at_ms;  /* 0: no retry pending */
+    long long failover_until_ms; /* spurious-logout window */
     bool logout_requested;
-    bool ended;                   /* logged out; removed from registry */
+    bool ended; /* logged out; removed from registry */
     long long no_tabs_since_ms;
-    bool tabs_closed_applied;     /* the all-tabs-closed state was set */
-    int xmpp_node;                /* node of the current XMPP connection:
-                                     a SystemInfo notification speaks for
-                                     that node */
-    struct cti_session *next;     /* registry list (iteration) */
+    bool tabs_closed_applied;       /* the all-tabs-closed state was set */
+    int xmpp_node;                  /* node of the current XMPP connection:
+                                       a SystemInfo notification speaks for
+                                       that node */
+    struct cti_session *next;       /* registry list (iteration) */
     struct cti_session *next_by_id; /* registry hash chain (lookup) */
 };
 
@@ -69,7 +70,7 @@ struct waiter {
 
 struct node_state {
     bool up;
-    bool probing;          /* a SystemInfo check is in flight */
+    bool probing; /* a SystemInfo check is in flight */
     long long down_since_ms;
     long long next_check_ms;
 };
@@ -88,7 +89,7 @@ struct cti_engine {
     size_t nsessions;
     struct token_entry *tokens[TOKEN_BUCKETS];
     struct node_state nodes[CTI_MAX_NODES];
-    int active;            /* preferred node */
+    int active; /* preferred node */
     struct waiter *waiters;
     atomic_uint request_seq;
     long long last_ping_ms;  /* tick thread only */
@@ -99,9 +100,9 @@ struct cti_engine {
     struct sf_config sfcfg;
     struct sf *sf;
     struct cmn_redis *sf_redis;
-    struct sf_outbox *outbox;      /* puts, admin; also a writer */
-    struct sf_outbox **writers;    /* outbox_writers consumers (incl. the
-                                      first), one upsert in flight each */
+    struct sf_outbox *outbox;   /* puts, admin; also a writer */
+    struct sf_outbox **writers; /* outbox_writers consumers (incl. the
+                                   first), one upsert in flight each */
     size_t nwriters;
 
     pthread_mutex_t calls_lock; /* after an agent's lock, never before */
@@ -124,8 +125,7 @@ struct cti_session *engine_session_by_token(struct cti_engine *e,
 /* Add a session to the registry, taking a reference (e->lock held). */
 void engine_add_session_locked(struct cti_engine *e, struct cti_session *s);
 /* Remove a session and every token pointing at it (e->lock held). */
-void engine_remove_session_locked(struct cti_engine *e,
-                                  struct cti_session *s);
+void engine_remove_session_locked(struct cti_engine *e, struct cti_session *s);
 
 /* cti_failover.c */
 int engine_active_node(struct cti_engine *e);
@@ -148,10 +148,9 @@ void engine_xmpp_connect(struct cti_engine *e, struct cti_session *s);
 
 /* cti_ops.c: a REST call for a session with failover and SSO token
  * refresh folded in; retried once on the other node when one is down. */
-int engine_rest(struct cti_engine *e, struct cti_session *s,
-                const char *method, const char *path, const char *body,
-                const char *request_id, struct fin_rest_resp *resp,
-                struct cmn_err *err);
+int engine_rest(struct cti_engine *e, struct cti_session *s, const char *method,
+                const char *path, const char *body, const char *request_id,
+                struct fin_rest_resp *resp, struct cmn_err *err);
 void result_set(struct cti_result *r, unsigned status, const char *error,
                 const char *fmt, ...) CMN_PRINTF(4, 5);
 

@@ -38,8 +38,8 @@ engine_xmpp_connect(struct cti_engine *e, struct cti_session *s)
     snprintf(host, sizeof(host), "%s", e->cfg->xmpp_hosts[s->node]);
     /* SSO agents log in to XMPP with their access token (reference/
      * finesse.md §2, unverified on a lab system: kept in this one place) */
-    const char *secret = s->password != NULL ? (const char *)s->password->data
-                                             : s->bearer;
+    const char *secret =
+        s->password != NULL ? (const char *)s->password->data : s->bearer;
     struct fin_xmpp_login login = {
         .agent = s->id,
         .jid = jid,
@@ -146,8 +146,7 @@ engine_node_down(struct cti_engine *e, int node, const char *why)
 }
 
 void
-engine_resync(struct cti_engine *e, struct cti_session *s,
-              bool reconnect_xmpp)
+engine_resync(struct cti_engine *e, struct cti_session *s, bool reconnect_xmpp)
 {
     struct fin_rest_resp resp;
     struct cmn_err err = {{0}};

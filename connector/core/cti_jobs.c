@@ -52,8 +52,8 @@ run(void *p)
 struct cti_jobs *
 cti_jobs_new(int threads, size_t max_queued)
 {
-    struct cti_jobs *j = calloc(1, sizeof(*j) + (size_t)threads *
-                                                    sizeof(pthread_t));
+    struct cti_jobs *j =
+        calloc(1, sizeof(*j) + (size_t)threads * sizeof(pthread_t));
 
     if (j == NULL) {
         return NULL;

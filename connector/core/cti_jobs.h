@@ -13,8 +13,7 @@ typedef void (*cti_job_fn)(void *arg);
 
 struct cti_jobs *cti_jobs_new(int threads, size_t max_queued);
 /* CMN_AGAIN when the queue is full (the caller answers 503). */
-int cti_jobs_submit(struct cti_jobs *j, cti_job_fn fn, void *arg)
-    CMN_NODISCARD;
+int cti_jobs_submit(struct cti_jobs *j, cti_job_fn fn, void *arg) CMN_NODISCARD;
 /* Runs the queued jobs, then joins the threads. */
 void cti_jobs_free(struct cti_jobs *j);
 

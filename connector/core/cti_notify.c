@@ -92,9 +92,8 @@ relogin_job(void *arg)
 
     snprintf(path, sizeof(path), "/finesse/api/User/%s", j->s->id);
     engine_new_request_id(j->e, rid);
-    if (body != NULL &&
-        engine_rest(j->e, j->s, "PUT", path, body, rid, &resp, &err) !=
-            CMN_OK) {
+    if (body != NULL && engine_rest(j->e, j->s, "PUT", path, body, rid, &resp,
+                                    &err) != CMN_OK) {
         cmn_log_err("event=relogin_failed agent=%s detail=\"%s\"", j->s->id,
                     err.msg);
     }
@@ -170,8 +169,7 @@ on_update(struct cti_engine *e, struct cti_session *s,
           const struct fin_xmpp_event *ev)
 {
     struct cmn_err err = {{0}};
-    struct fin_update *u = fin_update_parse(ev->payload, ev->payload_len,
-                                            &err);
+    struct fin_update *u = fin_update_parse(ev->payload, ev->payload_len, &err);
 
     if (u == NULL) {
         /* a malformed notification changes nothing */
@@ -215,8 +213,7 @@ on_update(struct cti_engine *e, struct cti_session *s,
                  ae != NULL ? ae->type : "Error",
                  ae != NULL ? ae->message : "unknown",
                  ae != NULL ? ae->data : "");
-        cti_agent_emit_error(s->agent, u->request_id, "finesse_error",
-                             detail);
+        cti_agent_emit_error(s->agent, u->request_id, "finesse_error", detail);
         waiters_complete(e, u->request_id, NULL, detail);
         break;
     }

@@ -110,8 +110,8 @@ engine_rest(struct cti_engine *e, struct cti_session *s, const char *method,
             }
             continue;
         }
-        if (resp->outcome == FIN_REST_UNAUTHORIZED &&
-            s->sso_session != NULL && attempt == 0) {
+        if (resp->outcome == FIN_REST_UNAUTHORIZED && s->sso_session != NULL &&
+            attempt == 0) {
             /* an expired or revoked token: fetch the current one once */
             pthread_mutex_lock(&s->lock);
             s->bearer_expires_at = 0;
@@ -138,8 +138,8 @@ finesse_refusal(struct cti_result *r, const struct fin_rest_resp *resp,
         if (resp->status == 404) {
             result_set(r, 404, "not_found", "%s", err->msg);
         } else {
-            const char *type = resp->errors.n > 0 ? resp->errors.items[0].type
-                                                  : "";
+            const char *type =
+                resp->errors.n > 0 ? resp->errors.items[0].type : "";
             result_set(r, 400,
                        strstr(type, "State") != NULL ? "invalid_state"
                                                      : "finesse_refused",
@@ -181,14 +181,12 @@ ensure_xmpp_domain(struct cti_engine *e, struct cti_session *s)
     if (e->xmpp_domain[0] != '\0') {
         return;
     }
-    if (engine_rest(e, s, "GET", "/finesse/api/SystemInfo", NULL, NULL,
-                    &resp, &err) == CMN_OK &&
-        fin_parse_systeminfo(resp.body, resp.body_len, &si, &err) ==
-            CMN_OK &&
+    if (engine_rest(e, s, "GET", "/finesse/api/SystemInfo", NULL, NULL, &resp,
+                    &err) == CMN_OK &&
+        fin_parse_systeminfo(resp.body, resp.body_len, &si, &err) == CMN_OK &&
         si.xmpp_domain[0] != '\0') {
         pthread_mutex_lock(&e->lock);
-        snprintf(e->xmpp_domain, sizeof(e->xmpp_domain), "%s",
-                 si.xmpp_domain);
+        snprintf(e->xmpp_domain, sizeof(e->xmpp_domain), "%s", si.xmpp_domain);
         pthread_mutex_unlock(&e->lock);
     }
     fin_rest_resp_cleanup(&resp);
@@ -224,9 +222,9 @@ start_session(struct cti_engine *e, struct cti_session *s,
         char *body = fin_xml_user_state("LOGIN", NULL, s->extension);
         snprintf(path, sizeof(path), "/finesse/api/User/%s", s->id);
         engine_new_request_id(e, rid);
-        int rc = body != NULL ? engine_rest(e, s, "PUT", path, body, rid,
-                                            &resp, &err)
-                              : CMN_NOMEM;
+        int rc = body != NULL
+                     ? engine_rest(e, s, "PUT", path, body, rid, &resp, &err)
+                     : CMN_NOMEM;
         free(body);
         if (rc != CMN_OK) {
             finesse_refusal(r, &resp, &err);
@@ -476,9 +474,9 @@ cti_engine_logout(struct cti_engine *e, const char *token,
         }
         body = fin_xml_user_state("LOGOUT", reason_code_id, NULL);
         engine_new_request_id(e, rid);
-        int rc = body != NULL ? engine_rest(e, s, "PUT", path, body, rid,
-                                            &resp, &err)
-                              : CMN_NOMEM;
+        int rc = body != NULL
+                     ? engine_rest(e, s, "PUT", path, body, rid, &resp, &err)
+                     : CMN_NOMEM;
         free(body);
         if (rc != CMN_OK && resp.outcome != FIN_REST_NODE_DOWN) {
             finesse_refusal(r, &resp, &err);
@@ -549,8 +547,8 @@ cti_engine_set_state(struct cti_engine *e, struct cti_agent *a,
                      const char *state, const char *reason_code_id,
                      struct cti_result *r)
 {
-    static const char *const states[] = {"READY", "NOT_READY", "LOGOUT",
-                                         "WORK", "WORK_READY"};
+    static const char *const states[] = {"READY", "NOT_READY", "LOGOUT", "WORK",
+                                         "WORK_READY"};
     struct cti_session *s;
     char path[FIN_URI_MAX];
     bool known = false;
@@ -585,9 +583,8 @@ cti_engine_set_state(struct cti_engine *e, struct cti_agent *a,
 }
 
 void
-cti_engine_make_call(struct cti_engine *e, struct cti_agent *a,
-                     const char *to, char dialog_id[FIN_ID_MAX],
-                     struct cti_result *r)
+cti_engine_make_call(struct cti_engine *e, struct cti_agent *a, const char *to,
+                     char dialog_id[FIN_ID_MAX], struct cti_result *r)
 {
     struct cti_session *s;
     char path[FIN_URI_MAX];
@@ -622,8 +619,7 @@ cti_engine_make_call(struct cti_engine *e, struct cti_agent *a,
 void
 cti_engine_call_action(struct cti_engine *e, struct cti_agent *a,
                        const char *dialog_id, const char *action,
-                       const char *to, const char *digits,
-                       struct cti_result *r)
+                       const char *to, const char *digits, struct cti_result *r)
 {
     /* clang-format off */
     static const struct { const char *api, *finesse; bool needs_to; }
@@ -679,12 +675,11 @@ cti_engine_call_action(struct cti_engine *e, struct cti_agent *a,
         return;
     }
     snprintf(path, sizeof(path), "/finesse/api/Dialog/%s", dialog_id);
-    send_request(e, s, "PUT", path,
-                 fin_xml_dialog_action(finesse, s->extension,
-                                       needs_to ? to : NULL,
-                                       strcmp(action, "dtmf") == 0 ? digits
-                                                                   : NULL),
-                 r);
+    send_request(
+        e, s, "PUT", path,
+        fin_xml_dialog_action(finesse, s->extension, needs_to ? to : NULL,
+                              strcmp(action, "dtmf") == 0 ? digits : NULL),
+        r);
     session_unref(s);
 }
 
@@ -719,11 +714,11 @@ reason_codes_json(const struct fin_reason_codes *rc)
     json_t *arr = json_array();
 
     for (size_t i = 0; i < rc->n; i++) {
-        json_array_append_new(
-            arr, json_pack("{s:s, s:s, s:s, s:s}", "id", rc->items[i].id,
-                           "code", rc->items[i].code, "label",
-                           rc->items[i].label, "category",
-                           rc->items[i].category));
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s}", "id",
+                                             rc->items[i].id, "code",
+                                             rc->items[i].code, "label",
+                                             rc->items[i].label, "category",
+                                             rc->items[i].category));
     }
     return arr;
 }
@@ -753,9 +748,8 @@ cti_engine_reason_codes(struct cti_engine *e, struct cti_agent *a,
              s->id, category);
     if (engine_rest(e, s, "GET", path, NULL, NULL, &resp, &err) == CMN_OK) {
         struct fin_reason_codes *rc = malloc(sizeof(*rc));
-        if (rc != NULL &&
-            fin_parse_reason_codes(resp.body, resp.body_len, rc, &err) ==
-                CMN_OK) {
+        if (rc != NULL && fin_parse_reason_codes(resp.body, resp.body_len, rc,
+                                                 &err) == CMN_OK) {
             *out = reason_codes_json(rc);
             result_set(r, 200, NULL, "ok");
         } else {
@@ -786,9 +780,8 @@ cti_engine_wrapup_reasons(struct cti_engine *e, struct cti_agent *a,
     snprintf(path, sizeof(path), "/finesse/api/User/%s/WrapUpReasons", s->id);
     if (engine_rest(e, s, "GET", path, NULL, NULL, &resp, &err) == CMN_OK) {
         struct fin_wrapup_reasons *w = malloc(sizeof(*w));
-        if (w != NULL &&
-            fin_parse_wrapup_reasons(resp.body, resp.body_len, w, &err) ==
-                CMN_OK) {
+        if (w != NULL && fin_parse_wrapup_reasons(resp.body, resp.body_len, w,
+                                                  &err) == CMN_OK) {
             json_t *arr = json_array();
             for (size_t i = 0; i < w->n; i++) {
                 json_array_append_new(arr, json_pack("{s:s, s:s}", "id",

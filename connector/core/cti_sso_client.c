@@ -56,17 +56,15 @@ sso_call(struct cti_engine *e, const char *method, const char *path,
     if (*status != 200) {
         const char *error = json_string_value(json_object_get(*out, "error"));
         cmn_err_set(err, "fsc-sso %ld %s", *status, error ? error : "");
-        return *status == 401 || *status == 400 || *status == 404
-                   ? CMN_DENIED
-                   : CMN_AGAIN;
+        return *status == 401 || *status == 400 || *status == 404 ? CMN_DENIED
+                                                                  : CMN_AGAIN;
     }
     return *out != NULL ? CMN_OK : CMN_INVALID;
 }
 
 int
-sso_client_handoff(struct cti_engine *e, const char *handoff,
-                   char session[128], char user[FIN_NAME_MAX],
-                   struct cmn_err *err)
+sso_client_handoff(struct cti_engine *e, const char *handoff, char session[128],
+                   char user[FIN_NAME_MAX], struct cmn_err *err)
 {
     json_t *body = json_pack("{s:s}", "handoff", handoff), *out = NULL;
     char *text = json_dumps(body, JSON_COMPACT);

@@ -11,25 +11,26 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define FIN_ID_MAX      64  /* loginId, dialog id, reason code id */
-#define FIN_ADDR_MAX    64  /* extensions, phone numbers */
-#define FIN_STATE_MAX   32  /* READY, NOT_READY, ALERTING, ... */
+#define FIN_ID_MAX      64 /* loginId, dialog id, reason code id */
+#define FIN_ADDR_MAX    64 /* extensions, phone numbers */
+#define FIN_STATE_MAX   32 /* READY, NOT_READY, ALERTING, ... */
 #define FIN_LABEL_MAX   128
 #define FIN_NAME_MAX    128
 #define FIN_VALUE_MAX   256 /* a call variable's value (Finesse: 40..210) */
 #define FIN_URI_MAX     160
-#define FIN_MAX_VARS    64  /* callVariable1..10 + ECC variables */
-#define FIN_MAX_PARTS   8   /* participants of one dialog */
+#define FIN_MAX_VARS    64 /* callVariable1..10 + ECC variables */
+#define FIN_MAX_PARTS   8  /* participants of one dialog */
 #define FIN_MAX_ACTIONS 12
-#define FIN_MAX_DIALOGS 16  /* dialogs of one agent at once (a
-                                consult leg, a conference...) */
+#define FIN_MAX_DIALOGS                   \
+    16 /* dialogs of one agent at once (a \
+           consult leg, a conference...) */
 #define FIN_MAX_REASONS 128
 #define FIN_MAX_ERRORS  4
 
 struct fin_reason_code {
-    char id[FIN_ID_MAX];         /* Finesse DB id (what PUT User takes) */
-    char category[FIN_STATE_MAX];/* NOT_READY | LOGOUT */
-    char code[FIN_ID_MAX];       /* the code reported to the ACD */
+    char id[FIN_ID_MAX];          /* Finesse DB id (what PUT User takes) */
+    char category[FIN_STATE_MAX]; /* NOT_READY | LOGOUT */
+    char code[FIN_ID_MAX];        /* the code reported to the ACD */
     char label[FIN_LABEL_MAX];
     bool for_all;
     bool system_code;
@@ -49,13 +50,13 @@ struct fin_user {
     char last_name[FIN_NAME_MAX];
     char team_id[FIN_ID_MAX];
     char team_name[FIN_NAME_MAX];
-    char wrapup_on_incoming[32];       /* REQUIRED, OPTIONAL, NOT_ALLOWED.. */
+    char wrapup_on_incoming[32]; /* REQUIRED, OPTIONAL, NOT_ALLOWED.. */
     char wrapup_on_outgoing[32];
     bool supervisor;
 };
 
 struct fin_var {
-    char name[FIN_NAME_MAX];   /* callVariable1.., or ECC "user.xxx" */
+    char name[FIN_NAME_MAX]; /* callVariable1.., or ECC "user.xxx" */
     char value[FIN_VALUE_MAX];
 };
 
@@ -73,8 +74,8 @@ struct fin_dialog {
     char secondary_id[FIN_ID_MAX];
     char associated_uri[FIN_URI_MAX];
     char media_type[16];
-    char state[FIN_STATE_MAX];   /* ALERTING, INITIATING, INITIATED, ACTIVE,
-                                    DROPPED, FAILED, ACCEPTED */
+    char state[FIN_STATE_MAX]; /* ALERTING, INITIATING, INITIATED, ACTIVE,
+                                  DROPPED, FAILED, ACCEPTED */
     char from_address[FIN_ADDR_MAX];
     char to_address[FIN_ADDR_MAX];
     char call_type[FIN_STATE_MAX];
@@ -118,8 +119,8 @@ struct fin_systeminfo {
                                    PARTIAL_SERVICE */
     char xmpp_domain[FIN_NAME_MAX];
     char xmpp_pubsub_domain[FIN_NAME_MAX];
-    char deployment_type[16];   /* UCCE | UCCX */
-    char system_auth_mode[16];  /* SSO | NON_SSO | HYBRID */
+    char deployment_type[16];  /* UCCE | UCCX */
+    char system_auth_mode[16]; /* SSO | NON_SSO | HYBRID */
     struct fin_node_info primary;
     struct fin_node_info secondary; /* host "" when single node */
 };

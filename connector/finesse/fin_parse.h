@@ -50,13 +50,12 @@ void fin_update_free(struct fin_update *u);
 /* Lookups on a parsed dialog. */
 const char *fin_dialog_var(const struct fin_dialog *d, const char *name);
 /* The participant whose mediaAddress is ext, or NULL. */
-const struct fin_participant *
-fin_dialog_participant(const struct fin_dialog *d, const char *ext);
+const struct fin_participant *fin_dialog_participant(const struct fin_dialog *d,
+                                                     const char *ext);
 /* The caller: first participant that is not ext (Finesse has no flag). */
 const struct fin_participant *fin_dialog_other(const struct fin_dialog *d,
                                                const char *ext);
-bool fin_participant_can(const struct fin_participant *p,
-                         const char *action);
+bool fin_participant_can(const struct fin_participant *p, const char *action);
 
 /* --- request bodies (malloc'd XML; values escaped) ---
  * Each returns NULL when a required argument is NULL or "", when any

@@ -23,9 +23,8 @@ classify(struct fin_rest_resp *r, int rc, struct cmn_err *err)
         r->outcome = FIN_REST_OK;
         return;
     }
-    if (r->body_len > 0 &&
-        fin_parse_api_errors(r->body, r->body_len, &r->errors, &perr) !=
-            CMN_OK) {
+    if (r->body_len > 0 && fin_parse_api_errors(r->body, r->body_len,
+                                                &r->errors, &perr) != CMN_OK) {
         r->errors.n = 0;
     }
     if (r->status == 401) {
@@ -47,10 +46,9 @@ classify(struct fin_rest_resp *r, int rc, struct cmn_err *err)
 
 int
 fin_rest_call(const struct fin_rest_opts *o, const char *base,
-              const char *method, const char *path,
-              const struct fin_auth *auth, const char *body,
-              const char *request_id, struct fin_rest_resp *resp,
-              struct cmn_err *err)
+              const char *method, const char *path, const struct fin_auth *auth,
+              const char *body, const char *request_id,
+              struct fin_rest_resp *resp, struct cmn_err *err)
 {
     char url[1024], bearer[16384 + 32], rid[FIN_ID_MAX + 16];
     const char *headers[5];
@@ -59,8 +57,7 @@ fin_rest_call(const struct fin_rest_opts *o, const char *base,
     int rc;
 
     memset(resp, 0, sizeof(*resp));
-    if ((size_t)snprintf(url, sizeof(url), "%s%s", base, path) >=
-        sizeof(url)) {
+    if ((size_t)snprintf(url, sizeof(url), "%s%s", base, path) >= sizeof(url)) {
         cmn_err_set(err, "URL too long");
         resp->outcome = FIN_REST_REFUSED;
         return CMN_INVALID;

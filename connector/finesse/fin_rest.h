@@ -26,9 +26,9 @@ enum fin_rest_outcome {
 struct fin_rest_resp {
     enum fin_rest_outcome outcome;
     long status;
-    char *body;                  /* malloc'd, NUL-terminated */
+    char *body; /* malloc'd, NUL-terminated */
     size_t body_len;
-    struct fin_api_errors errors;/* parsed from 4xx/5xx bodies */
+    struct fin_api_errors errors; /* parsed from 4xx/5xx bodies */
     long long elapsed_ms;
 };
 

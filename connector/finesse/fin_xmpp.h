@@ -21,15 +21,15 @@
 struct fin_xmpp_pool;
 
 enum fin_xmpp_event_kind {
-    FIN_XMPP_ONLINE,   /* connected, authenticated, presence sent */
-    FIN_XMPP_OFFLINE,  /* connection failed or lost (detail says why);
-                          the pool does not retry: the owner decides when
-                          and to which node */
+    FIN_XMPP_ONLINE,      /* connected, authenticated, presence sent */
+    FIN_XMPP_OFFLINE,     /* connection failed or lost (detail says why);
+                             the pool does not retry: the owner decides when
+                             and to which node */
     FIN_XMPP_AUTH_FAILED, /* SASL refused: wrong password or token */
-    FIN_XMPP_UPDATE,   /* a pubsub notification: node + payload (the
-                          unescaped <Update> document) */
-    FIN_XMPP_PRESENCE, /* presence from another JID (e.g. the 'finesse'
-                          user going unavailable): from + available */
+    FIN_XMPP_UPDATE,      /* a pubsub notification: node + payload (the
+                             unescaped <Update> document) */
+    FIN_XMPP_PRESENCE,    /* presence from another JID (e.g. the 'finesse'
+                             user going unavailable): from + available */
 };
 
 struct fin_xmpp_event {
@@ -38,9 +38,9 @@ struct fin_xmpp_event {
     const char *node;    /* UPDATE: pubsub node, e.g. /finesse/api/User/1001 */
     const char *payload; /* UPDATE: the Update XML */
     size_t payload_len;
-    const char *from;    /* PRESENCE */
-    bool available;      /* PRESENCE */
-    const char *detail;  /* OFFLINE / AUTH_FAILED: why, for logs */
+    const char *from;   /* PRESENCE */
+    bool available;     /* PRESENCE */
+    const char *detail; /* OFFLINE / AUTH_FAILED: why, for logs */
 };
 
 /* Called on the pool's reader thread; must not block for long. The
@@ -48,14 +48,14 @@ struct fin_xmpp_event {
 typedef void (*fin_xmpp_cb)(const struct fin_xmpp_event *ev, void *cls);
 
 struct fin_xmpp_pool_opts {
-    const char *worker_path;   /* executable to run as a worker */
+    const char *worker_path;        /* executable to run as a worker */
     const char *const *worker_argv; /* its argv (NULL-terminated), e.g.
                                    {"fsc-connector", "--xmpp-worker", NULL} */
-    int agents_per_worker;     /* default 500 */
-    int max_workers;           /* default 8 */
-    int ping_interval_s;       /* default 10 */
-    int ping_timeout_s;        /* default 20 (2 missed pings) */
-    int connects_per_100ms;    /* stagger, default 20 */
+    int agents_per_worker;          /* default 500 */
+    int max_workers;                /* default 8 */
+    int ping_interval_s;            /* default 10 */
+    int ping_timeout_s;             /* default 20 (2 missed pings) */
+    int connects_per_100ms;         /* stagger, default 20 */
 };
 
 struct fin_xmpp_login {

@@ -16,8 +16,8 @@
 #include "cmn_seal.h"
 #include "sf_auth.h"
 
-#define SF_TOKEN_BODY_MAX (64 * 1024)
-#define SF_JWT_LIFETIME_S 180 /* "within 3 minutes" */
+#define SF_TOKEN_BODY_MAX  (64 * 1024)
+#define SF_JWT_LIFETIME_S  180 /* "within 3 minutes" */
 #define SF_MINT_HOLDOFF_MS 1000
 
 struct sf_auth {
@@ -25,11 +25,11 @@ struct sf_auth {
     EVP_PKEY *key;
     char token_url[SF_URL_MAX + 32];
 
-    pthread_mutex_t mu;            /* guards everything below; held while
-                                      minting so callers wait for one mint */
-    struct cmn_secret *token;      /* NULL: mint on next use */
+    pthread_mutex_t mu;       /* guards everything below; held while
+                                 minting so callers wait for one mint */
+    struct cmn_secret *token; /* NULL: mint on next use */
     char instance_url[SF_URL_MAX];
-    long long fail_until_ms;       /* hold-off after a failed mint */
+    long long fail_until_ms; /* hold-off after a failed mint */
     int fail_rc;
     char fail_msg[CMN_ERRLEN];
     unsigned long mints;
@@ -99,8 +99,7 @@ sf_token_response_parse(long status, const char *body, size_t len,
         cmn_err_set(err, "token endpoint: no usable access_token");
         goto out;
     }
-    if (inst == NULL || strlen(inst) >= SF_URL_MAX ||
-        !sf_url_allowed(inst)) {
+    if (inst == NULL || strlen(inst) >= SF_URL_MAX || !sf_url_allowed(inst)) {
         cmn_err_set(err, "token endpoint: instance_url is not an https URL");
         goto out;
     }
@@ -195,8 +194,8 @@ sf_jwt_assertion(EVP_PKEY *key, const char *iss, const char *sub,
                  struct cmn_err *err)
 {
     json_t *hdr = json_pack("{s:s}", "alg", "RS256");
-    json_t *claims = json_pack("{s:s, s:s, s:s, s:I}", "iss", iss, "sub",
-                               sub, "aud", aud, "exp", (json_int_t)exp);
+    json_t *claims = json_pack("{s:s, s:s, s:s, s:I}", "iss", iss, "sub", sub,
+                               "aud", aud, "exp", (json_int_t)exp);
     char buf[8192];
     size_t pos = 0;
     size_t siglen = 0;
@@ -291,9 +290,8 @@ mint_locked(struct sf_auth *a, struct cmn_err *err)
     struct sf_token_response tr;
     struct cmn_httpc_req req;
     struct cmn_httpc_resp resp;
-    const char *headers[] = {
-        "Content-Type: application/x-www-form-urlencoded",
-        "Accept: application/json", NULL};
+    const char *headers[] = {"Content-Type: application/x-www-form-urlencoded",
+                             "Accept: application/json", NULL};
     char *form = NULL;
     int rc;
 
@@ -305,8 +303,7 @@ mint_locked(struct sf_auth *a, struct cmn_err *err)
         return rc;
     }
     if (cmn_form_add(&form, "grant_type",
-                     "urn:ietf:params:oauth:grant-type:jwt-bearer") !=
-            CMN_OK ||
+                     "urn:ietf:params:oauth:grant-type:jwt-bearer") != CMN_OK ||
         cmn_form_add(&form, "assertion", (const char *)assertion->data) !=
             CMN_OK) {
         cmn_secret_free(assertion);

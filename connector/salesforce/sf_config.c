@@ -86,8 +86,7 @@ origin_ok(const char *s)
 }
 
 static int
-load_pop(const struct cmn_config *ini, struct sf_config *c,
-         struct cmn_err *err)
+load_pop(const struct cmn_config *ini, struct sf_config *c, struct cmn_err *err)
 {
     const char *pop;
     const char *pop_on;
@@ -183,19 +182,18 @@ load_salesforce(const struct cmn_config *ini, struct sf_config *c,
                        &c->integration_user, err) != CMN_OK ||
         cmn_config_str(ini, "salesforce", "ca_file", false, NULL, &c->ca_file,
                        err) != CMN_OK ||
-        cmn_config_list(ini, "salesforce", "org_origins", true,
-                        &c->org_origins, &c->norg_origins, err) != CMN_OK ||
+        cmn_config_list(ini, "salesforce", "org_origins", true, &c->org_origins,
+                        &c->norg_origins, err) != CMN_OK ||
         cmn_config_long(ini, "salesforce", "timeout_ms", 10000, 100, 120000,
                         &c->timeout_ms, err) != CMN_OK ||
-        cmn_config_long(ini, "salesforce", "outbox_max_attempts", 20, 1,
-                        1000, &c->outbox_max_attempts, err) != CMN_OK ||
+        cmn_config_long(ini, "salesforce", "outbox_max_attempts", 20, 1, 1000,
+                        &c->outbox_max_attempts, err) != CMN_OK ||
         cmn_config_long(ini, "salesforce", "outbox_writers", 8, 1, 64,
                         &c->outbox_writers, err) != CMN_OK ||
         cmn_config_long(ini, "salesforce", "outbox_reclaim_ms", 30000, 100,
                         3600000, &c->outbox_reclaim_ms, err) != CMN_OK ||
-        cmn_config_long(ini, "salesforce", "outbox_backoff_max_ms", 60000,
-                        100, 86400000, &c->outbox_backoff_max_ms,
-                        err) != CMN_OK) {
+        cmn_config_long(ini, "salesforce", "outbox_backoff_max_ms", 60000, 100,
+                        86400000, &c->outbox_backoff_max_ms, err) != CMN_OK) {
         return CMN_INVALID;
     }
     if (!sf_url_allowed(login_url)) {
@@ -213,8 +211,8 @@ load_salesforce(const struct cmn_config *ini, struct sf_config *c,
         return CMN_NOMEM;
     }
     c->login_url = c->login_url_copy;
-    if (cmn_config_str(ini, "salesforce", "jwt_audience", false,
-                       c->login_url, &c->jwt_audience, err) != CMN_OK) {
+    if (cmn_config_str(ini, "salesforce", "jwt_audience", false, c->login_url,
+                       &c->jwt_audience, err) != CMN_OK) {
         return CMN_INVALID;
     }
     if (c->client_id[0] == '\0' || c->integration_user[0] == '\0') {
@@ -235,8 +233,8 @@ load_salesforce(const struct cmn_config *ini, struct sf_config *c,
     if (load_names(ini, c, err) != CMN_OK || load_pop(ini, c, err) != CMN_OK) {
         return CMN_INVALID;
     }
-    if (cmn_config_secret(ini, "salesforce", "jwt_key", true, SF_KEY_MAX,
-                          false, &c->jwt_key, err) != CMN_OK) {
+    if (cmn_config_secret(ini, "salesforce", "jwt_key", true, SF_KEY_MAX, false,
+                          &c->jwt_key, err) != CMN_OK) {
         return CMN_INVALID;
     }
     if (strstr((const char *)c->jwt_key->data, "PRIVATE KEY-----") == NULL) {

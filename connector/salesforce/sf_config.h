@@ -27,14 +27,14 @@ struct sf_config {
     bool sf_enabled; /* false: no [salesforce] section, nothing else set */
 
     /* [salesforce]; strings borrow from the cmn_config passed to load */
-    const char *login_url;        /* no trailing '/' (own copy) */
+    const char *login_url; /* no trailing '/' (own copy) */
     const char *client_id;
-    const char *jwt_audience;     /* "aud" claim; default login_url (set it
-                                     to https://login.salesforce.com when
-                                     login_url is a My Domain URL) */
-    struct cmn_secret *jwt_key;   /* PEM RSA private key */
+    const char *jwt_audience;   /* "aud" claim; default login_url (set it
+                                   to https://login.salesforce.com when
+                                   login_url is a My Domain URL) */
+    struct cmn_secret *jwt_key; /* PEM RSA private key */
     const char *integration_user;
-    char **org_origins;           /* NULL-terminated, one block */
+    char **org_origins; /* NULL-terminated, one block */
     size_t norg_origins;
     const char *task_external_id_field; /* default Finesse_Call_Id__c */
     const char *agent_user_field;       /* default Finesse_Agent_Id__c */
@@ -49,7 +49,7 @@ struct sf_config {
     long outbox_reclaim_ms;             /* default 30000 */
     long outbox_backoff_max_ms;         /* default 60000 */
     enum sf_pop pop;
-    const char *pop_callvariable;       /* SF_POP_CALLVARIABLE: its name */
+    const char *pop_callvariable; /* SF_POP_CALLVARIABLE: its name */
     enum sf_pop_on pop_on;
 
     /* [redis] */

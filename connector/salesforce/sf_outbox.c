@@ -22,7 +22,7 @@
 #define CONSUMER_MAX   128
 #define ENTRY_ID_MAX   48
 #define DEAD_LIST_MAX  1000
-#define REDIS_ERR_WAIT 500  /* ms between tries while Redis is away */
+#define REDIS_ERR_WAIT 500 /* ms between tries while Redis is away */
 #define SWEEP_EVERY_MS (10 * 60 * 1000)
 #define SWEEP_IDLE_MS  (24 * 3600 * 1000LL)
 
@@ -32,11 +32,11 @@ struct held {
     struct held *next;
     unsigned long long ms, seq; /* the entry id, parsed, for ordering */
     char id[ENTRY_ID_MAX];
-    char *dialog;               /* NULL: malformed entry */
-    char *fields;               /* JSON text as stored */
-    long attempts;              /* failed attempts so far (from Redis) */
-    long long next_ms;          /* not before (monotonic) */
-    bool written;               /* upserted, only the XACK is missing */
+    char *dialog;      /* NULL: malformed entry */
+    char *fields;      /* JSON text as stored */
+    long attempts;     /* failed attempts so far (from Redis) */
+    long long next_ms; /* not before (monotonic) */
+    bool written;      /* upserted, only the XACK is missing */
 };
 
 struct sf_outbox {
@@ -62,8 +62,7 @@ struct sf_outbox {
 
     atomic_ulong written, retries, dead, reclaimed;
 
-    struct cmn_metric *m_pending, *m_written, *m_retries, *m_dead,
-        *m_reclaimed;
+    struct cmn_metric *m_pending, *m_written, *m_retries, *m_dead, *m_reclaimed;
 };
 
 /* ---- scripts ---- */
@@ -97,19 +96,18 @@ static struct cmn_redis_script script_fail = {
  * Touches (idle = 0) only entries this consumer still owns: a plain XCLAIM
  * would steal back an entry another consumer has reclaimed meanwhile. */
 static struct cmn_redis_script script_heartbeat = {
-    .source =
-        "local lost = {}\n"
-        "for i = 3, #ARGV do\n"
-        "  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i],"
-        " ARGV[i], 1)\n"
-        "  if #p == 1 and p[1][2] == ARGV[2] then\n"
-        "    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i],"
-        " 'JUSTID')\n"
-        "  else\n"
-        "    lost[#lost + 1] = ARGV[i]\n"
-        "  end\n"
-        "end\n"
-        "return lost\n",
+    .source = "local lost = {}\n"
+              "for i = 3, #ARGV do\n"
+              "  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i],"
+              " ARGV[i], 1)\n"
+              "  if #p == 1 and p[1][2] == ARGV[2] then\n"
+              "    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i],"
+              " 'JUSTID')\n"
+              "  else\n"
+              "    lost[#lost + 1] = ARGV[i]\n"
+              "  end\n"
+              "end\n"
+              "return lost\n",
 };
 
 /* KEYS stream, dead; ARGV index, record, dialog, fields, ts -> 1 moved,
@@ -130,22 +128,21 @@ static struct cmn_redis_script script_replay = {
  * of past processes). A consumer with pending entries is never removed:
  * its entries would leave the group's pending list unwritten. */
 static struct cmn_redis_script script_sweep = {
-    .source =
-        "local n = 0\n"
-        "local ok, cs = pcall(redis.call, 'XINFO', 'CONSUMERS', KEYS[1],"
-        " ARGV[1])\n"
-        "if not ok then return 0 end\n"
-        "for _, c in ipairs(cs) do\n"
-        "  local f = {}\n"
-        "  for j = 1, #c, 2 do f[c[j]] = c[j + 1] end\n"
-        "  if f['pending'] == 0 and (f['name'] == ARGV[2] or"
-        " f['idle'] >= tonumber(ARGV[3])) then\n"
-        "    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1],"
-        " f['name'])\n"
-        "    n = n + 1\n"
-        "  end\n"
-        "end\n"
-        "return n\n",
+    .source = "local n = 0\n"
+              "local ok, cs = pcall(redis.call, 'XINFO', 'CONSUMERS', KEYS[1],"
+              " ARGV[1])\n"
+              "if not ok then return 0 end\n"
+              "for _, c in ipairs(cs) do\n"
+              "  local f = {}\n"
+              "  for j = 1, #c, 2 do f[c[j]] = c[j + 1] end\n"
+              "  if f['pending'] == 0 and (f['name'] == ARGV[2] or"
+              " f['idle'] >= tonumber(ARGV[3])) then\n"
+              "    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1],"
+              " f['name'])\n"
+              "    n = n + 1\n"
+              "  end\n"
+              "end\n"
+              "return n\n",
 };
 
 /* ---- small helpers ---- */
@@ -162,9 +159,8 @@ void
 sf_outbox_opts_from_config(const struct sf_config *cfg,
                            struct sf_outbox_opts *o)
 {
-    long cmd = cfg->redis.command_timeout_ms > 0
-                   ? cfg->redis.command_timeout_ms
-                   : 1000;
+    long cmd = cfg->redis.command_timeout_ms > 0 ? cfg->redis.command_timeout_ms
+                                                 : 1000;
 
     memset(o, 0, sizeof(*o));
     o->max_attempts = cfg->outbox_max_attempts;
@@ -402,8 +398,8 @@ xadd(struct sf_outbox *ob, const char *dialog, const char *fields,
     /* RETRY: a repeated XADD after a lost reply makes a second entry for
      * the same dialog, which the idempotent upsert absorbs; losing the
      * entry is the outcome that must not happen. */
-    rep = cmn_redis_cmd(ob->redis, CMN_REDIS_RETRY | CMN_REDIS_DURABLE, 9,
-                        argv, lens, err);
+    rep = cmn_redis_cmd(ob->redis, CMN_REDIS_RETRY | CMN_REDIS_DURABLE, 9, argv,
+                        lens, err);
     if (rep == NULL) {
         return CMN_IO;
     }
@@ -417,8 +413,8 @@ xadd(struct sf_outbox *ob, const char *dialog, const char *fields,
 }
 
 int
-sf_outbox_put(struct sf_outbox *ob, const char *dialog_id,
-              json_t *task_fields, struct cmn_err *err)
+sf_outbox_put(struct sf_outbox *ob, const char *dialog_id, json_t *task_fields,
+              struct cmn_err *err)
 {
     char *fields;
     int rc;
@@ -535,8 +531,8 @@ held_add_entry(struct sf_outbox *ob, const redisReply *e, long attempts)
     h->attempts = attempts;
     h->next_ms = 0;
     pp = &ob->held;
-    while (*pp != NULL && ((*pp)->ms < h->ms ||
-                           ((*pp)->ms == h->ms && (*pp)->seq < h->seq))) {
+    while (*pp != NULL &&
+           ((*pp)->ms < h->ms || ((*pp)->ms == h->ms && (*pp)->seq < h->seq))) {
         pp = &(*pp)->next;
     }
     h->next = *pp;
@@ -601,12 +597,11 @@ static bool
 ack_done(struct sf_outbox *ob, const struct held *h)
 {
     struct cmn_err err = {{0}};
-    const char *args[] = {ob->k_stream, ob->k_attempts, SF_OUTBOX_GROUP,
-                          h->id};
+    const char *args[] = {ob->k_stream, ob->k_attempts, SF_OUTBOX_GROUP, h->id};
 
-    return script_ok(run_script(ob, &script_done, CMN_REDIS_RETRY, 2, 2,
-                                args, &err),
-                     "ack", h->id, &err);
+    return script_ok(
+        run_script(ob, &script_done, CMN_REDIS_RETRY, 2, 2, args, &err), "ack",
+        h->id, &err);
 }
 
 static bool
@@ -626,10 +621,10 @@ dead_letter(struct sf_outbox *ob, const struct held *h, const char *reason,
     if (fields == NULL) {
         fields = h->fields != NULL ? json_string(h->fields) : json_null();
     }
-    rec = json_pack("{s:s?, s:o, s:s, s:i, s:I, s:s}", "dialog_id",
-                    h->dialog, "fields", fields, "reason", reason,
-                    "attempts", (int)attempts, "ts",
-                    (json_int_t)cmn_wall_sec(), "entry_id", h->id);
+    rec =
+        json_pack("{s:s?, s:o, s:s, s:i, s:I, s:s}", "dialog_id", h->dialog,
+                  "fields", fields, "reason", reason, "attempts", (int)attempts,
+                  "ts", (json_int_t)cmn_wall_sec(), "entry_id", h->id);
     text = rec != NULL ? json_dumps(rec, JSON_COMPACT) : NULL;
     json_decref(rec);
     if (text == NULL) {
@@ -637,12 +632,13 @@ dead_letter(struct sf_outbox *ob, const struct held *h, const char *reason,
     }
     snprintf(ttl, sizeof(ttl), "%ld", ob->o.dead_ttl_s);
     {
-        const char *args[] = {ob->k_stream, ob->k_attempts, ob->k_dead,
-                              SF_OUTBOX_GROUP, h->id, text, ttl};
+        const char *args[] = {
+            ob->k_stream, ob->k_attempts, ob->k_dead, SF_OUTBOX_GROUP,
+            h->id,        text,           ttl};
 
-        ok = script_ok(run_script(ob, &script_dead, CMN_REDIS_DURABLE, 3, 4,
-                                  args, &err),
-                       "dead", h->id, &err);
+        ok = script_ok(
+            run_script(ob, &script_dead, CMN_REDIS_DURABLE, 3, 4, args, &err),
+            "dead", h->id, &err);
     }
     free(text);
     if (ok) {
@@ -735,8 +731,8 @@ heartbeat(struct sf_outbox *ob)
                                     : NULL;
             if (lost != NULL) {
                 cmn_log_info("event=sf_outbox_lost entry=%s dialog=%s",
-                             lost->id, lost->dialog != NULL ? lost->dialog
-                                                            : "-");
+                             lost->id,
+                             lost->dialog != NULL ? lost->dialog : "-");
                 if (lost == h) {
                     h = h->next;
                 }
@@ -844,8 +840,7 @@ read_new(struct sf_outbox *ob, long block_ms)
         rep->element[0]->elements == 2) {
         entries = rep->element[0]->element[1];
         for (size_t i = 0;
-             entries->type == REDIS_REPLY_ARRAY && i < entries->elements;
-             i++) {
+             entries->type == REDIS_REPLY_ARRAY && i < entries->elements; i++) {
             held_add_entry(ob, entries->element[i], 0);
         }
     }
@@ -1038,8 +1033,8 @@ consumer_main(void *arg)
     long long next_sweep = cmn_now_ms() + SWEEP_EVERY_MS;
     bool group = false;
 
-    cmn_log_info("event=sf_outbox_started consumer=%s stream=%s",
-                 ob->consumer, ob->k_stream);
+    cmn_log_info("event=sf_outbox_started consumer=%s stream=%s", ob->consumer,
+                 ob->k_stream);
     ob->next_heartbeat = cmn_now_ms() + ob->o.reclaim_ms / 3;
     while (!atomic_load(&ob->stop)) {
         long long now = cmn_now_ms();
@@ -1058,9 +1053,8 @@ consumer_main(void *arg)
         }
         if (now >= next_reclaim) {
             reclaim(ob);
-            next_reclaim = now + (ob->o.reclaim_ms / 2 > 50
-                                      ? ob->o.reclaim_ms / 2
-                                      : 50);
+            next_reclaim =
+                now + (ob->o.reclaim_ms / 2 > 50 ? ob->o.reclaim_ms / 2 : 50);
         }
         if (now >= next_sweep) {
             sweep(ob, false);
@@ -1095,8 +1089,8 @@ consumer_main(void *arg)
         }
     }
     sweep(ob, true);
-    cmn_log_info("event=sf_outbox_stopped consumer=%s held=%zu",
-                 ob->consumer, ob->nheld);
+    cmn_log_info("event=sf_outbox_stopped consumer=%s held=%zu", ob->consumer,
+                 ob->nheld);
     return NULL;
 }
 
@@ -1105,8 +1099,8 @@ consumer_main(void *arg)
 int
 sf_outbox_pending(struct sf_outbox *ob, long long *n, struct cmn_err *err)
 {
-    redisReply *rep = cmn_redis_cmdf(ob->redis, CMN_REDIS_RETRY, err,
-                                     "XLEN %s", ob->k_stream);
+    redisReply *rep = cmn_redis_cmdf(ob->redis, CMN_REDIS_RETRY, err, "XLEN %s",
+                                     ob->k_stream);
     int rc = CMN_ERR;
 
     *n = 0;
@@ -1145,8 +1139,8 @@ sf_outbox_dead_list(struct sf_outbox *ob, json_t **out, struct cmn_err *err)
         json_t *rec = NULL;
 
         if (rep->element[i]->type == REDIS_REPLY_STRING) {
-            rec = json_loadb(rep->element[i]->str, rep->element[i]->len, 0,
-                             NULL);
+            rec =
+                json_loadb(rep->element[i]->str, rep->element[i]->len, 0, NULL);
         }
         /* keep indexes aligned with the list even for a bad record */
         json_array_append_new(arr, rec != NULL ? rec : json_null());
@@ -1190,23 +1184,23 @@ replay_one(struct sf_outbox *ob, long index, struct cmn_err *err)
         fields = json_dumps(json_object_get(rec, "fields"), JSON_COMPACT);
     }
     if (!dialog_ok(dialog) || fields == NULL) {
-        cmn_err_set(err, "outbox: dead entry %ld cannot be replayed "
-                         "(malformed)",
+        cmn_err_set(err,
+                    "outbox: dead entry %ld cannot be replayed "
+                    "(malformed)",
                     index);
         rc = CMN_INVALID;
         goto out;
     }
     snprintf(ts, sizeof(ts), "%lld", cmn_wall_ms());
     {
-        const char *args[] = {ob->k_stream, ob->k_dead, idx,   rep->str,
+        const char *args[] = {ob->k_stream, ob->k_dead, idx, rep->str,
                               dialog,       fields,     ts};
-        size_t lens[] = {strlen(ob->k_stream), strlen(ob->k_dead),
-                         strlen(idx),          rep->len,
-                         strlen(dialog),       strlen(fields),
-                         strlen(ts)};
-        redisReply *r2 = cmn_redis_eval(ob->redis, &script_replay,
-                                        CMN_REDIS_DURABLE, 2, 5, args, lens,
-                                        err);
+        size_t lens[] = {
+            strlen(ob->k_stream), strlen(ob->k_dead), strlen(idx), rep->len,
+            strlen(dialog),       strlen(fields),     strlen(ts)};
+        redisReply *r2 =
+            cmn_redis_eval(ob->redis, &script_replay, CMN_REDIS_DURABLE, 2, 5,
+                           args, lens, err);
         if (r2 == NULL) {
             rc = CMN_IO;
             goto out;
@@ -1260,8 +1254,8 @@ sf_outbox_replay(struct sf_outbox *ob, long index, size_t *replayed,
         }
         return rc;
     }
-    rep = cmn_redis_cmdf(ob->redis, CMN_REDIS_RETRY, err, "LLEN %s",
-                         ob->k_dead);
+    rep =
+        cmn_redis_cmdf(ob->redis, CMN_REDIS_RETRY, err, "LLEN %s", ob->k_dead);
     if (rep == NULL) {
         return CMN_IO;
     }

@@ -31,25 +31,25 @@
 #include "sf_config.h"
 #include "sf_rest.h"
 
-#define SF_OUTBOX_GROUP "fsc"
-#define SF_OUTBOX_ALL   (-1L) /* sf_outbox_replay: every dead entry */
+#define SF_OUTBOX_GROUP  "fsc"
+#define SF_OUTBOX_ALL    (-1L) /* sf_outbox_replay: every dead entry */
 #define SF_DIALOG_ID_MAX 128
-#define SF_FIELDS_MAX   (128 * 1024)
+#define SF_FIELDS_MAX    (128 * 1024)
 
 struct sf_outbox_opts {
-    const char *consumer;  /* name in the group; NULL: "<hostname>:<pid>" */
-    long max_attempts;     /* failed attempts before dead-letter, def. 10 */
-    long reclaim_ms;       /* idle time after which another consumer's
-                              entry is taken over, default 30000 */
-    long backoff_base_ms;  /* first retry delay, default 1000; doubles */
-    long backoff_max_ms;   /* default 300000 */
-    long block_ms;         /* XREADGROUP BLOCK, default 1000; must stay
-                              below [redis] command_timeout_ms */
-    long batch;            /* XREADGROUP / XAUTOCLAIM COUNT, default 32 */
-    long max_held;         /* entries held in memory for a retry before
-                              reading stops, default 256 */
-    long attempts_ttl_s;   /* default 7 days */
-    long dead_ttl_s;       /* default 30 days */
+    const char *consumer; /* name in the group; NULL: "<hostname>:<pid>" */
+    long max_attempts;    /* failed attempts before dead-letter, def. 10 */
+    long reclaim_ms;      /* idle time after which another consumer's
+                             entry is taken over, default 30000 */
+    long backoff_base_ms; /* first retry delay, default 1000; doubles */
+    long backoff_max_ms;  /* default 300000 */
+    long block_ms;        /* XREADGROUP BLOCK, default 1000; must stay
+                             below [redis] command_timeout_ms */
+    long batch;           /* XREADGROUP / XAUTOCLAIM COUNT, default 32 */
+    long max_held;        /* entries held in memory for a retry before
+                             reading stops, default 256 */
+    long attempts_ttl_s;  /* default 7 days */
+    long dead_ttl_s;      /* default 30 days */
 };
 
 /* Counters of one outbox (the process-wide ones are in /metrics:

@@ -76,8 +76,8 @@ error_from_json(const json_t *root, char code[64], char msg[160])
     if (code[0] == '\0') {
         /* OAuth-style errors on some endpoints */
         copy_trunc(code, 64, json_string_value(json_object_get(e, "error")));
-        copy_trunc(msg, 160, json_string_value(
-                                 json_object_get(e, "error_description")));
+        copy_trunc(msg, 160,
+                   json_string_value(json_object_get(e, "error_description")));
     }
 }
 
@@ -99,9 +99,8 @@ sf_error_parse(const char *body, size_t len, char code[64], char msg[160])
     json_decref(root);
 }
 
-static int
-result_set(struct sf_result *r, enum sf_outcome o, const char *fmt, ...)
-    CMN_PRINTF(3, 4);
+static int result_set(struct sf_result *r, enum sf_outcome o, const char *fmt,
+                      ...) CMN_PRINTF(3, 4);
 
 static int
 result_set(struct sf_result *r, enum sf_outcome o, const char *fmt, ...)
@@ -148,17 +147,14 @@ sf_upsert_response_parse(long status, const char *body, size_t len,
         strcmp(code, "REQUEST_LIMIT_EXCEEDED") == 0 ||
         strcmp(code, "UNABLE_TO_LOCK_ROW") == 0 ||
         strcmp(code, "SERVER_UNAVAILABLE") == 0) {
-        rc = result_set(r, SF_TRANSIENT, "HTTP %ld %s: %s", status, code,
-                        msg);
+        rc = result_set(r, SF_TRANSIENT, "HTTP %ld %s: %s", status, code, msg);
     } else if (status == 401) {
         /* still refused after a fresh token: fixable by an admin */
         rc = result_set(r, SF_TRANSIENT, "HTTP 401 %s: %s", code, msg);
     } else if (status >= 300 && status < 500) {
-        rc = result_set(r, SF_PERMANENT, "HTTP %ld %s: %s", status, code,
-                        msg);
+        rc = result_set(r, SF_PERMANENT, "HTTP %ld %s: %s", status, code, msg);
     } else {
-        rc = result_set(r, SF_TRANSIENT, "HTTP %ld: unexpected reply",
-                        status);
+        rc = result_set(r, SF_TRANSIENT, "HTTP %ld: unexpected reply", status);
     }
 out:
     json_decref(root);
@@ -202,14 +198,30 @@ sf_soql_escape(const char *in, char *out, size_t size)
         char esc = 0;
 
         switch (*p) {
-        case '\'': esc = '\''; break;
-        case '"': esc = '"'; break;
-        case '\\': esc = '\\'; break;
-        case '\n': esc = 'n'; break;
-        case '\r': esc = 'r'; break;
-        case '\t': esc = 't'; break;
-        case '\b': esc = 'b'; break;
-        case '\f': esc = 'f'; break;
+        case '\'':
+            esc = '\'';
+            break;
+        case '"':
+            esc = '"';
+            break;
+        case '\\':
+            esc = '\\';
+            break;
+        case '\n':
+            esc = 'n';
+            break;
+        case '\r':
+            esc = 'r';
+            break;
+        case '\t':
+            esc = 't';
+            break;
+        case '\b':
+            esc = 'b';
+            break;
+        case '\f':
+            esc = 'f';
+            break;
         default:
             if ((unsigned char)*p < 0x20 || *p == 0x7f) {
                 return CMN_INVALID;
@@ -287,7 +299,8 @@ sf_sosl_response_parse(const char *body, size_t len, json_t **records,
         rc = CMN_NOMEM;
         goto out;
     }
-    json_array_foreach(list, i, rec) {
+    json_array_foreach(list, i, rec)
+    {
         const json_t *attrs = json_object_get(rec, "attributes");
         const char *type = json_string_value(json_object_get(attrs, "type"));
         const char *id = json_string_value(json_object_get(rec, "Id"));
@@ -411,9 +424,8 @@ sf_config_of(const struct sf *sf)
  * invalidates that token and the call is made once more with a new one.
  * CMN_OK when an HTTP reply arrived (resp filled, any status). */
 static int
-sf_call(struct sf *sf, const char *method, const char *path,
-        const char *body, size_t body_len, struct cmn_httpc_resp *resp,
-        struct cmn_err *err)
+sf_call(struct sf *sf, const char *method, const char *path, const char *body,
+        size_t body_len, struct cmn_httpc_resp *resp, struct cmn_err *err)
 {
     char instance[SF_URL_MAX];
     char auth[SF_TOKEN_MAX + 32];
@@ -539,8 +551,7 @@ sf_task_upsert(struct sf *sf, const char *external_id, json_t *fields,
         r->status = 0;
         rc = result_set(r, SF_TRANSIENT, "%s: %s", cmn_rc_str(rc), err.msg);
     } else {
-        rc = sf_upsert_response_parse(resp.status, resp.body, resp.body_len,
-                                      r);
+        rc = sf_upsert_response_parse(resp.status, resp.body, resp.body_len, r);
     }
     if (r->outcome == SF_OK) {
         cmn_log_debug("event=sf_task_upsert ext_id=%s status=%ld created=%d "
@@ -671,15 +682,13 @@ cache_put(struct sf *sf, const char *agent, const char *id, bool found)
     memcpy(e->agent, agent, n + 1);
     copy_trunc(e->id, sizeof(e->id), id);
     e->found = found;
-    e->expires_ms =
-        cmn_now_ms() + (found ? SF_CACHE_HIT_MS : SF_CACHE_MISS_MS);
+    e->expires_ms = cmn_now_ms() + (found ? SF_CACHE_HIT_MS : SF_CACHE_MISS_MS);
     pthread_mutex_lock(&sf->cache_mu);
     /* drop an older entry for the same agent, and expired ones */
     pp = &sf->cache[b];
     while (*pp != NULL) {
         struct user_entry *old = *pp;
-        if (strcmp(old->agent, agent) == 0 ||
-            old->expires_ms <= cmn_now_ms()) {
+        if (strcmp(old->agent, agent) == 0 || old->expires_ms <= cmn_now_ms()) {
             *pp = old->next;
             free(old);
             sf->ncache--;
@@ -698,8 +707,8 @@ cache_put(struct sf *sf, const char *agent, const char *id, bool found)
 }
 
 int
-sf_user_for_agent(struct sf *sf, const char *agent_id,
-                  char out[SF_ID_LEN + 1], struct cmn_err *err)
+sf_user_for_agent(struct sf *sf, const char *agent_id, char out[SF_ID_LEN + 1],
+                  struct cmn_err *err)
 {
     struct cmn_httpc_resp resp;
     char esc[2 * SF_AGENT_ID_MAX + 1];

@@ -27,11 +27,11 @@ enum sf_outcome {
 
 struct sf_result {
     enum sf_outcome outcome;
-    long status;                  /* HTTP status, 0 when none */
-    bool created;                 /* 201 / "created": true */
-    char id[SF_ID_LEN + 1];       /* the Task id when the reply has it */
-    char reason[CMN_ERRLEN];      /* why, when not SF_OK: errorCode and
-                                     message, or the transport error */
+    long status;             /* HTTP status, 0 when none */
+    bool created;            /* 201 / "created": true */
+    char id[SF_ID_LEN + 1];  /* the Task id when the reply has it */
+    char reason[CMN_ERRLEN]; /* why, when not SF_OK: errorCode and
+                                message, or the transport error */
 };
 
 /* Pure: classify an upsert reply (status, body of len bytes, may be
@@ -43,16 +43,15 @@ int sf_upsert_response_parse(long status, const char *body, size_t len,
 /* Pure: the first entry of a REST error array
  * [{"message":..,"errorCode":..}] (or a lone object) into code/msg
  * (truncated, empty when absent). */
-void sf_error_parse(const char *body, size_t len, char code[64],
-                    char msg[160]);
+void sf_error_parse(const char *body, size_t len, char code[64], char msg[160]);
 
 /* Pure: the SOSL phone query for a caller number. Only digits and a
  * leading '+' are kept ('+' is escaped, being SOSL-reserved); fewer than
  * 2 or more than 32 digits: CMN_INVALID. out gets the whole statement
  * FIND {...} IN PHONE FIELDS RETURNING Contact(Id,Name),Lead(Id,Name),
  * Account(Id,Name). */
-int sf_sosl_phone_query(const char *number, char *out, size_t size)
-    CMN_NODISCARD;
+int sf_sosl_phone_query(const char *number, char *out,
+                        size_t size) CMN_NODISCARD;
 
 /* Pure: escape a SOSL search term (backslash before each of
  * ? & | ! { } [ ] ( ) ^ ~ * : \ " ' + -). CMN_INVALID when it does not

@@ -9,17 +9,28 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *const keys[][2] = {
-    {"server", "listen"},       {"server", "max_body"},
-    {"server", "log_level"},    {"redis", "url"},
-    {"redis", "sentinels"},     {"redis", "wait_replicas"},
-    {"ids", "client_id"},       {"ids", "client_secret"},
-    {"session", "refresh_at"},  {"login", "allowed_return_to"},
+    {"server", "listen"},
+    {"server", "max_body"},
+    {"server", "log_level"},
+    {"redis", "url"},
+    {"redis", "sentinels"},
+    {"redis", "wait_replicas"},
+    {"ids", "client_id"},
+    {"ids", "client_secret"},
+    {"session", "refresh_at"},
+    {"login", "allowed_return_to"},
     {"a", "b"},
 };
 
 static const char *const known[] = {
-    "server.listen", "server.public_url", "server.instance", "redis.*",
-    "ids.client_secret_file", "session.seal_key_file", "login.*", NULL,
+    "server.listen",
+    "server.public_url",
+    "server.instance",
+    "redis.*",
+    "ids.client_secret_file",
+    "session.seal_key_file",
+    "login.*",
+    NULL,
 };
 
 int
@@ -43,8 +54,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         (void)cmn_config_get(cfg, keys[i][0], keys[i][1]);
         (void)cmn_config_has_section(cfg, keys[i][0]);
-        if (cmn_config_str(cfg, keys[i][0], keys[i][1], true, NULL, &s,
-                           &err) != CMN_OK) {
+        if (cmn_config_str(cfg, keys[i][0], keys[i][1], true, NULL, &s, &err) !=
+            CMN_OK) {
             continue;
         }
         if (cmn_config_long(cfg, keys[i][0], keys[i][1], 0, -1000, 1000, &l,

@@ -52,8 +52,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 2: {
         json_t *recs = NULL;
         if (sf_sosl_response_parse(body, size, &recs, &err) == CMN_OK) {
-            if (!json_is_array(recs) ||
-                json_array_size(recs) > SF_SEARCH_MAX) {
+            if (!json_is_array(recs) || json_array_size(recs) > SF_SEARCH_MAX) {
                 abort();
             }
         } else if (recs != NULL) {
@@ -92,7 +91,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
         }
     }
-    if (sf_sosl_escape(str, out, sizeof(out)) == CMN_OK && 
+    if (sf_sosl_escape(str, out, sizeof(out)) == CMN_OK &&
         strlen(out) < strlen(str)) {
         abort(); /* escaping only ever adds */
     }

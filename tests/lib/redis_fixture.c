@@ -160,8 +160,8 @@ spawn(struct tst_redis *s)
         }
         if (waitpid(pid, &status, WNOHANG) == pid) {
             s->pid = 0;
-            fprintf(stderr, "redis_fixture: %s exited early, see %s\n",
-                    s->conf, s->dir);
+            fprintf(stderr, "redis_fixture: %s exited early, see %s\n", s->conf,
+                    s->dir);
             return -1;
         }
         clock_gettime(CLOCK_MONOTONIC, &ts);

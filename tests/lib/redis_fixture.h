@@ -11,9 +11,9 @@
 #include <hiredis/hiredis.h>
 
 struct tst_redis {
-    pid_t pid;       /* 0 when not running */
+    pid_t pid; /* 0 when not running */
     int port;
-    char dir[512];   /* <base>/<port>: config, log, sentinel state */
+    char dir[512]; /* <base>/<port>: config, log, sentinel state */
     char conf[600];
     bool sentinel;
 };

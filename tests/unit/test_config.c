@@ -77,9 +77,8 @@ test_config_sample_parses(void **state)
     assert_null(cmn_config_get(cfg, "redis", "master"));
     assert_true(cmn_config_has_section(cfg, "login"));
     assert_false(cmn_config_has_section(cfg, "nope"));
-    assert_int_equal(cmn_config_str(cfg, "ids", "client_id", true, NULL, &v,
-                                    &err),
-                     CMN_OK);
+    assert_int_equal(
+        cmn_config_str(cfg, "ids", "client_id", true, NULL, &v, &err), CMN_OK);
     assert_string_equal(v, "fsc-connector");
     assert_string_equal(cmn_config_name(cfg), path);
     cmn_config_free(cfg);
@@ -94,7 +93,7 @@ test_config_inline_comment(void **state)
     (void)state;
     cfg = parse("[a]\n"
                 "x = 1 ; one\n"
-                "y = a;b\n"          /* no blank before ';': kept */
+                "y = a;b\n" /* no blank before ';': kept */
                 "z = v\t; tab\n"
                 "# hash comment\n"
                 "  ; indented comment\n"
@@ -294,8 +293,7 @@ test_config_long(void **state)
     assert_int_equal(v, 5);
     assert_int_equal(cmn_config_long(cfg, "n", "ok", 0, 0, 10, &v, &err),
                      CMN_INVALID);
-    assert_string_equal(err.msg,
-                        "t.ini:2: [n] ok: must be between 0 and 10");
+    assert_string_equal(err.msg, "t.ini:2: [n] ok: must be between 0 and 10");
     assert_int_equal(cmn_config_long(cfg, "n", "hex", 0, 0, 100, &v, &err),
                      CMN_INVALID);
     assert_string_equal(err.msg,
@@ -329,16 +327,14 @@ test_config_bool(void **state)
         char k[16];
         snprintf(k, sizeof(k), "t%d", i);
         v = false;
-        assert_int_equal(cmn_config_bool(cfg, "b", k, false, &v, &err),
-                         CMN_OK);
+        assert_int_equal(cmn_config_bool(cfg, "b", k, false, &v, &err), CMN_OK);
         assert_true(v);
     }
     for (int i = 1; i <= 4; i++) {
         char k[16];
         snprintf(k, sizeof(k), "f%d", i);
         v = true;
-        assert_int_equal(cmn_config_bool(cfg, "b", k, true, &v, &err),
-                         CMN_OK);
+        assert_int_equal(cmn_config_bool(cfg, "b", k, true, &v, &err), CMN_OK);
         assert_false(v);
     }
     assert_int_equal(cmn_config_bool(cfg, "b", "absent", true, &v, &err),
@@ -383,15 +379,13 @@ test_config_list(void **state)
     assert_null(vec);
     assert_int_equal(cmn_config_list(cfg, "l", "trail", true, &vec, &n, &err),
                      CMN_INVALID);
-    assert_int_equal(cmn_config_list(cfg, "l", "absent", true, &vec, &n,
-                                     &err),
+    assert_int_equal(cmn_config_list(cfg, "l", "absent", true, &vec, &n, &err),
                      CMN_INVALID);
     assert_string_equal(err.msg, "t.ini: [l] absent: required");
     assert_int_equal(cmn_config_list(cfg, "l", "empty", true, &vec, &n, &err),
                      CMN_INVALID);
     /* Absent and optional: an empty array, never NULL. */
-    assert_int_equal(cmn_config_list(cfg, "l", "absent", false, &vec, &n,
-                                     &err),
+    assert_int_equal(cmn_config_list(cfg, "l", "absent", false, &vec, &n, &err),
                      CMN_OK);
     assert_int_equal(n, 0);
     assert_non_null(vec);
@@ -421,17 +415,17 @@ test_config_secret_relative_path(void **state)
     cfg = cmn_config_load(path, &err);
     assert_non_null(cfg);
     /* Relative to the config file's directory, not the cwd. */
-    assert_int_equal(cmn_config_secret(cfg, "r", "password", true, 64, true,
-                                       &s, &err),
-                     CMN_OK);
+    assert_int_equal(
+        cmn_config_secret(cfg, "r", "password", true, 64, true, &s, &err),
+        CMN_OK);
     assert_non_null(s);
     assert_string_equal((char *)s->data, "s3cret");
     assert_int_equal(s->len, 6);
     cmn_secret_free(s);
 
-    assert_int_equal(cmn_config_secret(cfg, "r", "open", true, 64, true, &s,
-                                       &err),
-                     CMN_INVALID);
+    assert_int_equal(
+        cmn_config_secret(cfg, "r", "open", true, 64, true, &s, &err),
+        CMN_INVALID);
     assert_null(s);
     char want[512];
     snprintf(want, sizeof(want),
@@ -440,18 +434,18 @@ test_config_secret_relative_path(void **state)
              path, tmpdir);
     assert_string_equal(err.msg, want);
 
-    assert_int_equal(cmn_config_secret(cfg, "r", "abs", true, 64, true, &s,
-                                       &err),
-                     CMN_INVALID);
+    assert_int_equal(
+        cmn_config_secret(cfg, "r", "abs", true, 64, true, &s, &err),
+        CMN_INVALID);
     assert_non_null(strstr(err.msg, "/nonexistent/pw: No such file"));
 
-    assert_int_equal(cmn_config_secret(cfg, "r", "absent", false, 64, true,
-                                       &s, &err),
-                     CMN_OK);
+    assert_int_equal(
+        cmn_config_secret(cfg, "r", "absent", false, 64, true, &s, &err),
+        CMN_OK);
     assert_null(s);
-    assert_int_equal(cmn_config_secret(cfg, "r", "absent", true, 64, true, &s,
-                                       &err),
-                     CMN_INVALID);
+    assert_int_equal(
+        cmn_config_secret(cfg, "r", "absent", true, 64, true, &s, &err),
+        CMN_INVALID);
     snprintf(want, sizeof(want), "%s: [r] absent_file: required", path);
     assert_string_equal(err.msg, want);
     cmn_config_free(cfg);
@@ -482,8 +476,11 @@ static void
 test_config_check_known(void **state)
 {
     static const char *const known[] = {
-        "server.listen", "server.public_url", "redis.*",
-        "ids.client_secret_file", NULL,
+        "server.listen",
+        "server.public_url",
+        "redis.*",
+        "ids.client_secret_file",
+        NULL,
     };
     struct cmn_err err = {{0}};
     struct cmn_config *cfg;

@@ -3,6 +3,8 @@
  * over a real SSE stream: snapshot on attach, call variables kept when an
  * update lacks them, a dialog dropped exactly once, a re-read list that
  * drops what it no longer lists, and Last-Event-ID replay. */
+#include <arpa/inet.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,8 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <arpa/inet.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -76,7 +76,8 @@ tab_until(struct tab *t, const char *needle)
         }
         struct pollfd p = {.fd = t->fd, .events = POLLIN};
         if (poll(&p, 1, 10) == 1) {
-            ssize_t n = read(t->fd, t->buf + t->len, sizeof(t->buf) - t->len - 1);
+            ssize_t n =
+                read(t->fd, t->buf + t->len, sizeof(t->buf) - t->len - 1);
             if (n <= 0) {
                 break;
             }

@@ -143,8 +143,7 @@ test_redis_cmdf(void **state)
     redisReply *rep;
 
     (void)state;
-    rep = cmn_redis_cmdf(r, 0, &err, "SET %s %d EX %d", "fsc:test:n", 41,
-                         60);
+    rep = cmn_redis_cmdf(r, 0, &err, "SET %s %d EX %d", "fsc:test:n", 41, 60);
     assert_true(reply_is(rep, REDIS_REPLY_STATUS, "OK"));
     freeReplyObject(rep);
     rep = cmn_redis_cmdf(r, CMN_REDIS_RETRY, &err, "INCR %s", "fsc:test:n");
@@ -216,7 +215,7 @@ test_redis_eval_noscript_fallback(void **state)
 }
 
 #define NTHREADS 8
-#define NITER 250
+#define NITER    250
 
 struct worker {
     struct cmn_redis *r;
@@ -386,23 +385,20 @@ test_redis_auth_and_db(void **state)
     assert_non_null(logfp);
     cmn_log_set_stream(logfp);
 
-    snprintf(url, sizeof(url), "redis://:p@ss/w@127.0.0.1:%d/3",
-             main_srv.port);
+    snprintf(url, sizeof(url), "redis://:p@ss/w@127.0.0.1:%d/3", main_srv.port);
     r = new_pool(url, 1000);
     rep = cmn_redis_cmdf(r, 0, &err, "SET fsc:test:indb3 yes");
     assert_true(reply_is(rep, REDIS_REPLY_STATUS, "OK"));
     freeReplyObject(rep);
 
-    snprintf(url, sizeof(url), "redis://:p@ss/w@127.0.0.1:%d/0",
-             main_srv.port);
+    snprintf(url, sizeof(url), "redis://:p@ss/w@127.0.0.1:%d/0", main_srv.port);
     db0 = new_pool(url, 1000);
     rep = cmn_redis_cmdf(db0, 0, &err, "EXISTS fsc:test:indb3");
     assert_non_null(rep);
     assert_int_equal(rep->integer, 0);
     freeReplyObject(rep);
 
-    snprintf(url, sizeof(url), "redis://:wrongpw@127.0.0.1:%d",
-             main_srv.port);
+    snprintf(url, sizeof(url), "redis://:wrongpw@127.0.0.1:%d", main_srv.port);
     bad = new_pool(url, 1000);
     rep = cmn_redis_cmdf(bad, 0, &err, "PING");
     assert_null(rep);
@@ -471,9 +467,8 @@ test_redis_opts_from_config(void **state)
 
     (void)state;
     cfg = parse_cfg("[redis]\nurl = redis://127.0.0.1:6379/2\n");
-    assert_int_equal(cmn_redis_opts_from_config(cfg, "redis", &o, &storage,
-                                                &err),
-                     CMN_OK);
+    assert_int_equal(
+        cmn_redis_opts_from_config(cfg, "redis", &o, &storage, &err), CMN_OK);
     assert_string_equal(o.url, "redis://127.0.0.1:6379/2");
     assert_string_equal(o.prefix, "fsc:");
     assert_null(o.sentinels);
@@ -498,9 +493,8 @@ test_redis_opts_from_config(void **state)
              "command_timeout_ms = 300\n",
              pwpath);
     cfg = parse_cfg(text);
-    assert_int_equal(cmn_redis_opts_from_config(cfg, "redis", &o, &storage,
-                                                &err),
-                     CMN_OK);
+    assert_int_equal(
+        cmn_redis_opts_from_config(cfg, "redis", &o, &storage, &err), CMN_OK);
     assert_null(o.url);
     assert_non_null(o.sentinels);
     assert_string_equal(o.sentinels[0], "127.0.0.1:26379");
@@ -591,8 +585,8 @@ static long
 pool_port(struct cmn_redis *r)
 {
     struct cmn_err err;
-    redisReply *rep = cmn_redis_cmdf(r, CMN_REDIS_RETRY, &err,
-                                     "CONFIG GET port");
+    redisReply *rep =
+        cmn_redis_cmdf(r, CMN_REDIS_RETRY, &err, "CONFIG GET port");
     long port = -1;
 
     if (rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2) {
@@ -622,18 +616,17 @@ test_redis_sentinel_failover(void **state)
     bool ready = false;
 
     (void)state;
-    assert_int_equal(
-        tst_redis_start(m, tmpdir, tst_redis_free_port(), NULL), 0);
+    assert_int_equal(tst_redis_start(m, tmpdir, tst_redis_free_port(), NULL),
+                     0);
     snprintf(extra, sizeof(extra), "replicaof 127.0.0.1 %d", m->port);
-    assert_int_equal(
-        tst_redis_start(rp, tmpdir, tst_redis_free_port(), extra), 0);
+    assert_int_equal(tst_redis_start(rp, tmpdir, tst_redis_free_port(), extra),
+                     0);
     for (int i = 0; i < 3; i++) {
         assert_int_equal(tst_redis_start_sentinel(&s[i], tmpdir,
                                                   tst_redis_free_port(), "t",
                                                   m->port),
                          0);
-        snprintf(sent_addr[i], sizeof(sent_addr[i]), "127.0.0.1:%d",
-                 s[i].port);
+        snprintf(sent_addr[i], sizeof(sent_addr[i]), "127.0.0.1:%d", s[i].port);
         sentinels[i] = sent_addr[i];
     }
     sentinels[3] = NULL;
@@ -644,8 +637,9 @@ test_redis_sentinel_failover(void **state)
     while (cmn_now_ms() - t0 < 15000 && !ready) {
         ready = replica_linked(rp->port);
         for (int i = 0; i < 3 && ready; i++) {
-            ready = sentinel_field(s[i].port, "t", "num-other-sentinels") == 2 &&
-                    sentinel_field(s[i].port, "t", "num-slaves") == 1;
+            ready =
+                sentinel_field(s[i].port, "t", "num-other-sentinels") == 2 &&
+                sentinel_field(s[i].port, "t", "num-slaves") == 1;
         }
         if (!ready) {
             msleep(100);
@@ -671,8 +665,8 @@ test_redis_sentinel_failover(void **state)
     assert_true(reply_is(rep, REDIS_REPLY_STATUS, "OK"));
     freeReplyObject(rep);
     for (int i = 0; i < 10; i++) {
-        rep = cmn_redis_cmdf(r, CMN_REDIS_RETRY, &err, "SET fsc:test:k%d %d",
-                             i, i);
+        rep = cmn_redis_cmdf(r, CMN_REDIS_RETRY, &err, "SET fsc:test:k%d %d", i,
+                             i);
         assert_true(reply_is(rep, REDIS_REPLY_STATUS, "OK"));
         freeReplyObject(rep);
     }

@@ -60,9 +60,8 @@ new_seal(const unsigned char *key)
 static void
 seal_pt(struct cmn_seal *s, unsigned char **rec, size_t *len)
 {
-    assert_int_equal(cmn_seal_seal(s, aad, strlen(aad), pt, strlen(pt), rec,
-                                   len),
-                     CMN_OK);
+    assert_int_equal(
+        cmn_seal_seal(s, aad, strlen(aad), pt, strlen(pt), rec, len), CMN_OK);
     assert_int_equal(*len, strlen(pt) + CMN_SEAL_OVERHEAD);
 }
 
@@ -87,9 +86,8 @@ test_seal_round_trip(void **state)
     (void)state;
     seal_pt(s, &rec, &len);
     assert_int_equal(rec[0], 0x01);
-    assert_int_equal(cmn_seal_open(s, aad, strlen(aad), rec, len, &out,
-                                   &out_len),
-                     CMN_OK);
+    assert_int_equal(
+        cmn_seal_open(s, aad, strlen(aad), rec, len, &out, &out_len), CMN_OK);
     assert_int_equal(out_len, strlen(pt));
     assert_string_equal((char *)out, pt);
     free_pt(out, out_len);
@@ -138,9 +136,9 @@ test_seal_tamper_every_region(void **state)
         for (int bit = 0; bit < 8; bit += 7) {
             rec[where[i]] ^= (unsigned char)(1u << bit);
             out = sentinel;
-            assert_int_equal(cmn_seal_open(s, aad, strlen(aad), rec, len,
-                                           &out, &out_len),
-                             CMN_INVALID);
+            assert_int_equal(
+                cmn_seal_open(s, aad, strlen(aad), rec, len, &out, &out_len),
+                CMN_INVALID);
             assert_null(out);
             rec[where[i]] ^= (unsigned char)(1u << bit);
         }
@@ -148,15 +146,14 @@ test_seal_tamper_every_region(void **state)
     /* Every byte of the tag. */
     for (size_t i = ct_end; i < len; i++) {
         rec[i] ^= 0x80;
-        assert_int_equal(cmn_seal_open(s, aad, strlen(aad), rec, len, &out,
-                                       &out_len),
-                         CMN_INVALID);
+        assert_int_equal(
+            cmn_seal_open(s, aad, strlen(aad), rec, len, &out, &out_len),
+            CMN_INVALID);
         rec[i] ^= 0x80;
     }
     /* Untouched it still opens. */
-    assert_int_equal(cmn_seal_open(s, aad, strlen(aad), rec, len, &out,
-                                   &out_len),
-                     CMN_OK);
+    assert_int_equal(
+        cmn_seal_open(s, aad, strlen(aad), rec, len, &out, &out_len), CMN_OK);
     free_pt(out, out_len);
     free(rec);
     cmn_seal_free(s);
@@ -177,30 +174,30 @@ test_seal_wrong_aad_key_truncated(void **state)
     (void)state;
     seal_pt(s, &rec, &len);
     /* A record copied under another Redis key does not open. */
-    assert_int_equal(cmn_seal_open(s, "fsc:sess:abd", 12, rec, len, &out,
-                                   &out_len),
-                     CMN_INVALID);
+    assert_int_equal(
+        cmn_seal_open(s, "fsc:sess:abd", 12, rec, len, &out, &out_len),
+        CMN_INVALID);
     assert_int_equal(cmn_seal_open(s, NULL, 0, rec, len, &out, &out_len),
                      CMN_INVALID);
-    assert_int_equal(cmn_seal_open(s2, aad, strlen(aad), rec, len, &out,
-                                   &out_len),
-                     CMN_INVALID);
+    assert_int_equal(
+        cmn_seal_open(s2, aad, strlen(aad), rec, len, &out, &out_len),
+        CMN_INVALID);
     for (size_t cut = 0; cut < len; cut++) {
-        assert_int_equal(cmn_seal_open(s, aad, strlen(aad), rec, cut, &out,
-                                       &out_len),
-                         CMN_INVALID);
+        assert_int_equal(
+            cmn_seal_open(s, aad, strlen(aad), rec, cut, &out, &out_len),
+            CMN_INVALID);
         assert_null(out);
     }
     longer = malloc(len + 1);
     assert_non_null(longer);
     memcpy(longer, rec, len);
     longer[len] = 0;
-    assert_int_equal(cmn_seal_open(s, aad, strlen(aad), longer, len + 1, &out,
-                                   &out_len),
-                     CMN_INVALID);
-    assert_int_equal(cmn_seal_open(s, aad, strlen(aad), NULL, 0, &out,
-                                   &out_len),
-                     CMN_INVALID);
+    assert_int_equal(
+        cmn_seal_open(s, aad, strlen(aad), longer, len + 1, &out, &out_len),
+        CMN_INVALID);
+    assert_int_equal(
+        cmn_seal_open(s, aad, strlen(aad), NULL, 0, &out, &out_len),
+        CMN_INVALID);
     free(longer);
     free(rec);
     cmn_seal_free(s);
@@ -245,9 +242,8 @@ assert_same_key(struct cmn_seal *s)
     size_t out_len = 0;
 
     seal_pt(ref, &rec, &len);
-    assert_int_equal(cmn_seal_open(s, aad, strlen(aad), rec, len, &out,
-                                   &out_len),
-                     CMN_OK);
+    assert_int_equal(
+        cmn_seal_open(s, aad, strlen(aad), rec, len, &out, &out_len), CMN_OK);
     free_pt(out, out_len);
     free(rec);
     cmn_seal_free(ref);
@@ -356,8 +352,12 @@ test_seal_base64url_vectors(void **state)
         const char *in;
         const char *out;
     } v[] = {
-        {"", ""},         {"f", "Zg"},         {"fo", "Zm8"},
-        {"foo", "Zm9v"},  {"foob", "Zm9vYg"},  {"fooba", "Zm9vYmE"},
+        {"", ""},
+        {"f", "Zg"},
+        {"fo", "Zm8"},
+        {"foo", "Zm9v"},
+        {"foob", "Zm9vYg"},
+        {"fooba", "Zm9vYmE"},
         {"foobar", "Zm9vYmFy"},
     };
     static const unsigned char bin[] = {0xfb, 0xff, 0xfe};
@@ -367,13 +367,13 @@ test_seal_base64url_vectors(void **state)
 
     (void)state;
     for (size_t i = 0; i < CMN_ARRAY_LEN(v); i++) {
-        size_t n = cmn_base64url_encode(v[i].in, strlen(v[i].in), out,
-                                        sizeof(out));
+        size_t n =
+            cmn_base64url_encode(v[i].in, strlen(v[i].in), out, sizeof(out));
         assert_int_equal(n, strlen(v[i].out));
         assert_string_equal(out, v[i].out);
-        assert_int_equal(cmn_base64url_decode(v[i].out, strlen(v[i].out),
-                                              &dec, &dec_len),
-                         CMN_OK);
+        assert_int_equal(
+            cmn_base64url_decode(v[i].out, strlen(v[i].out), &dec, &dec_len),
+            CMN_OK);
         assert_int_equal(dec_len, strlen(v[i].in));
         assert_memory_equal(dec, v[i].in, dec_len);
         free(dec);
@@ -394,19 +394,19 @@ test_seal_base64url_vectors(void **state)
     free(dec);
 
     static const char *const bad[] = {
-        "Z",       /* one char left over */
-        "Zm9vY",   /* 5 chars */
-        "Zm+v",    /* standard alphabet */
-        "Zm/v",    "Zm9 v", "Zm9\n", "Zg=", "Zg===", "Z===", "Zm9v=",
-        "Zh",      /* non-zero leftover bits */
-        "Zm9=",    /* non-zero leftover bits */
+        "Z",     /* one char left over */
+        "Zm9vY", /* 5 chars */
+        "Zm+v",  /* standard alphabet */
+        "Zm/v",  "Zm9 v", "Zm9\n", "Zg=",
+        "Zg===", "Z===",  "Zm9v=", "Zh", /* non-zero leftover bits */
+        "Zm9=",                          /* non-zero leftover bits */
         "=",
     };
     for (size_t i = 0; i < CMN_ARRAY_LEN(bad); i++) {
         dec = sentinel;
-        assert_int_equal(cmn_base64url_decode(bad[i], strlen(bad[i]), &dec,
-                                              &dec_len),
-                         CMN_INVALID);
+        assert_int_equal(
+            cmn_base64url_decode(bad[i], strlen(bad[i]), &dec, &dec_len),
+            CMN_INVALID);
         assert_null(dec);
     }
     /* An embedded NUL is an invalid character too. */
@@ -429,8 +429,7 @@ test_seal_base64url_round_trip(void **state)
     for (size_t len = 0; len <= sizeof(data); len++) {
         size_t n = cmn_base64url_encode(data, len, enc, 4 * len / 3 + 2);
         assert_int_equal(n, (4 * len + 2) / 3);
-        assert_int_equal(cmn_base64url_decode(enc, n, &dec, &dec_len),
-                         CMN_OK);
+        assert_int_equal(cmn_base64url_decode(enc, n, &dec, &dec_len), CMN_OK);
         assert_int_equal(dec_len, len);
         assert_memory_equal(dec, data, len);
         free(dec);

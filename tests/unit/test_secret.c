@@ -97,8 +97,8 @@ test_secret_mode_0644_refused(void **state)
     (void)state;
     write_file("open", "pa55\n", 5, 0644);
     assert_null(cmn_secret_read_file(path, 64, true, &err));
-    snprintf(want, sizeof(want),
-             "%s: permissions 0644 are too open; chmod 600", path);
+    snprintf(want, sizeof(want), "%s: permissions 0644 are too open; chmod 600",
+             path);
     assert_string_equal(err.msg, want);
     write_file("group", "pa55\n", 5, 0640);
     assert_null(cmn_secret_read_file(path, 64, true, &err));

@@ -41,20 +41,20 @@ struct fake_sf {
 
     pthread_mutex_t mu;
     unsigned mints;
-    unsigned serial;       /* token numbering, never reset */
+    unsigned serial; /* token numbering, never reset */
     unsigned bad_assertions;
-    char token[64];        /* the one valid token; "" = none */
-    int fail_503;          /* next N upserts: 503 */
-    int fail_401;          /* next N upserts: 401 (and the token dies) */
-    int fail_403_limit;    /* next N upserts: 403 REQUEST_LIMIT_EXCEEDED */
-    int fail_token_503;    /* next N token requests: 503 */
-    char fail_400_ext[160];/* upserts of this id: 400 (until cleared) */
-    char fail_300_ext[160];/* upserts of this id: 300 */
-    long delay_ms;         /* every upsert sleeps this long */
+    char token[64];         /* the one valid token; "" = none */
+    int fail_503;           /* next N upserts: 503 */
+    int fail_401;           /* next N upserts: 401 (and the token dies) */
+    int fail_403_limit;     /* next N upserts: 403 REQUEST_LIMIT_EXCEEDED */
+    int fail_token_503;     /* next N token requests: 503 */
+    char fail_400_ext[160]; /* upserts of this id: 400 (until cleared) */
+    char fail_300_ext[160]; /* upserts of this id: 300 */
+    long delay_ms;          /* every upsert sleeps this long */
     unsigned upsert_requests;
-    unsigned queries;      /* SOQL requests */
-    unsigned searches;     /* SOSL requests */
-    char last_q[512];      /* decoded q of the last search/query */
+    unsigned queries;  /* SOQL requests */
+    unsigned searches; /* SOSL requests */
+    char last_q[512];  /* decoded q of the last search/query */
     struct fake_task tasks[FAKE_TASKS_MAX];
     int ntasks;
 };
@@ -91,18 +91,14 @@ fake_verify_assertion(const char *jwt)
     h = json_loadb((const char *)hdr, hl, 0, NULL);
     c = json_loadb((const char *)cl, cll, 0, NULL);
     if (!json_is_object(h) || json_object_size(h) != 1 ||
-        strcmp(fstr(json_object_get(h, "alg")), "RS256") !=
-            0) {
+        strcmp(fstr(json_object_get(h, "alg")), "RS256") != 0) {
         goto out;
     }
     exp = json_integer_value(json_object_get(c, "exp"));
-    if (strcmp(fstr(json_object_get(c, "iss")),
-               fake.client_id) != 0 ||
-        strcmp(fstr(json_object_get(c, "sub")),
-               fake.user) != 0 ||
-        strcmp(fstr(json_object_get(c, "aud")),
-               fake.aud) != 0 ||
-        exp < now || exp > now + 300) {
+    if (strcmp(fstr(json_object_get(c, "iss")), fake.client_id) != 0 ||
+        strcmp(fstr(json_object_get(c, "sub")), fake.user) != 0 ||
+        strcmp(fstr(json_object_get(c, "aud")), fake.aud) != 0 || exp < now ||
+        exp > now + 300) {
         goto out;
     }
     md = EVP_MD_CTX_new();
@@ -162,9 +158,8 @@ fake_h_token(struct cmn_http_req *req, void *app)
     free(copy);
     return cmn_http_reply_json(
         req, 200,
-        json_pack("{s:s, s:s, s:s, s:s}", "access_token", tok,
-                  "instance_url", fake.base, "token_type", "Bearer", "scope",
-                  "api"));
+        json_pack("{s:s, s:s, s:s, s:s}", "access_token", tok, "instance_url",
+                  fake.base, "token_type", "Bearer", "scope", "api"));
 }
 
 /* 401 unless the bearer is the live token; mu held. */
@@ -179,10 +174,10 @@ fake_auth_ok(struct cmn_http_req *req)
 static int
 fake_reply_401(struct cmn_http_req *req)
 {
-    return cmn_http_reply_json(
-        req, 401,
-        json_pack("[{s:s, s:s}]", "message", "Session expired or invalid",
-                  "errorCode", "INVALID_SESSION_ID"));
+    return cmn_http_reply_json(req, 401,
+                               json_pack("[{s:s, s:s}]", "message",
+                                         "Session expired or invalid",
+                                         "errorCode", "INVALID_SESSION_ID"));
 }
 
 static struct fake_task *
@@ -196,8 +191,7 @@ fake_task_get(const char *ext)
     if (fake.ntasks >= FAKE_TASKS_MAX) {
         return NULL;
     }
-    snprintf(fake.tasks[fake.ntasks].ext, sizeof(fake.tasks[0].ext), "%s",
-             ext);
+    snprintf(fake.tasks[fake.ntasks].ext, sizeof(fake.tasks[0].ext), "%s", ext);
     return &fake.tasks[fake.ntasks++];
 }
 
@@ -246,11 +240,12 @@ fake_h_upsert(struct cmn_http_req *req, void *app)
         fake.fail_403_limit--;
         pthread_mutex_unlock(&fake.mu);
         json_decref(fields);
-        return cmn_http_reply_json(
-            req, 403,
-            json_pack("[{s:s, s:s}]", "message", "TotalRequests Limit "
-                                                 "exceeded.",
-                      "errorCode", "REQUEST_LIMIT_EXCEEDED"));
+        return cmn_http_reply_json(req, 403,
+                                   json_pack("[{s:s, s:s}]", "message",
+                                             "TotalRequests Limit "
+                                             "exceeded.",
+                                             "errorCode",
+                                             "REQUEST_LIMIT_EXCEEDED"));
     }
     if (strcmp(ext, fake.fail_400_ext) == 0) {
         pthread_mutex_unlock(&fake.mu);
@@ -274,10 +269,10 @@ fake_h_upsert(struct cmn_http_req *req, void *app)
         json_object_get(fields, "Finesse_Call_Id__c") != NULL) {
         pthread_mutex_unlock(&fake.mu);
         json_decref(fields);
-        return cmn_http_reply_json(
-            req, 400,
-            json_pack("[{s:s, s:s}]", "message", "bad body", "errorCode",
-                      "JSON_PARSER_ERROR"));
+        return cmn_http_reply_json(req, 400,
+                                   json_pack("[{s:s, s:s}]", "message",
+                                             "bad body", "errorCode",
+                                             "JSON_PARSER_ERROR"));
     }
     t = fake_task_get(ext);
     if (t == NULL) {
@@ -293,10 +288,10 @@ fake_h_upsert(struct cmn_http_req *req, void *app)
     snprintf(t->body, sizeof(t->body), "%.*s", (int)len, body);
     pthread_mutex_unlock(&fake.mu);
     json_decref(fields);
-    return cmn_http_reply_json(
-        req, created ? 201 : 200,
-        json_pack("{s:s, s:b, s:[], s:b}", "id", "00T5g00000AbCdEAAZ",
-                  "success", 1, "errors", "created", created ? 1 : 0));
+    return cmn_http_reply_json(req, created ? 201 : 200,
+                               json_pack("{s:s, s:b, s:[], s:b}", "id",
+                                         "00T5g00000AbCdEAAZ", "success", 1,
+                                         "errors", "created", created ? 1 : 0));
 }
 
 static int
@@ -317,9 +312,9 @@ fake_h_search(struct cmn_http_req *req, void *app)
         req, 200,
         json_pack("{s:[{s:{s:s}, s:s, s:s}, {s:{s:s}, s:s, s:s}]}",
                   "searchRecords", "attributes", "type", "Contact", "Id",
-                  "0035g00000XyZaBAAV", "Name", "Ada Lovelace",
-                  "attributes", "type", "Account", "Id",
-                  "0015g00000QrStUAAZ", "Name", "Analytical Engines"));
+                  "0035g00000XyZaBAAV", "Name", "Ada Lovelace", "attributes",
+                  "type", "Account", "Id", "0015g00000QrStUAAZ", "Name",
+                  "Analytical Engines"));
 }
 
 static int
@@ -339,20 +334,19 @@ fake_h_query(struct cmn_http_req *req, void *app)
     snprintf(fake.last_q, sizeof(fake.last_q), "%s", q != NULL ? q : "");
     pthread_mutex_unlock(&fake.mu);
     if (q != NULL && strstr(q, "'1001'") != NULL) {
-        json_array_append_new(
-            recs, json_pack("{s:{s:s}, s:s}", "attributes", "type", "User",
-                            "Id", "0055g00000AgEnTAAB"));
+        json_array_append_new(recs,
+                              json_pack("{s:{s:s}, s:s}", "attributes", "type",
+                                        "User", "Id", "0055g00000AgEnTAAB"));
     } else if (q != NULL && strstr(q, "'dup'") != NULL) {
-        json_array_append_new(recs, json_pack("{s:s}", "Id",
-                                              "0055g00000AgEnTAAB"));
-        json_array_append_new(recs, json_pack("{s:s}", "Id",
-                                              "0055g00000AgEnUAAB"));
+        json_array_append_new(recs,
+                              json_pack("{s:s}", "Id", "0055g00000AgEnTAAB"));
+        json_array_append_new(recs,
+                              json_pack("{s:s}", "Id", "0055g00000AgEnUAAB"));
     }
-    return cmn_http_reply_json(
-        req, 200,
-        json_pack("{s:I, s:b, s:o}", "totalSize",
-                  (json_int_t)json_array_size(recs), "done", 1, "records",
-                  recs));
+    return cmn_http_reply_json(req, 200,
+                               json_pack("{s:I, s:b, s:o}", "totalSize",
+                                         (json_int_t)json_array_size(recs),
+                                         "done", 1, "records", recs));
 }
 
 static void
@@ -400,8 +394,8 @@ fake_start(const char *dir, const char *redis_url, const char *extra,
     snprintf(key_path, sizeof(key_path), "%s/sf.key", dir);
     fd = open(key_path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
     f = fd >= 0 ? fdopen(fd, "w") : NULL;
-    if (f == NULL || PEM_write_PrivateKey(f, fake.key, NULL, NULL, 0, NULL,
-                                          NULL) != 1) {
+    if (f == NULL ||
+        PEM_write_PrivateKey(f, fake.key, NULL, NULL, 0, NULL, NULL) != 1) {
         return -1;
     }
     fclose(f);

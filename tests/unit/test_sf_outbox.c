@@ -67,8 +67,7 @@ group_setup(void **state)
         return -1;
     }
     snprintf(redis_url, sizeof(redis_url), "redis://127.0.0.1:%d/0", port);
-    if (fake_start(tmpdir, redis_url, NULL, ini_path, sizeof(ini_path)) !=
-        0) {
+    if (fake_start(tmpdir, redis_url, NULL, ini_path, sizeof(ini_path)) != 0) {
         return -1;
     }
     ini = cmn_config_load(ini_path, &err);
@@ -140,9 +139,9 @@ outbox(const char *consumer, long reclaim_ms, long max_attempts)
 static json_t *
 fields(const char *dialog, const char *status)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:s}", "Subject", "Call",
-                     "CallType", "Inbound", "CallObject", dialog, "Status",
-                     status, "Finesse_Call_Id__c", dialog);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s}", "Subject", "Call", "CallType",
+                     "Inbound", "CallObject", dialog, "Status", status,
+                     "Finesse_Call_Id__c", dialog);
 }
 
 static void
@@ -159,8 +158,7 @@ static long long
 xlen(void)
 {
     redisReply *r = tst_redis_cmd(srv.port, "XLEN %s", k_stream);
-    long long n = r != NULL && r->type == REDIS_REPLY_INTEGER ? r->integer
-                                                              : -1;
+    long long n = r != NULL && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
     if (r != NULL) {
         freeReplyObject(r);
     }
@@ -171,8 +169,8 @@ static long long
 key_int(const char *cmd, const char *suffix)
 {
     redisReply *r = tst_redis_cmd(srv.port, "%s %s%s", cmd, prefix, suffix);
-    long long n = r != NULL && r->type == REDIS_REPLY_INTEGER ? r->integer
-                                                              : -99;
+    long long n =
+        r != NULL && r->type == REDIS_REPLY_INTEGER ? r->integer : -99;
     if (r != NULL) {
         freeReplyObject(r);
     }
@@ -340,12 +338,12 @@ test_sf_outbox_permanent_dead_then_replay(void **state)
     assert_int_equal(sf_outbox_dead_list(ob, &dead, &err), CMN_OK);
     assert_int_equal(json_array_size(dead), 2);
     /* newest first: 40002 (300), then 40001 (400) */
-    assert_non_null(strstr(json_string_value(json_object_get(
-                               json_array_get(dead, 0), "reason")),
-                           "matches 2 records"));
-    assert_non_null(strstr(json_string_value(json_object_get(
-                               json_array_get(dead, 1), "reason")),
-                           "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"));
+    assert_non_null(strstr(
+        json_string_value(json_object_get(json_array_get(dead, 0), "reason")),
+        "matches 2 records"));
+    assert_non_null(strstr(
+        json_string_value(json_object_get(json_array_get(dead, 1), "reason")),
+        "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"));
     assert_int_equal(json_integer_value(
                          json_object_get(json_array_get(dead, 1), "attempts")),
                      1);
@@ -502,8 +500,8 @@ test_sf_outbox_burst_exactly_once(void **state)
     sf_outbox_free(c);
     /* a clean stop removes the consumers that hold nothing */
     {
-        redisReply *r = tst_redis_cmd(srv.port, "XINFO CONSUMERS %s fsc",
-                                      k_stream);
+        redisReply *r =
+            tst_redis_cmd(srv.port, "XINFO CONSUMERS %s fsc", k_stream);
         assert_non_null(r);
         assert_int_equal(r->elements, 0);
         freeReplyObject(r);
@@ -539,8 +537,8 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_sf_outbox_put_written_once,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sf_outbox_put_written_once, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(
             test_sf_outbox_outage_retried_with_backoff, setup, teardown),
         cmocka_unit_test_setup_teardown(
@@ -554,8 +552,8 @@ main(void)
             test_sf_outbox_backoff_entries_not_stolen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sf_outbox_burst_exactly_once,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sf_outbox_dialog_order_kept,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sf_outbox_dialog_order_kept, setup,
+                                        teardown),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

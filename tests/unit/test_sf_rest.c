@@ -226,8 +226,7 @@ test_sf_sosl_phone_query(void **state)
                      CMN_INVALID);
     assert_int_equal(sf_sosl_phone_query("7", q, sizeof(q)), CMN_INVALID);
     assert_int_equal(
-        sf_sosl_phone_query("123456789012345678901234567890123", q,
-                            sizeof(q)),
+        sf_sosl_phone_query("123456789012345678901234567890123", q, sizeof(q)),
         CMN_INVALID);
     assert_int_equal(sf_sosl_phone_query("1234", q, 20), CMN_INVALID);
 }
@@ -245,8 +244,7 @@ test_sf_escape_sosl_soql(void **state)
     assert_int_equal(sf_soql_escape("O'Brien\\ \"x\"\n", out, sizeof(out)),
                      CMN_OK);
     assert_string_equal(out, "O\\'Brien\\\\ \\\"x\\\"\\n");
-    assert_int_equal(sf_soql_escape("a\001b", out, sizeof(out)),
-                     CMN_INVALID);
+    assert_int_equal(sf_soql_escape("a\001b", out, sizeof(out)), CMN_INVALID);
     assert_int_equal(sf_soql_escape("''''", out, 8), CMN_INVALID);
     assert_int_equal(sf_soql_escape("'''", out, 7), CMN_OK);
 }
@@ -270,9 +268,9 @@ test_sf_token_response_parse(void **state)
 
     const char *bad_inst = "{\"access_token\":\"t\",\"instance_url\":"
                            "\"http://evil.example\"}";
-    assert_int_equal(sf_token_response_parse(200, bad_inst, strlen(bad_inst),
-                                             &r, &err),
-                     CMN_INVALID);
+    assert_int_equal(
+        sf_token_response_parse(200, bad_inst, strlen(bad_inst), &r, &err),
+        CMN_INVALID);
     const char *ws_tok = "{\"access_token\":\"a b\",\"instance_url\":"
                          "\"https://x\"}";
     assert_int_equal(
@@ -284,8 +282,7 @@ test_sf_token_response_parse(void **state)
         sf_token_response_parse(400, grant, strlen(grant), &r, &err),
         CMN_DENIED);
     assert_non_null(strstr(err.msg, "invalid_grant"));
-    assert_int_equal(sf_token_response_parse(503, "", 0, &r, &err),
-                     CMN_AGAIN);
+    assert_int_equal(sf_token_response_parse(503, "", 0, &r, &err), CMN_AGAIN);
     assert_int_equal(sf_token_response_parse(200, "[", 1, &r, &err),
                      CMN_INVALID);
     assert_int_equal(sf_token_response_parse(200, NULL, 5, &r, &err),
@@ -302,8 +299,9 @@ test_sf_upsert_response_classes(void **state)
         enum sf_outcome want;
         bool created;
     } cases[] = {
-        {201, "{\"id\":\"00T5g00000AbCdEAAZ\",\"success\":true,\"errors\":[],"
-              "\"created\":true}",
+        {201,
+         "{\"id\":\"00T5g00000AbCdEAAZ\",\"success\":true,\"errors\":[],"
+         "\"created\":true}",
          SF_OK, true},
         {200, "{\"id\":\"00T5g00000AbCdEAAZ\",\"created\":false}", SF_OK,
          false},
@@ -314,16 +312,17 @@ test_sf_upsert_response_classes(void **state)
          SF_PERMANENT, false},
         {400, "[{\"message\":\"busy\",\"errorCode\":\"UNABLE_TO_LOCK_ROW\"}]",
          SF_TRANSIENT, false},
-        {403, "[{\"message\":\"limit\",\"errorCode\":"
-              "\"REQUEST_LIMIT_EXCEEDED\"}]",
+        {403,
+         "[{\"message\":\"limit\",\"errorCode\":"
+         "\"REQUEST_LIMIT_EXCEEDED\"}]",
          SF_TRANSIENT, false},
         {403, "[{\"message\":\"no\",\"errorCode\":\"INSUFFICIENT_ACCESS\"}]",
          SF_PERMANENT, false},
-        {404, "[{\"message\":\"The requested resource does not exist\","
-              "\"errorCode\":\"NOT_FOUND\"}]",
+        {404,
+         "[{\"message\":\"The requested resource does not exist\","
+         "\"errorCode\":\"NOT_FOUND\"}]",
          SF_PERMANENT, false},
-        {401, "[{\"errorCode\":\"INVALID_SESSION_ID\"}]", SF_TRANSIENT,
-         false},
+        {401, "[{\"errorCode\":\"INVALID_SESSION_ID\"}]", SF_TRANSIENT, false},
         {429, "", SF_TRANSIENT, false},
         {500, "<html>", SF_TRANSIENT, false},
         {503, "", SF_TRANSIENT, false},
@@ -387,8 +386,7 @@ test_sf_sosl_response_parse(void **state)
         sf_sosl_response_parse(legacy, strlen(legacy), &recs, &err), CMN_OK);
     assert_int_equal(json_array_size(recs), 1);
     json_decref(recs);
-    assert_int_equal(sf_sosl_response_parse("{}", 2, &recs, &err),
-                     CMN_INVALID);
+    assert_int_equal(sf_sosl_response_parse("{}", 2, &recs, &err), CMN_INVALID);
     assert_null(recs);
 }
 
@@ -408,9 +406,8 @@ test_sf_soql_user_parse(void **state)
     assert_int_equal(sf_soql_user_response_parse(one, strlen(one), id, &err),
                      CMN_OK);
     assert_string_equal(id, "0055g00000AgEnTAAB");
-    assert_int_equal(
-        sf_soql_user_response_parse(none, strlen(none), id, &err),
-        CMN_NOTFOUND);
+    assert_int_equal(sf_soql_user_response_parse(none, strlen(none), id, &err),
+                     CMN_NOTFOUND);
     assert_int_equal(sf_soql_user_response_parse(two, strlen(two), id, &err),
                      CMN_INVALID);
     assert_int_equal(sf_soql_user_response_parse(bad, strlen(bad), id, &err),
@@ -428,22 +425,20 @@ test_sf_jwt_assertion_verifies(void **state)
 
     (void)state;
     assert_non_null(k);
-    assert_int_equal(sf_jwt_assertion(k, fake.client_id, fake.user,
-                                      fake.aud, cmn_wall_sec() + 180, &a,
-                                      &err),
+    assert_int_equal(sf_jwt_assertion(k, fake.client_id, fake.user, fake.aud,
+                                      cmn_wall_sec() + 180, &a, &err),
                      CMN_OK);
     assert_true(fake_verify_assertion((const char *)a->data));
     /* header is exactly {"alg":"RS256"} */
-    assert_int_equal(strncmp((const char *)a->data,
-                             "eyJhbGciOiJSUzI1NiJ9.", 21),
-                     0);
+    assert_int_equal(
+        strncmp((const char *)a->data, "eyJhbGciOiJSUzI1NiJ9.", 21), 0);
     /* a flipped signature byte fails */
     ((char *)a->data)[a->len - 3] ^= 1;
     assert_false(fake_verify_assertion((const char *)a->data));
     cmn_secret_free(a);
     /* an expired assertion is refused by the fake */
-    assert_int_equal(sf_jwt_assertion(k, fake.client_id, fake.user,
-                                      fake.aud, cmn_wall_sec() - 1, &a, &err),
+    assert_int_equal(sf_jwt_assertion(k, fake.client_id, fake.user, fake.aud,
+                                      cmn_wall_sec() - 1, &a, &err),
                      CMN_OK);
     assert_false(fake_verify_assertion((const char *)a->data));
     cmn_secret_free(a);
@@ -456,8 +451,8 @@ static json_t *
 task_fields(const char *dialog, int duration)
 {
     return json_pack("{s:s, s:s, s:i, s:s, s:s, s:s}", "Subject", "Call",
-                     "CallType", "Inbound", "CallDurationInSeconds",
-                     duration, "CallObject", dialog, "Status", "Completed",
+                     "CallType", "Inbound", "CallDurationInSeconds", duration,
+                     "CallObject", dialog, "Status", "Completed",
                      "Finesse_Call_Id__c", dialog);
 }
 
@@ -606,8 +601,7 @@ test_sf_search_phone_on_fake(void **state)
                         "FIND {\\+14155551212} IN PHONE FIELDS RETURNING "
                         "Contact(Id,Name),Lead(Id,Name),Account(Id,Name)");
     json_decref(recs);
-    assert_int_equal(sf_search_phone(sf, "unknown", &recs, &err),
-                     CMN_INVALID);
+    assert_int_equal(sf_search_phone(sf, "unknown", &recs, &err), CMN_INVALID);
     assert_int_equal(fake.searches, 1);
     sf_free(sf);
 }

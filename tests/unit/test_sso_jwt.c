@@ -120,9 +120,8 @@ verify(const char *pubkey, const char *jwt)
     json_t *claims = NULL;
     int rc = sso_jwt_verify(v, jwt, &claims, &err);
     if (rc == CMN_OK) {
-        assert_string_equal(
-            json_string_value(json_object_get(claims, "upn")),
-            "agent1@example.com");
+        assert_string_equal(json_string_value(json_object_get(claims, "upn")),
+                            "agent1@example.com");
     } else {
         assert_null(claims);
         assert_true(err.msg[0] != '\0');

@@ -50,10 +50,9 @@ test_sso_token_response_missing_expiry_defaults(void **state)
     struct sso_token_response r;
     (void)state;
 
-    assert_int_equal(parse(200,
-                           "{\"access_token\":\"t\",\"token_type\":\"bearer\"}",
-                           &r),
-                     SSO_TOKEN_OK);
+    assert_int_equal(
+        parse(200, "{\"access_token\":\"t\",\"token_type\":\"bearer\"}", &r),
+        SSO_TOKEN_OK);
     assert_int_equal(r.expires_in, 300);
     assert_null(r.refresh_token);
     sso_token_response_cleanup(&r);

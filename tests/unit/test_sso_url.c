@@ -35,9 +35,8 @@ test_sso_url_allows_listed_prefixes(void **state)
     assert_true(ok("https://connector.example.com/softphone/"));
     assert_true(ok("https://CONNECTOR.example.com:443/softphone/x?a=b#f"));
     assert_true(ok("http://127.0.0.1:8444/softphone/?sfdcIFrameOrigin=x"));
-    assert_true(sso_url_allowed(allowed, 2,
-                                "https://connector.example.com/softphone/a",
-                                &origin));
+    assert_true(sso_url_allowed(
+        allowed, 2, "https://connector.example.com/softphone/a", &origin));
     assert_string_equal(origin, "https://connector.example.com");
     free(origin);
 }
@@ -52,9 +51,9 @@ test_sso_url_refuses_lookalikes(void **state)
         "https://evil.com/softphone/",
         "https://connector.example.com@evil.com/softphone/",
         "https://evil.com\\@connector.example.com/softphone/",
-        "http://connector.example.com/softphone/", /* scheme */
+        "http://connector.example.com/softphone/",       /* scheme */
         "https://connector.example.com:8443/softphone/", /* port */
-        "https://connector.example.com/softphone", /* not under prefix */
+        "https://connector.example.com/softphone",       /* not under prefix */
         "https://connector.example.com/admin/",
         "https://connector.example.com/softphone/../admin/",
         "https://connector.example.com/softphone/%2e%2e/admin/",

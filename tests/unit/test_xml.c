@@ -59,13 +59,11 @@ test_xml_plain_text(void **state)
     assert_string_equal(
         cmn_xml_text(cmn_xml_next(cmn_xml_child(root, "Issuer"), "Issuer")),
         "second");
-    assert_null(cmn_xml_next(cmn_xml_next(cmn_xml_child(root, "Issuer"),
-                                          "Issuer"),
-                             "Issuer"));
-    xmlNodePtr subj = cmn_xml_child(cmn_xml_child(root, "Assertion"),
-                                    "Subject");
-    assert_string_equal(cmn_xml_child_text(subj, "NameID"),
-                        "user@victim.com");
+    assert_null(cmn_xml_next(
+        cmn_xml_next(cmn_xml_child(root, "Issuer"), "Issuer"), "Issuer"));
+    xmlNodePtr subj =
+        cmn_xml_child(cmn_xml_child(root, "Assertion"), "Subject");
+    assert_string_equal(cmn_xml_child_text(subj, "NameID"), "user@victim.com");
     assert_string_equal(cmn_xml_child_text(root, "Empty"), "");
     assert_string_equal(cmn_xml_child_text(root, "Amp"), "a&b<c");
     assert_string_equal(cmn_xml_child_text(root, "Cdata"), "x<y");
