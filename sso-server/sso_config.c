@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmn_server_config.h"
 #include "sso_config.h"
 #include "sso_url.h"
 
@@ -50,8 +51,6 @@ check_http_url(const struct cmn_config *ini, const char *section,
 static int
 load_server(struct sso_config *c, struct cmn_err *err)
 {
-    const char *level;
-
     if (cmn_config_str(c->ini, "server", "listen", true, NULL, &c->listen,
                        err) != CMN_OK ||
         cmn_config_str(c->ini, "server", "public_url", true, NULL,
@@ -59,9 +58,7 @@ load_server(struct sso_config *c, struct cmn_err *err)
         cmn_config_str(c->ini, "server", "instance", false, "sso", &c->instance,
                        err) != CMN_OK ||
         cmn_config_long(c->ini, "server", "max_body", 65536, 1024,
-                        16 * 1024 * 1024, &c->max_body, err) != CMN_OK ||
-        cmn_config_str(c->ini, "server", "log_level", false, "info", &level,
-                       err) != CMN_OK) {
+                        16 * 1024 * 1024, &c->max_body, err) != CMN_OK) {
         return CMN_INVALID;
     }
     if (check_http_url(c->ini, "server", "public_url", c->public_url, err) !=
@@ -73,20 +70,9 @@ load_server(struct sso_config *c, struct cmn_err *err)
                         "must not end with '/'");
         return CMN_INVALID;
     }
-    if (cmn_log_parse_level(level, &c->log_level) != CMN_OK) {
-        cmn_config_errf(c->ini, "server", "log_level", err,
-                        "expected err, warn, notice, info or debug");
-        return CMN_INVALID;
-    }
-    if (cmn_config_secret(c->ini, "server", "tls_cert", false, 1 << 20, false,
-                          &c->tls_cert, err) != CMN_OK ||
-        cmn_config_secret(c->ini, "server", "tls_key", false, 1 << 20, false,
-                          &c->tls_key, err) != CMN_OK) {
-        return CMN_INVALID;
-    }
-    if ((c->tls_cert == NULL) != (c->tls_key == NULL)) {
-        cmn_config_errf(c->ini, "server", "tls_cert_file", err,
-                        "tls_cert_file and tls_key_file go together");
+    if (cmn_config_log_level(c->ini, "server", &c->log_level, err) != CMN_OK ||
+        cmn_config_tls(c->ini, "server", &c->tls_cert, &c->tls_key, err) !=
+            CMN_OK) {
         return CMN_INVALID;
     }
     return CMN_OK;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmn_server_config.h"
 #include "cti_config.h"
 
 /* clang-format off */
@@ -34,8 +35,6 @@ is_http_url(const char *s)
 static int
 load_server(struct cti_config *c, struct cmn_err *err)
 {
-    const char *level;
-
     if (cmn_config_str(c->ini, "server", "listen", true, NULL, &c->listen,
                        err) != CMN_OK ||
         cmn_config_str(c->ini, "server", "public_url", false, NULL,
@@ -46,8 +45,6 @@ load_server(struct cti_config *c, struct cmn_err *err)
                         &c->max_body, err) != CMN_OK ||
         cmn_config_long(c->ini, "server", "session_idle_s", 43200, 60,
                         7 * 86400, &c->session_idle_s, err) != CMN_OK ||
-        cmn_config_str(c->ini, "server", "log_level", false, "info", &level,
-                       err) != CMN_OK ||
         cmn_config_str(c->ini, "server", "web_dir", false, FSC_WEB_DIR,
                        &c->web_dir, err) != CMN_OK ||
         cmn_config_long(c->ini, "server", "agent_lease_s", 30, 2, 3600,
@@ -68,20 +65,9 @@ load_server(struct cti_config *c, struct cmn_err *err)
                         "NOT_READY or LOGOUT");
         return CMN_INVALID;
     }
-    if (cmn_log_parse_level(level, &c->log_level) != CMN_OK) {
-        cmn_config_errf(c->ini, "server", "log_level", err,
-                        "expected err, warn, notice, info or debug");
-        return CMN_INVALID;
-    }
-    if (cmn_config_secret(c->ini, "server", "tls_cert", false, 1 << 20, false,
-                          &c->tls_cert, err) != CMN_OK ||
-        cmn_config_secret(c->ini, "server", "tls_key", false, 1 << 20, false,
-                          &c->tls_key, err) != CMN_OK) {
-        return CMN_INVALID;
-    }
-    if ((c->tls_cert == NULL) != (c->tls_key == NULL)) {
-        cmn_config_errf(c->ini, "server", "tls_cert_file", err,
-                        "tls_cert_file and tls_key_file go together");
+    if (cmn_config_log_level(c->ini, "server", &c->log_level, err) != CMN_OK ||
+        cmn_config_tls(c->ini, "server", &c->tls_cert, &c->tls_key, err) !=
+            CMN_OK) {
         return CMN_INVALID;
     }
     if (cmn_config_secret(c->ini, "server", "admin_key", false, 4096, true,
