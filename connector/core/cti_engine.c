@@ -388,6 +388,12 @@ cti_engine_tick(struct cti_engine *e)
             s->tabs_closed_applied = true;
             tabs_closed = true;
         }
+        bool check_login = false;
+        if (s->login_check_at_ms != 0 && now >= s->login_check_at_ms &&
+            !s->logout_requested) {
+            s->login_check_at_ms = 0;
+            check_login = true;
+        }
         if (!s->xmpp_online && !s->xmpp_connecting &&
             s->xmpp_retry_at_ms != 0 && now >= s->xmpp_retry_at_ms) {
             s->xmpp_retry_at_ms = 0;
@@ -399,6 +405,17 @@ cti_engine_tick(struct cti_engine *e)
         }
         if (tabs_closed) {
             engine_tabs_closed_later(e, s);
+        }
+        if (check_login && !reconnect) {
+            /* a notification lost between the server and us (Finesse
+             * does not replay them) would leave the tabs showing
+             * LOGOUT for a signed-in agent until its next event */
+            struct fin_user u;
+            cti_agent_user(s->agent, &u);
+            if (strcmp(u.state, "LOGOUT") == 0) {
+                cmn_log_warn("event=login_unconfirmed agent=%s", s->id);
+                engine_resync_later(e, s, false);
+            }
         }
         session_unref(s);
     }

@@ -23,6 +23,9 @@
     90000                 /* a LOGOUT this soon after a node switch \
                              is the failover's doing, not the agent's */
 #define CALL_WAIT_MS 3000 /* MAKE_CALL: wait for the new dialog */
+#define LOGIN_CONFIRM_MS                                              \
+    3000 /* a LOGIN still unconfirmed by notification this long after \
+            its 202 is checked with a GET */
 
 /* One agent's Finesse session. Fields under s->lock unless noted. */
 struct cti_session {
@@ -42,6 +45,8 @@ struct cti_session {
     int xmpp_failures;
     long long xmpp_retry_at_ms;  /* 0: no retry pending */
     long long failover_until_ms; /* spurious-logout window */
+    long long login_check_at_ms; /* LOGIN sent: re-read the User then if
+                                    no notification confirmed it */
     bool logout_requested;
     bool ended; /* logged out; removed from registry */
     long long no_tabs_since_ms;

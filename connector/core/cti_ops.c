@@ -232,6 +232,9 @@ start_session(struct cti_engine *e, struct cti_session *s,
             return false;
         }
         fin_rest_resp_cleanup(&resp);
+        pthread_mutex_lock(&s->lock);
+        s->login_check_at_ms = cmn_now_ms() + LOGIN_CONFIRM_MS;
+        pthread_mutex_unlock(&s->lock);
     }
     snprintf(path, sizeof(path), "/finesse/api/User/%s/Dialogs", s->id);
     if (engine_rest(e, s, "GET", path, NULL, NULL, &resp, &err) == CMN_OK) {

@@ -480,6 +480,23 @@ wk_on_pong(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
     return 0;
 }
 
+/* The answer to the ping sent right after our first presence: the server
+ * now routes notifications to this session (see wk_on_online). */
+static int
+wk_on_presence_acked(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
+{
+    struct wk_agent *a = ud;
+
+    wk_on_pong(conn, st, ud);
+    if (a->ag_state == WK_ONLINE) {
+        wk_emit_simple(a, FIN_XMPP_ONLINE, NULL);
+    }
+    return 0;
+}
+
+static void wk_send_ping(struct wk *w, struct wk_agent *a, long long now,
+                         xmpp_handler on_answer);
+
 static const char *
 wk_stream_error_name(xmpp_error_type_t t)
 {
@@ -531,9 +548,15 @@ wk_on_online(struct wk_agent *a, xmpp_conn_t *conn)
     xmpp_stanza_add_child(prio, txt);
     xmpp_stanza_add_child(pres, prio);
     xmpp_send(conn, pres);
+    /* ONLINE only once the server has processed that presence: the engine
+     * signs the agent in to Finesse on ONLINE, and a notification routed
+     * to our bare JID before the server saw us available is dropped. The
+     * server answers stanzas of one stream in order, so the answer to a
+     * ping sent after the presence proves it (wk_on_presence_acked). An
+     * unanswered one is a ping timeout like any other. */
     a->ag_next_ping_ms = cmn_now_ms() + w->ping_interval_ms;
     a->ag_ping_wait_ms = 0;
-    wk_emit_simple(a, FIN_XMPP_ONLINE, NULL);
+    wk_send_ping(w, a, cmn_now_ms(), wk_on_presence_acked);
 out:
     if (pres != NULL) {
         xmpp_stanza_release(pres);
@@ -817,7 +840,8 @@ wk_start_queued(struct wk *w, long long now)
 }
 
 static void
-wk_send_ping(struct wk *w, struct wk_agent *a, long long now)
+wk_send_ping(struct wk *w, struct wk_agent *a, long long now,
+             xmpp_handler on_answer)
 {
     char id[48];
     xmpp_stanza_t *iq;
@@ -831,7 +855,7 @@ wk_send_ping(struct wk *w, struct wk_agent *a, long long now)
         xmpp_stanza_set_name(ping, "ping");
         xmpp_stanza_set_ns(ping, WK_NS_PING);
         xmpp_stanza_add_child(iq, ping);
-        xmpp_id_handler_add(a->ag_conn, wk_on_pong, id, a);
+        xmpp_id_handler_add(a->ag_conn, on_answer, id, a);
         xmpp_send(a->ag_conn, iq);
         if (a->ag_ping_wait_ms == 0) {
             a->ag_ping_wait_ms = now;
@@ -865,7 +889,7 @@ wk_housekeeping(struct wk *w, long long now)
                 wk_emit_simple(a, FIN_XMPP_OFFLINE, "ping timeout");
                 wk_close(a, false);
             } else if (now >= a->ag_next_ping_ms) {
-                wk_send_ping(w, a, now);
+                wk_send_ping(w, a, now, wk_on_pong);
                 a->ag_next_ping_ms = now + w->ping_interval_ms;
             }
         } else if (a->ag_state == WK_CLOSING &&

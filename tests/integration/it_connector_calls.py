@@ -75,6 +75,25 @@ def check_login_and_state(conn):
     return token, sse
 
 
+def check_lost_login_notification(conn):
+    """The notification confirming a LOGIN is lost on its way (Finesse does not
+    replay it): the connector notices and re-reads the User, so the tabs do not
+    show a signed-in agent as signed out."""
+    agent = "1003"
+    dropped = conn.fin.stats()["counters"].get("notifications_dropped", 0)
+    conn.fin.settings(agent, drop_notifications=1)
+    status, body = conn.login(agent, "pw" + agent, agent)
+    assert status == 200, "login: %d %r" % (status, body)
+    sse = conn.events(body["token"])
+    sse.wait(is_agent("NOT_READY"), timeout=8, what="NOT_READY re-read after a lost notification")
+    assert conn.fin.stats()["counters"].get("notifications_dropped", 0) > dropped, "the sim lost no notification"
+    assert "event=login_unconfirmed agent=1003" in conn.log_text(), "no login_unconfirmed logged"
+    status, _ = conn.api("POST", "/api/v1/logout", body["token"], {})
+    assert status in (200, 202), "logout: %d" % status
+    sse.close()
+    print("ok  LOGIN confirmation lost in transit -> re-read within 3 s, tabs show NOT_READY")
+
+
 def check_inbound_call(conn, token, sse):
     fin = conn.fin
     did = fin.call(AGENT, ani="+14155550100", dnis="8000", queue="Sales",
@@ -178,6 +197,7 @@ def main():
     conn = stack.Connector(fin)
     check_bad_logins(conn)
     token, sse = check_login_and_state(conn)
+    check_lost_login_notification(conn)
     did = check_inbound_call(conn, token, sse)
     check_failover(conn, token, sse, did)
     check_hangup_dial_logout(conn, token, sse, did)

@@ -717,6 +717,11 @@ class IdsSim:
         """GET /sim/stats (grants by type, reuse attempts, ...)."""
         return self._control("GET", "/sim/stats")
 
+    def settings(self, agent_id, **kw):
+        """POST /sim/agents/{id}/settings (wrap_up_on_incoming=, password=,
+        drop_notifications=)."""
+        return self._control("POST", "/sim/agents/%s/settings" % agent_id, kw)
+
     def fault(self, **kw):
         """POST /sim/faults, e.g. fault(status=503, for_s=5) or fault(delay_ms=3000)."""
         return self._control("POST", "/sim/faults", kw)
@@ -1542,6 +1547,11 @@ class FinesseSim:
             body["extension"] = str(extension)
         return self._control("POST", "/sim/agents/%s/state" % agent_id, body)
 
+    def settings(self, agent_id, **kw):
+        """POST /sim/agents/{id}/settings (wrap_up_on_incoming=, password=,
+        drop_notifications=)."""
+        return self._control("POST", "/sim/agents/%s/settings" % agent_id, kw)
+
     def fault(self, **kw):
         """POST /sim/faults, e.g. fault(agent="1001", notification="<Update><bad")."""
         return self._control("POST", "/sim/faults", kw)
@@ -1841,6 +1851,11 @@ class SfSim:
     def requests(self):
         """GET /sim/requests: [{ts, method, path, status, kind, ms}, ...]"""
         return self._control("GET", "/sim/requests")
+
+    def settings(self, agent_id, **kw):
+        """POST /sim/agents/{id}/settings (wrap_up_on_incoming=, password=,
+        drop_notifications=)."""
+        return self._control("POST", "/sim/agents/%s/settings" % agent_id, kw)
 
     def fault(self, **kw):
         """POST /sim/faults: fault(status=503, for_s=30), fault(status=403,

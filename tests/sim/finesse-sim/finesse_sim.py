@@ -109,6 +109,7 @@ class Agent:
         self.tokens = {}             # sha256 hex -> exp
         self.unavail_since = time.time()
         self.forced_pending = False
+        self.drop_notifications = 0  # lose the next n notifications (lost in transit)
 
     def set_state(self, state, reason=""):
         if state != self.state:
@@ -349,6 +350,11 @@ class Sim:
                       % (self.pubsub, jid, esc(node), jid, uuid.uuid4().hex[:5], NS_EVENT, esc(node),
                          uuid.uuid4().hex[:12], item, NS_PUBSUB, esc(payload)))
         data = stanza.encode("utf-8")
+        a = self.agents.get(agent_id)
+        if a is not None and a.drop_notifications > 0 and not raw:
+            a.drop_notifications -= 1
+            self.stats["notifications_dropped"] += 1
+            return
         for n in ("A", "B"):
             if only_node and n != only_node:
                 continue
@@ -1532,6 +1538,8 @@ class Handler(BaseHTTPRequestHandler):
                     if b.get("password"):
                         a.password = str(b["password"])
                         sim.write_auth(a)
+                    if "drop_notifications" in b:
+                        a.drop_notifications = max(0, int(b["drop_notifications"]))
                     return self.jreply(200, sim.agent_json(a))
             raise ApiError(404, "not_found", path)
         if parts == ["faults"] and method == "POST":
