@@ -58,12 +58,14 @@ def node_modules():
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("test", help="a *.test.js file in tests/browser/")
+    ap.add_argument("test", help="a *.test.js file in tests/browser/, or a path to one elsewhere")
     ap.add_argument("--wrap-up", default=None, help="finesse-sim --wrap-up mode")
     ap.add_argument("--sf", action="store_true", help="start sf-sim (Salesforce host page)")
     args = ap.parse_args()
     name = os.path.basename(args.test).replace(".test.js", "")
     script = os.path.join(HERE, os.path.basename(args.test))
+    if os.path.sep in args.test and os.path.exists(args.test):
+        script = os.path.abspath(args.test)  # a script elsewhere (tests/bench/)
 
     if not os.path.exists(CHROMIUM):
         print("FAIL: %s is missing (bash deploy/install-deps.sh installs chromium)" % CHROMIUM)

@@ -1525,6 +1525,8 @@ class App:
             t = st.tab(tab) if tab else None
             if kind == "call":
                 args = obj.get("args") if isinstance(obj.get("args"), dict) else {}
+                if isinstance(obj.get("received_ms"), (int, float)):
+                    entry["host_ts"] = round(obj["received_ms"] / 1000.0, 3)
                 entry.update(args=args, callId=obj.get("callId"),
                              isCallbackRegistered=bool(obj.get("isCallbackRegistered")),
                              isListenerRegistered=bool(obj.get("isListenerRegistered")),

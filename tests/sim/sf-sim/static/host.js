@@ -127,7 +127,7 @@
     });
   }
 
-  function handle(d, origin) {
+  function handle(d, origin, receivedMs) {
     if (typeof d.apiVersion === 'number') { apiVersion = d.apiVersion; }
     frameOrigin = origin;
     if (d.methodName === '__simFrameInit') {
@@ -138,7 +138,7 @@
     }
     return sim({ kind: 'call', tab: C.tab, method: d.methodName, callId: d.callId, args: d.args,
       isCallbackRegistered: !!d.isCallbackRegistered, isListenerRegistered: !!d.isListenerRegistered,
-      apiVersion: d.apiVersion, frame_origin: origin }).then(function (r) {
+      apiVersion: d.apiVersion, frame_origin: origin, received_ms: receivedMs }).then(function (r) {
       var resp = r.response;
       if (resp && resp.success) {
         if (d.isListenerRegistered) { listeners[d.methodName] = true; }
@@ -159,7 +159,10 @@
     var d = ev.data;
     if (!d || d.apiType !== 'opencti' || typeof d.methodName !== 'string') { return; }
     var origin = ev.origin;
-    enqueue(function () { return handle(d, origin); });
+    // when the call reached "Salesforce": calls are relayed to sf-sim one at
+    // a time (in order), so sf-sim's own arrival time lags behind it
+    var receivedMs = Date.now();
+    enqueue(function () { return handle(d, origin, receivedMs); });
   });
 
   function handleCmd(c) {
