@@ -190,6 +190,8 @@ load_salesforce(const struct cmn_config *ini, struct sf_config *c,
                         &c->outbox_max_attempts, err) != CMN_OK ||
         cmn_config_long(ini, "salesforce", "outbox_writers", 8, 1, 64,
                         &c->outbox_writers, err) != CMN_OK ||
+        cmn_config_long(ini, "salesforce", "outbox_upsert_batch", 50, 1, 200,
+                        &c->outbox_upsert_batch, err) != CMN_OK ||
         cmn_config_long(ini, "salesforce", "outbox_reclaim_ms", 30000, 100,
                         3600000, &c->outbox_reclaim_ms, err) != CMN_OK ||
         cmn_config_long(ini, "salesforce", "outbox_backoff_max_ms", 60000, 100,

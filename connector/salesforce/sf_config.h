@@ -46,6 +46,10 @@ struct sf_config {
                                            default 8: one upsert in flight
                                            each, so Salesforce latency does
                                            not cap the rate at 1/latency */
+    long outbox_upsert_batch;           /* Tasks per Salesforce request
+                                           (sObject Collections upsert),
+                                           default 50, 1..200; 1: one
+                                           PATCH per Task (API < 46) */
     long outbox_reclaim_ms;             /* default 30000 */
     long outbox_backoff_max_ms;         /* default 60000 */
     enum sf_pop pop;

@@ -55,6 +55,9 @@ struct sf_outbox {
     pthread_cond_t cv;
 
     /* consumer thread only */
+    long long single_until; /* batches refused by the org: one PATCH per
+                               Task until then */
+    long long paused_since; /* when the current pause began */
     struct held *held;
     size_t nheld;
     long long paused_until;
@@ -164,6 +167,7 @@ sf_outbox_opts_from_config(const struct sf_config *cfg,
 
     memset(o, 0, sizeof(*o));
     o->max_attempts = cfg->outbox_max_attempts;
+    o->upsert_batch = cfg->outbox_upsert_batch;
     o->reclaim_ms = cfg->outbox_reclaim_ms;
     o->backoff_max_ms = cfg->outbox_backoff_max_ms;
     /* a blocked XREADGROUP must end well inside the command timeout */
@@ -264,7 +268,14 @@ sf_outbox_new(struct cmn_redis *redis, struct sf *sf,
     set_default(&ob->o.backoff_base_ms, 1000);
     set_default(&ob->o.backoff_max_ms, 300000);
     set_default(&ob->o.block_ms, 1000);
+    set_default(&ob->o.upsert_batch, 1);
+    if (ob->o.upsert_batch > SF_BATCH_MAX) {
+        ob->o.upsert_batch = SF_BATCH_MAX;
+    }
     set_default(&ob->o.batch, 32);
+    if (ob->o.batch < ob->o.upsert_batch) {
+        ob->o.batch = ob->o.upsert_batch;
+    }
     set_default(&ob->o.max_held, 256);
     set_default(&ob->o.attempts_ttl_s, 7 * 86400);
     set_default(&ob->o.dead_ttl_s, 30 * 86400);
@@ -873,16 +884,14 @@ earlier_same_dialog(const struct sf_outbox *ob, const struct held *h)
     return false;
 }
 
-/* One attempt at one entry. Returns false on a transient failure (the
- * caller pauses), true otherwise (h may have been freed). */
+/* What can be done for an entry without writing it: acknowledge one
+ * already written, dead-letter a malformed one. True when h was dealt
+ * with so (h may have been freed); false with *fields = its parsed
+ * fields, to be written. */
 static bool
-attempt(struct sf_outbox *ob, struct held *h)
+settle_unwritable(struct sf_outbox *ob, struct held *h, json_t **fields)
 {
-    struct sf_result r;
-    json_t *fields = NULL;
-    long n;
-    long long now;
-
+    *fields = NULL;
     if (h->written) {
         if (ack_done(ob, h)) {
             held_remove(ob, h);
@@ -892,9 +901,10 @@ attempt(struct sf_outbox *ob, struct held *h)
         return true;
     }
     if (h->dialog == NULL || !dialog_ok(h->dialog) || h->fields == NULL ||
-        (fields = json_loads(h->fields, 0, NULL)) == NULL ||
-        !json_is_object(fields)) {
-        json_decref(fields);
+        (*fields = json_loads(h->fields, 0, NULL)) == NULL ||
+        !json_is_object(*fields)) {
+        json_decref(*fields);
+        *fields = NULL;
         if (dead_letter(ob, h, "malformed outbox entry", h->attempts)) {
             held_remove(ob, h);
         } else {
@@ -902,15 +912,24 @@ attempt(struct sf_outbox *ob, struct held *h)
         }
         return true;
     }
-    (void)sf_task_upsert(ob->sf, h->dialog, fields, &r);
-    json_decref(fields);
-    now = cmn_now_ms();
-    if (r.outcome == SF_OK) {
+    return false;
+}
+
+/* The outcome of one write of h: acknowledge, dead-letter or schedule a
+ * retry. Returns false on a transient failure (the caller pauses), true
+ * otherwise (h may have been freed). */
+static bool
+settle(struct sf_outbox *ob, struct held *h, const struct sf_result *r)
+{
+    long long now = cmn_now_ms();
+    long n;
+
+    if (r->outcome == SF_OK) {
         atomic_fetch_add(&ob->written, 1);
         cmn_metric_inc(ob->m_written);
         cmn_log_info("event=sf_outbox_written dialog=%s entry=%s task=%s "
                      "created=%d attempts=%ld",
-                     h->dialog, h->id, r.id, r.created ? 1 : 0,
+                     h->dialog, h->id, r->id, r->created ? 1 : 0,
                      h->attempts + 1);
         h->written = true;
         if (ack_done(ob, h)) {
@@ -920,8 +939,8 @@ attempt(struct sf_outbox *ob, struct held *h)
         }
         return true;
     }
-    if (r.outcome == SF_PERMANENT) {
-        if (dead_letter(ob, h, r.reason, h->attempts + 1)) {
+    if (r->outcome == SF_PERMANENT) {
+        if (dead_letter(ob, h, r->reason, h->attempts + 1)) {
             held_remove(ob, h);
         } else {
             h->next_ms = now + REDIS_ERR_WAIT;
@@ -939,7 +958,7 @@ attempt(struct sf_outbox *ob, struct held *h)
         char reason[CMN_ERRLEN + 64];
 
         snprintf(reason, sizeof(reason), "gave up after %ld attempts: %s", n,
-                 r.reason);
+                 r->reason);
         if (dead_letter(ob, h, reason, n)) {
             held_remove(ob, h);
             return true;
@@ -949,41 +968,131 @@ attempt(struct sf_outbox *ob, struct held *h)
     }
     h->next_ms = now + backoff_ms(ob, n);
     ob->paused_until = h->next_ms;
+    ob->paused_since = now;
     cmn_log_notice("event=sf_outbox_retry dialog=%s entry=%s attempts=%ld "
                    "in_ms=%lld reason=%s",
-                   h->dialog, h->id, n, h->next_ms - now, r.reason);
+                   h->dialog, h->id, n, h->next_ms - now, r->reason);
     return false;
 }
 
-/* Try every due entry in stream order; entries of a dialog wait for its
- * earlier ones. A transient failure pauses the whole round: during an
- * outage one entry probes Salesforce per backoff step, the rest wait. */
+/* One PATCH per entry, in order; stops at the first transient failure.
+ * fields[i] are consumed. */
+static void
+write_singly(struct sf_outbox *ob, struct held **batch, json_t **fields,
+             size_t n)
+{
+    bool go_on = true;
+
+    for (size_t i = 0; i < n; i++) {
+        struct sf_result r;
+
+        if (go_on && !atomic_load(&ob->stop)) {
+            (void)sf_task_upsert(ob->sf, batch[i]->dialog, fields[i], &r);
+            go_on = settle(ob, batch[i], &r);
+            if (go_on) {
+                ob->paused_until = 0;
+            }
+        }
+        json_decref(fields[i]);
+    }
+}
+
+/* One sObject Collections request for the whole batch (distinct dialogs).
+ * fields[i] are consumed. */
+static void
+write_batch(struct sf_outbox *ob, struct held **batch, json_t **fields,
+            size_t n)
+{
+    struct sf_batch_item items[SF_BATCH_MAX];
+    int rc;
+
+    for (size_t i = 0; i < n; i++) {
+        items[i].external_id = batch[i]->dialog;
+        items[i].fields = fields[i];
+    }
+    rc = sf_task_upsert_batch(ob->sf, items, n);
+    if (rc == CMN_INVALID) {
+        /* the org refused the request itself (below API 46, collections
+         * off): nothing was written; one PATCH per Task for a while */
+        cmn_log_warn("event=sf_outbox_batch_refused records=%zu reason=%s "
+                     "action=single_writes_10min",
+                     n, items[0].r.reason);
+        ob->single_until = cmn_now_ms() + 10 * 60 * 1000;
+        write_singly(ob, batch, fields, n);
+        return;
+    }
+    if (rc == CMN_AGAIN) {
+        /* the request failed as a whole (outage, 429, timeout): it was one
+         * probe, as a single write would have been. Only the oldest entry
+         * counts the attempt and sets the pause; the others keep their
+         * place and go in the first batch after it (counting a failure on
+         * each would scatter their retries over the jittered backoff and
+         * slow the drain after an outage) */
+        bool probed = false;
+        for (size_t i = 0; i < n; i++) {
+            if (items[i].r.outcome != SF_TRANSIENT) {
+                (void)settle(ob, batch[i], &items[i].r); /* refused here */
+            } else if (!probed) {
+                (void)settle(ob, batch[i], &items[i].r);
+                probed = true;
+            }
+            json_decref(fields[i]);
+        }
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        (void)settle(ob, batch[i], &items[i].r);
+        json_decref(fields[i]);
+    }
+    if (rc == CMN_OK) {
+        /* Salesforce answered: a record that failed transiently (a locked
+         * row) waits for its own retry time, the others go on */
+        ob->paused_until = 0;
+    }
+}
+
+/* Write the due entries, oldest first, at most upsert_batch per request;
+ * entries of a dialog wait for its earlier ones (so a batch never holds a
+ * dialog twice). A transient failure of the request pauses the whole
+ * round: during an outage one request probes Salesforce per backoff step,
+ * the rest wait. */
 static void
 write_due(struct sf_outbox *ob)
 {
-    struct held *h = ob->held;
+    struct held *batch[SF_BATCH_MAX];
+    json_t *fields[SF_BATCH_MAX];
 
-    while (h != NULL && !atomic_load(&ob->stop)) {
-        struct held *next = h->next;
+    for (;;) {
         long long now = cmn_now_ms();
+        size_t max = (size_t)ob->o.upsert_batch;
+        size_t n = 0;
 
-        if (now < ob->paused_until) {
+        if (now < ob->paused_until || atomic_load(&ob->stop)) {
             return;
         }
-        if (h->next_ms <= now && !earlier_same_dialog(ob, h)) {
-            maybe_heartbeat(ob);
-            if (held_find(ob, h->id) == NULL) {
-                /* the heartbeat found it taken over: restart the scan */
-                h = ob->held;
+        maybe_heartbeat(ob); /* drops entries another consumer took over */
+        if (now < ob->single_until) {
+            max = 1;
+        }
+        for (struct held *h = ob->held, *next; h != NULL && n < max;
+             h = next) {
+            next = h->next;
+            if (h->next_ms > now || earlier_same_dialog(ob, h)) {
                 continue;
             }
-            next = h->next;
-            if (!attempt(ob, h)) {
-                return;
+            if (settle_unwritable(ob, h, &fields[n])) {
+                continue; /* acknowledged or dead-lettered (h may be gone) */
             }
-            ob->paused_until = 0;
+            batch[n++] = h;
         }
-        h = next;
+        if (n == 0) {
+            return;
+        }
+        if (n == 1 || max <= 1) {
+            write_singly(ob, batch, fields, n);
+        } else {
+            write_batch(ob, batch, fields, n);
+        }
     }
 }
 
@@ -1024,6 +1133,27 @@ sweep(struct sf_outbox *ob, bool self)
     }
 }
 
+/* Another writer of this process got a 2xx from the org since our pause
+ * began: Salesforce is back, so end the pause and make the entries that
+ * were waiting for their retry due now (otherwise each writer would wait
+ * out its own jittered backoff, up to outbox_backoff_max_ms, and the
+ * drain after an outage would straggle for that long). */
+static void
+resume_if_org_back(struct sf_outbox *ob, long long now)
+{
+    if (ob->paused_until <= now || sf_last_ok_ms(ob->sf) <= ob->paused_since) {
+        return;
+    }
+    ob->paused_until = 0;
+    for (struct held *h = ob->held; h != NULL; h = h->next) {
+        if (!h->written && h->next_ms > now) {
+            h->next_ms = now;
+        }
+    }
+    cmn_log_info("event=sf_outbox_resumed consumer=%s held=%zu", ob->consumer,
+                 ob->nheld);
+}
+
 static void *
 consumer_main(void *arg)
 {
@@ -1061,6 +1191,7 @@ consumer_main(void *arg)
             next_sweep = now + SWEEP_EVERY_MS;
         }
         maybe_heartbeat(ob);
+        resume_if_org_back(ob, now);
         write_due(ob);
         if (atomic_load(&ob->stop)) {
             break;

@@ -2,7 +2,9 @@
 /* sf_outbox.h - the durable call-log outbox (DESIGN.md §5): a Redis stream
  * <prefix>outbox read through the consumer group "fsc", each entry written
  * to Salesforce with the idempotent Task upsert keyed by the Finesse
- * dialog id, then acknowledged and deleted. A crash, a retry or a
+ * dialog id (up to upsert_batch records per sObject Collections request,
+ * each record succeeding or failing on its own), then acknowledged and
+ * deleted. A crash, a retry or a
  * Salesforce outage never loses or duplicates a Task:
  *  - put returns only once Redis accepted the entry (XADD, WAIT when
  *    [redis] wait_replicas is set); the stream has no MAXLEN and no TTL,
@@ -45,7 +47,11 @@ struct sf_outbox_opts {
     long backoff_max_ms;  /* default 300000 */
     long block_ms;        /* XREADGROUP BLOCK, default 1000; must stay
                              below [redis] command_timeout_ms */
-    long batch;           /* XREADGROUP / XAUTOCLAIM COUNT, default 32 */
+    long batch;           /* XREADGROUP / XAUTOCLAIM COUNT, default 32
+                             (raised to upsert_batch) */
+    long upsert_batch;    /* Tasks per Salesforce request (sObject
+                             Collections upsert), default 1 (one PATCH per
+                             Task); [salesforce] outbox_upsert_batch */
     long max_held;        /* entries held in memory for a retry before
                              reading stops, default 256 */
     long attempts_ttl_s;  /* default 7 days */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
 /* sf_rest.c - Task upsert, SOSL phone search and agent -> User lookup on
  * the Salesforce REST API, with pure reply parsers. */
+#include <stdatomic.h>
 #include <ctype.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -32,6 +33,7 @@ struct user_entry {
 struct sf {
     const struct sf_config *cfg;
     struct sf_auth *auth;
+    atomic_llong last_ok_ms; /* monotonic time of the last 2xx reply */
     pthread_mutex_t cache_mu;
     struct user_entry *cache[SF_CACHE_BUCKETS];
     size_t ncache;
@@ -158,6 +160,86 @@ sf_upsert_response_parse(long status, const char *body, size_t len,
     }
 out:
     json_decref(root);
+    return rc;
+}
+
+/* An item error of a collections reply: {"statusCode", "message"}. */
+static void
+item_result(const json_t *res, struct sf_result *r)
+{
+    const json_t *e = json_array_get(json_object_get(res, "errors"), 0);
+    const char *id = json_string_value(json_object_get(res, "id"));
+    char code[64], msg[160];
+
+    memset(r, 0, sizeof(*r));
+    r->status = 200;
+    if (json_is_true(json_object_get(res, "success"))) {
+        r->created = json_is_true(json_object_get(res, "created"));
+        if (sf_id_ok(id)) {
+            copy_trunc(r->id, sizeof(r->id), id);
+        }
+        (void)result_set(r, SF_OK, "%s", r->created ? "created" : "updated");
+        return;
+    }
+    copy_trunc(code, sizeof(code),
+               json_string_value(json_object_get(e, "statusCode")));
+    copy_trunc(msg, sizeof(msg),
+               json_string_value(json_object_get(e, "message")));
+    if (strcmp(code, "UNABLE_TO_LOCK_ROW") == 0 ||
+        strcmp(code, "REQUEST_LIMIT_EXCEEDED") == 0 ||
+        strcmp(code, "SERVER_UNAVAILABLE") == 0 ||
+        strcmp(code, "ALL_OR_NONE_OPERATION_ROLLED_BACK") == 0) {
+        (void)result_set(r, SF_TRANSIENT, "%s: %s", code, msg);
+    } else {
+        (void)result_set(r, SF_PERMANENT, "%s: %s",
+                         code[0] != '\0' ? code : "UNKNOWN_ERROR", msg);
+    }
+}
+
+int
+sf_upsert_collection_parse(long status, const char *body, size_t len,
+                           struct sf_batch_item *items, size_t n)
+{
+    json_t *root = status == 200 ? load_json(body, len) : NULL;
+    struct sf_result whole;
+    int rc;
+
+    if (status == 200 && json_is_array(root) && json_array_size(root) == n) {
+        bool shaped = true;
+        for (size_t i = 0; i < n; i++) {
+            const json_t *res = json_array_get(root, i);
+            if (!json_is_object(res) ||
+                !json_is_boolean(json_object_get(res, "success"))) {
+                shaped = false;
+            }
+        }
+        if (shaped) {
+            for (size_t i = 0; i < n; i++) {
+                item_result(json_array_get(root, i), &items[i].r);
+            }
+            json_decref(root);
+            return CMN_OK;
+        }
+    }
+    json_decref(root);
+    if (status == 200) {
+        memset(&whole, 0, sizeof(whole));
+        whole.status = status;
+        rc = result_set(&whole, SF_TRANSIENT,
+                        "HTTP 200: unreadable collections reply for %zu "
+                        "records",
+                        n);
+    } else {
+        rc = sf_upsert_response_parse(status, body, len, &whole);
+        if (status >= 200 && status < 300) {
+            /* 201/204 are not collection answers: resend */
+            rc = result_set(&whole, SF_TRANSIENT,
+                            "HTTP %ld: not a collections reply", status);
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        items[i].r = whole;
+    }
     return rc;
 }
 
@@ -481,8 +563,17 @@ sf_call(struct sf *sf, const char *method, const char *path, const char *body,
         cmn_secret_free(tok);
         break;
     }
+    if (rc == CMN_OK && resp->status >= 200 && resp->status < 300) {
+        atomic_store(&sf->last_ok_ms, cmn_now_ms());
+    }
     free(url);
     return rc;
+}
+
+long long
+sf_last_ok_ms(struct sf *sf)
+{
+    return atomic_load(&sf->last_ok_ms);
 }
 
 static bool
@@ -571,6 +662,121 @@ out:
     free(body);
     free(esc);
     free(path);
+    return rc;
+}
+
+int
+sf_task_upsert_batch(struct sf *sf, struct sf_batch_item *items, size_t n)
+{
+    const struct sf_config *c = sf->cfg;
+    struct sf_batch_item *sent[SF_BATCH_MAX];
+    struct cmn_httpc_resp resp;
+    struct cmn_err err = {{0}};
+    json_t *records = json_array();
+    json_t *req_body = json_object();
+    char *body = NULL;
+    char path[512];
+    size_t nsent = 0;
+    long long t0 = cmn_now_ms();
+    int rc = CMN_OK;
+
+    memset(&resp, 0, sizeof(resp));
+    if (n > SF_BATCH_MAX) {
+        n = SF_BATCH_MAX;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct sf_batch_item *it = &items[i];
+        json_t *rec;
+        char *one;
+
+        memset(&it->r, 0, sizeof(it->r));
+        if (!ext_id_ok(it->external_id) || !json_is_object(it->fields)) {
+            (void)result_set(&it->r, SF_PERMANENT, "bad external id or fields");
+            continue;
+        }
+        rec = json_copy(it->fields);
+        if (rec == NULL || records == NULL) {
+            json_decref(rec);
+            (void)result_set(&it->r, SF_TRANSIENT, "out of memory");
+            continue;
+        }
+        json_object_del(rec, "Id");
+        one = json_dumps(rec, JSON_COMPACT);
+        if (one == NULL || strlen(one) > SF_BODY_MAX) {
+            (void)result_set(&it->r, one == NULL ? SF_TRANSIENT : SF_PERMANENT,
+                             one == NULL ? "out of memory"
+                                         : "task fields over 131072 bytes");
+            free(one);
+            json_decref(rec);
+            continue;
+        }
+        free(one);
+        /* the record names its type and carries the external id itself
+         * (the URL names only the field) */
+        json_object_set_new(rec, "attributes",
+                            json_pack("{s:s}", "type", "Task"));
+        json_object_set_new(rec, c->task_external_id_field,
+                            json_string(it->external_id));
+        json_array_append_new(records, rec);
+        sent[nsent++] = it;
+    }
+    if (nsent == 0) {
+        goto out;
+    }
+    if (req_body == NULL ||
+        json_object_set_new(req_body, "allOrNone", json_false()) != 0 ||
+        json_object_set(req_body, "records", records) != 0 ||
+        (body = json_dumps(req_body, JSON_COMPACT)) == NULL) {
+        for (size_t i = 0; i < nsent; i++) {
+            (void)result_set(&sent[i]->r, SF_TRANSIENT, "out of memory");
+        }
+        rc = CMN_AGAIN;
+        goto out;
+    }
+    snprintf(path, sizeof(path),
+             "/services/data/v%s/composite/sobjects/Task/%s", c->api_version,
+             c->task_external_id_field);
+    rc = sf_call(sf, "PATCH", path, body, strlen(body), &resp, &err);
+    if (rc != CMN_OK) {
+        for (size_t i = 0; i < nsent; i++) {
+            sent[i]->r.status = 0;
+            (void)result_set(&sent[i]->r, SF_TRANSIENT, "%s: %s",
+                             cmn_rc_str(rc), err.msg);
+        }
+        rc = CMN_AGAIN;
+    } else {
+        /* the records sent, contiguous, for the pure parser */
+        struct sf_batch_item *tmp = calloc(nsent, sizeof(*tmp));
+        if (tmp == NULL) {
+            for (size_t i = 0; i < nsent; i++) {
+                (void)result_set(&sent[i]->r, SF_TRANSIENT, "out of memory");
+            }
+            rc = CMN_AGAIN;
+            goto out;
+        }
+        rc = sf_upsert_collection_parse(resp.status, resp.body, resp.body_len,
+                                        tmp, nsent);
+        for (size_t i = 0; i < nsent; i++) {
+            sent[i]->r = tmp[i].r;
+        }
+        free(tmp);
+    }
+    if (rc == CMN_OK) {
+        cmn_log_debug("event=sf_task_upsert_batch records=%zu status=%ld "
+                      "ms=%lld",
+                      nsent, resp.status, cmn_now_ms() - t0);
+    } else {
+        cmn_log_warn("event=sf_task_upsert_batch records=%zu status=%ld "
+                     "outcome=%s reason=%s ms=%lld",
+                     nsent, resp.status,
+                     rc == CMN_AGAIN ? "transient" : "permanent",
+                     sent[0]->r.reason, cmn_now_ms() - t0);
+    }
+out:
+    cmn_httpc_resp_cleanup(&resp);
+    json_decref(records);
+    json_decref(req_body);
+    free(body);
     return rc;
 }
 

@@ -40,6 +40,27 @@ struct sf_result {
 int sf_upsert_response_parse(long status, const char *body, size_t len,
                              struct sf_result *r);
 
+/* One record of a batched Task upsert (sf_task_upsert_batch). */
+#define SF_BATCH_MAX 200 /* sObject Collections limit */
+struct sf_batch_item {
+    const char *external_id; /* in: the dialog id */
+    json_t *fields;          /* in, borrowed */
+    struct sf_result r;      /* out: this record's outcome */
+};
+
+/* Pure: classify an sObject Collections upsert reply (status, body of len
+ * bytes) into items[0..n) (the records sent, in order). A 200 whose array
+ * has one UpsertResult per record fills each item: success -> SF_OK;
+ * errors[0].statusCode UNABLE_TO_LOCK_ROW, REQUEST_LIMIT_EXCEEDED,
+ * SERVER_UNAVAILABLE or ALL_OR_NONE_OPERATION_ROLLED_BACK -> SF_TRANSIENT;
+ * any other -> SF_PERMANENT; returns CMN_OK. Any other reply (not 200,
+ * malformed, wrong length) gives every item the same outcome, classified
+ * as sf_upsert_response_parse would a single upsert (a 200 that cannot be
+ * read is SF_TRANSIENT: upserts are idempotent, so resending is safe), and
+ * returns CMN_AGAIN or CMN_INVALID. */
+int sf_upsert_collection_parse(long status, const char *body, size_t len,
+                               struct sf_batch_item *items, size_t n);
+
 /* Pure: the first entry of a REST error array
  * [{"message":..,"errorCode":..}] (or a lone object) into code/msg
  * (truncated, empty when absent). */
@@ -98,6 +119,23 @@ const struct sf_config *sf_config_of(const struct sf *sf);
  * external_id or a body over 128 KiB). Any thread. */
 int sf_task_upsert(struct sf *sf, const char *external_id, json_t *fields,
                    struct sf_result *r);
+
+/* PATCH /services/data/v<ver>/composite/sobjects/Task/<external id field>
+ * with up to SF_BATCH_MAX records (allOrNone false: each record stands
+ * alone), fields as for sf_task_upsert. Items with a bad external id or
+ * fields over 128 KiB get SF_PERMANENT locally and are not sent. Returns
+ * CMN_OK when Salesforce answered per record (read each items[i].r), else
+ * the whole request failed and every item sent carries that outcome
+ * (CMN_AGAIN: transient; CMN_INVALID: permanent for the request, e.g. 404
+ * from an org below API 46: the caller should fall back to
+ * sf_task_upsert per record). Blocking; any thread. */
+int sf_task_upsert_batch(struct sf *sf, struct sf_batch_item *items,
+                         size_t n);
+
+/* cmn_now_ms() of the last 2xx answer from the org (0: none yet): the
+ * outbox writers of a process share it, so one writer's success after an
+ * outage ends the others' backoff. */
+long long sf_last_ok_ms(struct sf *sf);
 
 /* SOSL phone lookup (sf_sosl_phone_query) as the integration user:
  * *records as sf_sosl_response_parse. CMN_INVALID for a number without

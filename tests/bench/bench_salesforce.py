@@ -76,7 +76,9 @@ def connector(fin, sf, redis, tmp, name, args):
            "org_origins": sf.ui_url}
     for key, v in (("outbox_reclaim_ms", args.reclaim_ms),
                    ("outbox_backoff_max_ms", args.backoff_max_ms),
-                   ("outbox_max_attempts", args.max_attempts)):
+                   ("outbox_max_attempts", args.max_attempts),
+                   ("outbox_upsert_batch", args.upsert_batch),
+                   ("outbox_writers", args.writers)):
         if v:
             sfc[key] = str(v)
     return stack.Connector(fin, name=name, log_level="warn", tmp=tmp, extra={
@@ -346,11 +348,24 @@ class Bench:
         return n, gen_s, gen_end, samples
 
     def upserts_of(self, phase):
-        """sf-sim's log of the upserts of this phase's dialogs."""
+        """sf-sim's log of the Task writes of this phase's dialogs: one entry
+        per single upsert, and one per record a collections upsert wrote
+        (with that request's ts, status and ms)."""
         dids = {d for d, ph in self.ended if ph == phase}
         reqs = self.get_json(self.sfc, "/sim/requests", 60)
-        return [q for q in reqs if q.get("kind") == "upsert"
-                and q["path"].split("?")[0].rsplit("/", 1)[-1] in dids]
+        out = []
+        for q in reqs:
+            if q.get("kind") == "upsert":
+                if q["path"].split("?")[0].rsplit("/", 1)[-1] in dids:
+                    out.append(q)
+            elif q.get("kind") == "upsert_collection":
+                out.extend(dict(q, ext=x) for x in q.get("written") or [] if x in dids)
+        return out
+
+    def requests_of(self, kind, since):
+        """How many sf-sim requests of a kind arrived since a wall time."""
+        reqs = self.get_json(self.sfc, "/sim/requests", 60)
+        return sum(1 for q in reqs if q.get("kind") == kind and q["ts"] >= since)
 
 
 def rate_between(samples, t_from, t_to):
@@ -379,9 +394,14 @@ def main():
     ap.add_argument("--reclaim-ms", type=int, default=0,
                     help="[salesforce] outbox_reclaim_ms (default: the daemon's, 30000)")
     ap.add_argument("--backoff-max-ms", type=int, default=0,
-                    help="[salesforce] outbox_backoff_max_ms (default: the daemon's, 300000)")
+                    help="[salesforce] outbox_backoff_max_ms (default: the daemon's, 60000)")
     ap.add_argument("--max-attempts", type=int, default=0,
-                    help="[salesforce] outbox_max_attempts (default: the daemon's, 10)")
+                    help="[salesforce] outbox_max_attempts (default: the daemon's, 20)")
+    ap.add_argument("--upsert-batch", type=int, default=0,
+                    help="[salesforce] outbox_upsert_batch (default: the daemon's, 50; 1 = one "
+                         "PATCH per Task)")
+    ap.add_argument("--writers", type=int, default=0,
+                    help="[salesforce] outbox_writers (default: the daemon's, 8)")
     ap.add_argument("--skip", default="", help="comma list of phases to skip: pop,sustained,drain,kill")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
@@ -538,6 +558,12 @@ def main():
         ups = sorted((q for q in b.upserts_of("drain") if q["ts"] >= wall_clear - 0.001),
                      key=lambda q: q["ts"])
         ok = [q for q in ups if q["status"] in (200, 201, 204)]
+        with open(tmp.file("drain-requests.csv"), "w") as f:
+            f.write("ts_from_clear_s,kind,status,ms,records\n")
+            for q in b.get_json(b.sfc, "/sim/requests", 60):
+                if q["ts"] >= wall_clear - 1 and q.get("kind", "").startswith("upsert"):
+                    f.write("%.3f,%s,%d,%.2f,%d\n" % (q["ts"] - wall_clear, q["kind"], q["status"],
+                                                     q["ms"], len(q.get("written") or [])))
         d_s = ok[-1]["ts"] - ok[0]["ts"] if len(ok) > 1 else float("nan")
         drain_rate = len(ok) / d_s if d_s == d_s and d_s > 0 else float("nan")
         ms = sorted(q["ms"] for q in ok if q.get("ms") is not None)
@@ -561,17 +587,18 @@ def main():
             b.loop.run_until(lambda: b.xlen() >= n, 60, "%d queued" % n)
             sf.clear_faults()
             sf.fault(delay_ms=dms, path_contains="/sobjects/Task")
-            t1 = now()
+            t1, t1w = now(), time.time()
             m = CpuMeter(groups(conn)).start()
             b.loop.run_until(lambda: b.xlen() == 0, 600, "delayed drain")
             cpu = m.stop()
             sf.clear_faults()
             okd = sorted(q["ts"] for q in b.upserts_of(ph) if q["status"] in (200, 201, 204))
             dd = okd[-1] - okd[0] if len(okd) > 1 else float("nan")
+            nreq = b.requests_of("upsert", t1w) + b.requests_of("upsert_collection", t1w)
             p("   with sf-sim answering upserts after %d ms: %d Tasks in %.2f s (first to last) = "
-              "%.1f Tasks/s (%.1f ms per Task; clear -> empty %.1f s); CPU: %s"
+              "%.1f Tasks/s (%.1f ms per Task; clear -> empty %.1f s; %d requests); CPU: %s"
               % (dms, len(okd), dd, (len(okd) - 1) / dd if dd > 0 else float("nan"),
-                 1000 * dd / max(1, len(okd) - 1), now() - t1, fmt_cpu(cpu)))
+                 1000 * dd / max(1, len(okd) - 1), now() - t1, nreq, fmt_cpu(cpu)))
 
     # ---- 4. kill -9 during a burst in an outage
     lost = dups = None

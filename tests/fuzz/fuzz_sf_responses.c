@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
 /* fuzz_sf_responses.c - the Salesforce reply parsers on arbitrary bytes:
  * the first byte picks the parser (low 2 bits) and the HTTP status (the
- * rest), so token, upsert, SOSL and SOQL parsers and their error paths
- * are all reached; the escapers run on the same bytes as a string. */
+ * rest), so token, upsert (single and sObject Collections), SOSL and
+ * SOQL parsers and their error paths are all reached; the escapers run on the same bytes as a string. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +46,23 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if ((rc == CMN_OK) != (r.outcome == SF_OK) ||
             (r.id[0] != '\0' && !sf_id_ok(r.id))) {
             abort();
+        }
+        /* the same bytes as an sObject Collections reply for 1..3 records:
+         * per-record results only from a 200; otherwise one outcome for
+         * all, never success */
+        for (size_t n = 1; n <= 3; n++) {
+            struct sf_batch_item items[3];
+            memset(items, 0, sizeof(items));
+            rc = sf_upsert_collection_parse(status, body, size, items, n);
+            for (size_t i = 0; i < n; i++) {
+                if ((rc == CMN_OK && status != 200) ||
+                    (rc != CMN_OK && (items[i].r.outcome == SF_OK ||
+                                      items[i].r.outcome !=
+                                          items[0].r.outcome)) ||
+                    (items[i].r.id[0] != '\0' && !sf_id_ok(items[i].r.id))) {
+                    abort();
+                }
+            }
         }
         break;
     }

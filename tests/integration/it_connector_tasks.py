@@ -119,6 +119,11 @@ def check_durability(fin, sf, redis, conn):
     doubled = [d for d, c in counts.items() if c > 1]
     assert not lost and not doubled, "lost %r, duplicated %r" % (lost, doubled)
     assert redis.cli("LLEN", "fsc:outbox:dead") == 0, "nothing dead-lettered"
+    st = sf.stats()
+    batches, singles = st["upserts"]["collections"], st["requests"].get("upsert", 0)
+    print("    Salesforce requests for them: %d sObject Collections upserts, %d single upserts"
+          % (batches, singles))
+    assert batches >= 1, "the queued call ends were written in batches"
     print("ok  after the outage and a kill -9: %d calls -> %d Tasks, lost=0 duplicates=0"
           % (len(dialogs), sum(1 for d in dialogs if counts[d] == 1)))
     fresh.stop()

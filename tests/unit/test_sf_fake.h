@@ -51,7 +51,10 @@ struct fake_sf {
     char fail_400_ext[160]; /* upserts of this id: 400 (until cleared) */
     char fail_300_ext[160]; /* upserts of this id: 300 */
     long delay_ms;          /* every upsert sleeps this long */
+    bool collections_404;   /* an org below API 46: no collections */
     unsigned upsert_requests;
+    unsigned collection_requests; /* sObject Collections upserts */
+    unsigned collection_records;  /* records in them */
     unsigned queries;  /* SOQL requests */
     unsigned searches; /* SOSL requests */
     char last_q[512];  /* decoded q of the last search/query */
@@ -294,6 +297,127 @@ fake_h_upsert(struct cmn_http_req *req, void *app)
                                          "errors", "created", created ? 1 : 0));
 }
 
+/* One record of a collections upsert (mu held): the UpsertResult. */
+static json_t *
+fake_collection_record(const json_t *rec)
+{
+    const char *ext = fstr(json_object_get(rec, "Finesse_Call_Id__c"));
+    const char *type =
+        fstr(json_object_get(json_object_get(rec, "attributes"), "type"));
+    struct fake_task *t;
+    json_t *fields;
+    char *body;
+    bool created;
+
+    if (strcmp(type, "Task") != 0 || ext[0] == '\0') {
+        return json_pack("{s:n, s:b, s:[{s:s, s:s}]}", "id", "success", 0,
+                         "errors", "statusCode", "INVALID_TYPE", "message",
+                         "attributes.type Task and the external id needed");
+    }
+    if (strcmp(ext, fake.fail_400_ext) == 0) {
+        return json_pack("{s:n, s:b, s:[{s:s, s:s, s:[s]}]}", "id", "success",
+                         0, "errors", "statusCode",
+                         "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", "message",
+                         "Call Type: bad value for restricted picklist field",
+                         "fields", "CallType");
+    }
+    if (strcmp(ext, fake.fail_300_ext) == 0) {
+        return json_pack("{s:n, s:b, s:[{s:s, s:s}]}", "id", "success", 0,
+                         "errors", "statusCode", "DUPLICATE_EXTERNAL_ID",
+                         "message", "more than one record found");
+    }
+    t = fake_task_get(ext);
+    if (t == NULL) {
+        return json_pack("{s:n, s:b, s:[{s:s, s:s}]}", "id", "success", 0,
+                         "errors", "statusCode", "STORAGE_LIMIT_EXCEEDED",
+                         "message", "full");
+    }
+    created = t->creates == 0;
+    t->writes++;
+    if (created) {
+        t->creates++;
+    }
+    /* stored as a single upsert would have sent it: without the type
+     * and the external id */
+    fields = json_deep_copy(rec);
+    json_object_del(fields, "attributes");
+    json_object_del(fields, "Finesse_Call_Id__c");
+    body = json_dumps(fields, JSON_COMPACT);
+    snprintf(t->body, sizeof(t->body), "%s", body != NULL ? body : "");
+    free(body);
+    json_decref(fields);
+    return json_pack("{s:s, s:b, s:[], s:b}", "id", "00T5g00000AbCdEAAZ",
+                     "success", 1, "errors", "created", created ? 1 : 0);
+}
+
+/* PATCH /composite/sobjects/Task/Finesse_Call_Id__c: the request-level
+ * faults as for a single upsert, then one result per record. */
+static int
+fake_h_collection(struct cmn_http_req *req, void *app)
+{
+    size_t len;
+    const char *body = cmn_http_req_body(req, &len);
+    json_t *root = json_loadb(body != NULL ? body : "", len, 0, NULL);
+    json_t *records = json_object_get(root, "records");
+    json_t *out;
+    long delay;
+
+    (void)app;
+    pthread_mutex_lock(&fake.mu);
+    fake.collection_requests++;
+    delay = fake.delay_ms;
+    pthread_mutex_unlock(&fake.mu);
+    if (delay > 0) {
+        usleep((useconds_t)delay * 1000);
+    }
+    pthread_mutex_lock(&fake.mu);
+    if (!fake_auth_ok(req) || fake.fail_401 > 0) {
+        if (fake.fail_401 > 0) {
+            fake.fail_401--;
+            fake.token[0] = '\0';
+        }
+        pthread_mutex_unlock(&fake.mu);
+        json_decref(root);
+        return fake_reply_401(req);
+    }
+    if (fake.collections_404) {
+        pthread_mutex_unlock(&fake.mu);
+        json_decref(root);
+        return cmn_http_reply_json(req, 404,
+                                   json_pack("[{s:s, s:s}]", "message",
+                                             "The requested resource does "
+                                             "not exist",
+                                             "errorCode", "NOT_FOUND"));
+    }
+    if (fake.fail_503 > 0) {
+        fake.fail_503--;
+        pthread_mutex_unlock(&fake.mu);
+        json_decref(root);
+        return cmn_http_reply_json(
+            req, 503,
+            json_pack("[{s:s, s:s}]", "message", "down for maintenance",
+                      "errorCode", "SERVER_UNAVAILABLE"));
+    }
+    if (!json_is_array(records) || json_array_size(records) > 200 ||
+        !json_is_false(json_object_get(root, "allOrNone"))) {
+        pthread_mutex_unlock(&fake.mu);
+        json_decref(root);
+        return cmn_http_reply_json(req, 400,
+                                   json_pack("[{s:s, s:s}]", "message",
+                                             "bad body", "errorCode",
+                                             "JSON_PARSER_ERROR"));
+    }
+    out = json_array();
+    for (size_t i = 0; i < json_array_size(records); i++) {
+        fake.collection_records++;
+        json_array_append_new(out, fake_collection_record(
+                                       json_array_get(records, i)));
+    }
+    pthread_mutex_unlock(&fake.mu);
+    json_decref(root);
+    return cmn_http_reply_json(req, 200, out);
+}
+
 static int
 fake_h_search(struct cmn_http_req *req, void *app)
 {
@@ -360,7 +484,9 @@ fake_reset(void)
     fake.fail_token_503 = 0;
     fake.fail_400_ext[0] = fake.fail_300_ext[0] = '\0';
     fake.delay_ms = 0;
+    fake.collections_404 = false;
     fake.upsert_requests = fake.queries = fake.searches = 0;
+    fake.collection_requests = fake.collection_records = 0;
     fake.ntasks = 0;
     memset(fake.tasks, 0, sizeof(fake.tasks));
     pthread_mutex_unlock(&fake.mu);
@@ -377,6 +503,9 @@ fake_start(const char *dir, const char *redis_url, const char *extra,
         {"POST", "/services/oauth2/token", fake_h_token},
         {"PATCH", "/services/data/v60.0/sobjects/Task/Finesse_Call_Id__c/*",
          fake_h_upsert},
+        {"PATCH",
+         "/services/data/v60.0/composite/sobjects/Task/Finesse_Call_Id__c",
+         fake_h_collection},
         {"GET", "/services/data/v60.0/search/", fake_h_search},
         {"GET", "/services/data/v60.0/query", fake_h_query},
     };
@@ -401,7 +530,7 @@ fake_start(const char *dir, const char *redis_url, const char *extra,
     fclose(f);
     memset(&o, 0, sizeof(o));
     o.listen = "127.0.0.1:0";
-    o.max_body = 256 * 1024;
+    o.max_body = 4 * 1024 * 1024;
     fake.d = cmn_httpd_start(&o, routes, CMN_ARRAY_LEN(routes), NULL, &err);
     if (fake.d == NULL) {
         fprintf(stderr, "fake_start: %s\n", err.msg);

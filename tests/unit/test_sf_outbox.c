@@ -3,7 +3,9 @@
  * redis-server and an in-process fake Salesforce: written exactly once,
  * retries with backoff through an outage, dead letters and replay, a
  * consumer that dies holding entries, a 200-entry burst shared by two
- * consumers, per-dialog order, TTLs on every key but the stream. */
+ * consumers, per-dialog order, TTLs on every key but the stream; batched
+ * writes (sObject Collections): exactly once, a bad record dead alone, an
+ * org without collections served one PATCH per Task. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -131,6 +133,27 @@ outbox(const char *consumer, long reclaim_ms, long max_attempts)
     o.backoff_base_ms = 40;
     o.backoff_max_ms = 300;
     o.block_ms = 200;
+    ob = sf_outbox_new(pool, sf, &o, &err);
+    assert_non_null(ob);
+    return ob;
+}
+
+/* A consumer that writes up to `batch` Tasks per Salesforce request. */
+static struct sf_outbox *
+outbox_batched(const char *consumer, long batch)
+{
+    struct sf_outbox_opts o;
+    struct cmn_err err = {{0}};
+    struct sf_outbox *ob;
+
+    memset(&o, 0, sizeof(o));
+    o.consumer = consumer;
+    o.reclaim_ms = 5000;
+    o.max_attempts = 10;
+    o.backoff_base_ms = 40;
+    o.backoff_max_ms = 300;
+    o.block_ms = 200;
+    o.upsert_batch = batch;
     ob = sf_outbox_new(pool, sf, &o, &err);
     assert_non_null(ob);
     return ob;
@@ -533,6 +556,147 @@ test_sf_outbox_dialog_order_kept(void **state)
     sf_outbox_free(ob);
 }
 
+/* Batched: 300 call ends plus 100 wrap-up updates queued before the
+ * consumer starts, a 503 on the first request. Every Task is created once
+ * and carries its last fields; a few dozen requests instead of 400. */
+static void
+test_sf_outbox_batched_exactly_once(void **state)
+{
+    struct sf_outbox *ob = outbox_batched("batcher", 50);
+    struct cmn_err err = {{0}};
+    struct sf_outbox_stats st;
+    unsigned requests, records;
+
+    (void)state;
+    pthread_mutex_lock(&fake.mu);
+    fake.fail_503 = 1;
+    pthread_mutex_unlock(&fake.mu);
+    for (int i = 0; i < 300; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "%d", 90000 + i);
+        put(ob, id, "In Progress");
+    }
+    for (int i = 0; i < 100; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "%d", 90000 + i);
+        put(ob, id, "Completed");
+    }
+    assert_int_equal(sf_outbox_start(ob, &err), CMN_OK);
+    assert_true(wait_written(90000, 300));
+    msleep(200);
+    for (int i = 0; i < 300; i++) {
+        char id[16];
+        struct fake_task t;
+        snprintf(id, sizeof(id), "%d", 90000 + i);
+        t = fake_task(id);
+        if (t.creates != 1 || t.writes != (i < 100 ? 2 : 1)) {
+            fail_msg("dialog %s: %d creates, %d writes", id, t.creates,
+                     t.writes);
+        }
+        if (i < 100 && strstr(t.body, "\"Completed\"") == NULL) {
+            fail_msg("dialog %s ends with %s, not the wrap-up", id, t.body);
+        }
+    }
+    pthread_mutex_lock(&fake.mu);
+    requests = fake.collection_requests;
+    records = fake.collection_records;
+    pthread_mutex_unlock(&fake.mu);
+    sf_outbox_stats(ob, &st);
+    assert_int_equal(st.written, 400);
+    assert_true(st.retries >= 1); /* the 503 */
+    /* a lone due entry goes as a single PATCH */
+    if (records + fake_upserts() != 400) {
+        fail_msg("%u records in %u collection requests + %u single upserts "
+                 "for 400 writes",
+                 records, requests, fake_upserts());
+    }
+    if (requests > 40) {
+        fail_msg("%u collection requests for 400 writes", requests);
+    }
+    assert_true(fake_upserts() < 20);
+    sf_outbox_free(ob);
+}
+
+/* One record refused inside a batch goes to the dead letters alone; a
+ * record with more than one match too; the rest are written. */
+static void
+test_sf_outbox_batch_bad_record_alone(void **state)
+{
+    struct sf_outbox *ob = outbox_batched("batcher", 50);
+    struct cmn_err err = {{0}};
+    json_t *dead = NULL;
+
+    (void)state;
+    pthread_mutex_lock(&fake.mu);
+    snprintf(fake.fail_400_ext, sizeof(fake.fail_400_ext), "91003");
+    snprintf(fake.fail_300_ext, sizeof(fake.fail_300_ext), "91007");
+    pthread_mutex_unlock(&fake.mu);
+    for (int i = 0; i < 10; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "%d", 91000 + i);
+        put(ob, id, "Completed");
+    }
+    assert_int_equal(sf_outbox_start(ob, &err), CMN_OK);
+    for (int i = 0; i < 500 && (key_int("LLEN", "outbox:dead") < 2 ||
+                                xlen() != 0);
+         i++) {
+        msleep(10);
+    }
+    assert_int_equal(xlen(), 0);
+    assert_int_equal(sf_outbox_dead_list(ob, &dead, &err), CMN_OK);
+    assert_int_equal(json_array_size(dead), 2);
+    for (size_t i = 0; i < 2; i++) {
+        const char *d =
+            json_string_value(json_object_get(json_array_get(dead, i),
+                                              "dialog_id"));
+        const char *why = json_string_value(
+            json_object_get(json_array_get(dead, i), "reason"));
+        assert_non_null(d);
+        assert_non_null(why);
+        assert_true((strcmp(d, "91003") == 0 &&
+                     strstr(why, "INVALID_OR_NULL_FOR_RESTRICTED") != NULL) ||
+                    (strcmp(d, "91007") == 0 &&
+                     strstr(why, "DUPLICATE_EXTERNAL_ID") != NULL));
+    }
+    json_decref(dead);
+    for (int i = 0; i < 10; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "%d", 91000 + i);
+        assert_int_equal(fake_task(id).writes, i == 3 || i == 7 ? 0 : 1);
+    }
+    sf_outbox_free(ob);
+}
+
+/* An org without sObject Collections (404): nothing is dead-lettered,
+ * every Task is written with one PATCH each. */
+static void
+test_sf_outbox_batch_refused_falls_back(void **state)
+{
+    struct sf_outbox *ob = outbox_batched("batcher", 50);
+    struct cmn_err err = {{0}};
+
+    (void)state;
+    pthread_mutex_lock(&fake.mu);
+    fake.collections_404 = true;
+    pthread_mutex_unlock(&fake.mu);
+    for (int i = 0; i < 20; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "%d", 92000 + i);
+        put(ob, id, "Completed");
+    }
+    assert_int_equal(sf_outbox_start(ob, &err), CMN_OK);
+    assert_true(wait_written(92000, 20));
+    msleep(100);
+    assert_int_equal(key_int("EXISTS", "outbox:dead"), 0);
+    assert_int_equal(fake_upserts(), 20);
+    for (int i = 0; i < 20; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "%d", 92000 + i);
+        assert_int_equal(fake_task(id).writes, 1);
+    }
+    sf_outbox_free(ob);
+}
+
 int
 main(void)
 {
@@ -554,6 +718,12 @@ main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_sf_outbox_dialog_order_kept, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_sf_outbox_batched_exactly_once,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sf_outbox_batch_bad_record_alone,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_sf_outbox_batch_refused_falls_back, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

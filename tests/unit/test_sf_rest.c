@@ -90,6 +90,7 @@ test_sf_config_defaults(void **state)
     assert_string_equal(cfg.api_version, "60.0");
     assert_int_equal(cfg.outbox_max_attempts, 20);
     assert_int_equal(cfg.outbox_writers, 8);
+    assert_int_equal(cfg.outbox_upsert_batch, 50);
     assert_int_equal(cfg.outbox_backoff_max_ms, 60000);
     assert_int_equal(cfg.pop, SF_POP_ANI);
     assert_int_equal(cfg.pop_on, SF_POP_ON_RING);
@@ -356,6 +357,55 @@ test_sf_upsert_response_classes(void **state)
         (void)sf_upsert_response_parse(201, b, strlen(b), &r);
         assert_string_equal(r.id, "00T5g00000AbCdEAAZ");
     }
+}
+
+/* sObject Collections replies: one outcome per record from a 200, one
+ * outcome for all otherwise. */
+static void
+test_sf_upsert_collection_parse(void **state)
+{
+    struct sf_batch_item it[3];
+    const char *ok3 =
+        "[{\"id\":\"00T5g00000AbCdEAAZ\",\"success\":true,\"errors\":[],"
+        "\"created\":true},"
+        "{\"id\":null,\"success\":false,\"errors\":[{\"statusCode\":"
+        "\"UNABLE_TO_LOCK_ROW\",\"message\":\"locked\",\"fields\":[]}]},"
+        "{\"id\":null,\"success\":false,\"errors\":[{\"statusCode\":"
+        "\"INVALID_CROSS_REFERENCE_KEY\",\"message\":\"WhoId\"}]}]";
+    const char *b;
+
+    (void)state;
+    memset(it, 0, sizeof(it));
+    assert_int_equal(sf_upsert_collection_parse(200, ok3, strlen(ok3), it, 3),
+                     CMN_OK);
+    assert_int_equal(it[0].r.outcome, SF_OK);
+    assert_true(it[0].r.created);
+    assert_string_equal(it[0].r.id, "00T5g00000AbCdEAAZ");
+    assert_int_equal(it[1].r.outcome, SF_TRANSIENT);
+    assert_int_equal(it[2].r.outcome, SF_PERMANENT);
+    assert_non_null(strstr(it[2].r.reason, "INVALID_CROSS_REFERENCE_KEY"));
+    /* one result short: nobody knows which were written -> all resent */
+    assert_int_equal(sf_upsert_collection_parse(200, ok3, strlen(ok3), it, 2),
+                     CMN_AGAIN);
+    assert_int_equal(it[0].r.outcome, SF_TRANSIENT);
+    assert_int_equal(it[1].r.outcome, SF_TRANSIENT);
+    b = "{\"success\":true}";
+    assert_int_equal(sf_upsert_collection_parse(200, b, strlen(b), it, 1),
+                     CMN_AGAIN);
+    b = "[{\"message\":\"down\",\"errorCode\":\"SERVER_UNAVAILABLE\"}]";
+    assert_int_equal(sf_upsert_collection_parse(503, b, strlen(b), it, 3),
+                     CMN_AGAIN);
+    assert_int_equal(it[2].r.outcome, SF_TRANSIENT);
+    b = "[{\"message\":\"The requested resource does not exist\","
+        "\"errorCode\":\"NOT_FOUND\"}]";
+    assert_int_equal(sf_upsert_collection_parse(404, b, strlen(b), it, 3),
+                     CMN_INVALID);
+    assert_int_equal(it[1].r.outcome, SF_PERMANENT);
+    /* a 201 is a single-record answer, not a collections one */
+    b = "{\"id\":\"00T5g00000AbCdEAAZ\",\"success\":true,\"created\":true}";
+    assert_int_equal(sf_upsert_collection_parse(201, b, strlen(b), it, 1),
+                     CMN_AGAIN);
+    assert_int_equal(sf_upsert_collection_parse(0, NULL, 0, it, 2), CMN_AGAIN);
 }
 
 static void
@@ -647,6 +697,7 @@ main(void)
         cmocka_unit_test(test_sf_escape_sosl_soql),
         cmocka_unit_test(test_sf_token_response_parse),
         cmocka_unit_test(test_sf_upsert_response_classes),
+        cmocka_unit_test(test_sf_upsert_collection_parse),
         cmocka_unit_test(test_sf_sosl_response_parse),
         cmocka_unit_test(test_sf_soql_user_parse),
         cmocka_unit_test(test_sf_jwt_assertion_verifies),

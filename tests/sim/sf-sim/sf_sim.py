@@ -604,7 +604,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         if self.status_sent is not None:
             app.log_request(method, self.path, self.status_sent, kind,
-                            (time.monotonic() - t0) * 1000)
+                            (time.monotonic() - t0) * 1000, getattr(self, "written", None))
 
     def do_GET(self):
         self.handle_any("GET")
@@ -797,11 +797,14 @@ class App:
 
     # ---- request log ------------------------------------------------------
 
-    def log_request(self, method, path, status, kind, ms):
+    def log_request(self, method, path, status, kind, ms, written=None):
         st = self.state
+        entry = {"ts": round(time.time(), 3), "method": method, "path": path[:2000],
+                 "status": status, "kind": kind, "ms": round(ms, 2)}
+        if written is not None:
+            entry["written"] = written  # collections: the external ids written
         with st.lock:
-            st.requests.append({"ts": round(time.time(), 3), "method": method, "path": path[:2000],
-                                "status": status, "kind": kind, "ms": round(ms, 2)})
+            st.requests.append(entry)
             st.req_kinds[kind] += 1
             st.req_status[str(status)] += 1
 
@@ -853,6 +856,8 @@ class App:
         parts = rest.strip("/").split("/")
         if parts[0] == "sobjects" and len(parts) == 4 and method == "PATCH":
             return "upsert"
+        if parts[:2] == ["composite", "sobjects"] and method == "PATCH":
+            return "upsert_collection"
         if parts[0] == "sobjects":
             return {"GET": "get", "POST": "create", "PATCH": "update"}.get(method, "other")
         if parts[0] == "search":
@@ -969,6 +974,13 @@ class App:
             if len(parts) == 2 and method == "POST":
                 return self.create(h, otype, body, version, user)
             raise ApiError(405, sf_err("METHOD_NOT_ALLOWED", "HTTP Method '%s' not allowed" % method))
+        if parts[:2] == ["composite", "sobjects"] and len(parts) == 4 and method == "PATCH":
+            if version < 46:
+                raise not_found()
+            otype = self.canon_type(parts[2])
+            if otype is None:
+                raise ApiError(404, sf_err("NOT_FOUND", "The requested resource does not exist"))
+            return self.collection_upsert(h, otype, parts[3], body, version, user)
         if parts == ["search"] and method == "GET":
             return self.search(h, version)
         if parts == ["query"] and method == "GET":
@@ -1175,6 +1187,90 @@ class App:
             h.send(204, b"", None)
         else:
             h.send_json(200, {"id": rid, "success": True, "errors": [], "created": False})
+
+    def collection_upsert(self, h, otype, field, body, version, user):
+        """PATCH /composite/sobjects/{type}/{extField} (API 46+): up to 200
+        records, each with attributes.type and the external id field; 200 with
+        one UpsertResult per record, in order. allOrNone false: each record
+        stands alone; true: any failure rolls every record back."""
+        st = self.state
+        if otype != "Task":
+            raise ApiError(400, sf_err("NOT_SUPPORTED", "sf-sim only upserts Task"))
+        if field.lower() != self.ext_field.lower():
+            raise not_found()
+        obj = self.parse_body(body)
+        records = obj.get("records")
+        if not isinstance(records, list):
+            raise ApiError(400, sf_err("JSON_PARSER_ERROR", "records: a list of sObjects is required"))
+        if len(records) > 200:
+            raise ApiError(400, sf_err("EXCEEDED_ID_LIMIT", "record limit reached. cannot submit "
+                                       "more than 200 records into this call"))
+        all_or_none = obj.get("allOrNone") is True
+
+        def item_err(code, msg, fields=None):
+            return {"id": None, "success": False,
+                    "errors": [{"statusCode": code, "message": msg, "fields": fields or []}]}
+
+        now = time.time()
+        with st.lock:
+            st.stats["upsert_collections"] += 1
+            plan, seen = [], set()
+            for rec in records:
+                if not isinstance(rec, dict):
+                    plan.append(item_err("JSON_PARSER_ERROR", "record is not an object"))
+                    continue
+                attrs = rec.get("attributes")
+                if not isinstance(attrs, dict) or attrs.get("type") != otype:
+                    plan.append(item_err("INVALID_TYPE", "each record needs attributes.type %s" % otype))
+                    continue
+                value = rec.get(self.ext_field)
+                if not isinstance(value, str) or not value:
+                    plan.append(item_err("MISSING_ARGUMENT", "%s not specified" % self.ext_field,
+                                         [self.ext_field]))
+                    continue
+                if value in seen:
+                    plan.append(item_err("DUPLICATE_VALUE", "Duplicate external id specified: %s"
+                                         % value, [self.ext_field]))
+                    continue
+                seen.add(value)
+                ids = list(st.tasks_by_ext.get(value, []))
+                if len(ids) > 1:
+                    st.stats["upserts_multiple"] += 1
+                    plan.append(item_err("DUPLICATE_EXTERNAL_ID", "%s: more than one record found "
+                                         "for external id field: %s" % (self.ext_field, ids),
+                                         [self.ext_field]))
+                    continue
+                existing = st.objs["Task"][ids[0]] if ids else None
+                fields_in = {k: v for k, v in rec.items() if k != "attributes"}
+                try:
+                    fields = self.validate_task(fields_in, existing)
+                except ApiError as e:
+                    st.stats["upserts_rejected"] += 1
+                    err = e.errors[0] if e.errors else {}
+                    plan.append(item_err(err.get("errorCode", "UNKNOWN_EXCEPTION"),
+                                         err.get("message", ""), err.get("fields")))
+                    continue
+                fields[self.ext_field] = value
+                plan.append((existing, fields))
+            failed = any(isinstance(p, dict) for p in plan)
+            out, written = [], []
+            for p in plan:
+                if isinstance(p, dict):
+                    out.append(p)
+                elif all_or_none and failed:
+                    out.append(item_err("ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                                        "Record rolled back because not all records were valid "
+                                        "and the request was using AllOrNone header"))
+                else:
+                    existing, fields = p
+                    rid = self.write_task(existing if existing is not None else {}, fields, user,
+                                          "rest", now)
+                    st.stats["upserts_updated" if existing is not None else "upserts_created"] += 1
+                    out.append({"id": rid, "success": True, "errors": [],
+                                "created": existing is None})
+                    written.append(fields[self.ext_field])
+        h.written = written
+        h.send_json(200, out)
 
     @staticmethod
     def qparams_of(h):
@@ -1387,7 +1483,8 @@ class App:
                     "faults_served": s["faults_served"],
                     "upserts": {"created": s["upserts_created"], "updated": s["upserts_updated"],
                                 "multiple": s["upserts_multiple"],
-                                "rejected": s["upserts_rejected"]},
+                                "rejected": s["upserts_rejected"],
+                                "collections": s["upsert_collections"]},
                     "creates": s["creates"], "updates": s["updates"],
                     "api_usage": st.api_usage, "tasks": len(st.objs["Task"]),
                     "opencti_calls": st.opencti_seq, "active_faults": len(st.faults)}
