@@ -1074,8 +1074,7 @@ write_due(struct sf_outbox *ob)
         if (now < ob->single_until) {
             max = 1;
         }
-        for (struct held *h = ob->held, *next; h != NULL && n < max;
-             h = next) {
+        for (struct held *h = ob->held, *next; h != NULL && n < max; h = next) {
             next = h->next;
             if (h->next_ms > now || earlier_same_dialog(ob, h)) {
                 continue;

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
 /* sf_rest.c - Task upsert, SOSL phone search and agent -> User lookup on
  * the Salesforce REST API, with pure reply parsers. */
-#include <stdatomic.h>
 #include <ctype.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

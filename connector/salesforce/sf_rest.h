@@ -129,8 +129,7 @@ int sf_task_upsert(struct sf *sf, const char *external_id, json_t *fields,
  * (CMN_AGAIN: transient; CMN_INVALID: permanent for the request, e.g. 404
  * from an org below API 46: the caller should fall back to
  * sf_task_upsert per record). Blocking; any thread. */
-int sf_task_upsert_batch(struct sf *sf, struct sf_batch_item *items,
-                         size_t n);
+int sf_task_upsert_batch(struct sf *sf, struct sf_batch_item *items, size_t n);
 
 /* cmn_now_ms() of the last 2xx answer from the org (0: none yet): the
  * outbox writers of a process share it, so one writer's success after an

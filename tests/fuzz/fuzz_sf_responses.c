@@ -2,7 +2,8 @@
 /* fuzz_sf_responses.c - the Salesforce reply parsers on arbitrary bytes:
  * the first byte picks the parser (low 2 bits) and the HTTP status (the
  * rest), so token, upsert (single and sObject Collections), SOSL and
- * SOQL parsers and their error paths are all reached; the escapers run on the same bytes as a string. */
+ * SOQL parsers and their error paths are all reached; the escapers run on the
+ * same bytes as a string. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,9 +57,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             rc = sf_upsert_collection_parse(status, body, size, items, n);
             for (size_t i = 0; i < n; i++) {
                 if ((rc == CMN_OK && status != 200) ||
-                    (rc != CMN_OK && (items[i].r.outcome == SF_OK ||
-                                      items[i].r.outcome !=
-                                          items[0].r.outcome)) ||
+                    (rc != CMN_OK &&
+                     (items[i].r.outcome == SF_OK ||
+                      items[i].r.outcome != items[0].r.outcome)) ||
                     (items[i].r.id[0] != '\0' && !sf_id_ok(items[i].r.id))) {
                     abort();
                 }

@@ -55,9 +55,9 @@ struct fake_sf {
     unsigned upsert_requests;
     unsigned collection_requests; /* sObject Collections upserts */
     unsigned collection_records;  /* records in them */
-    unsigned queries;  /* SOQL requests */
-    unsigned searches; /* SOSL requests */
-    char last_q[512];  /* decoded q of the last search/query */
+    unsigned queries;             /* SOQL requests */
+    unsigned searches;            /* SOSL requests */
+    char last_q[512];             /* decoded q of the last search/query */
     struct fake_task tasks[FAKE_TASKS_MAX];
     int ntasks;
 };
@@ -410,8 +410,8 @@ fake_h_collection(struct cmn_http_req *req, void *app)
     out = json_array();
     for (size_t i = 0; i < json_array_size(records); i++) {
         fake.collection_records++;
-        json_array_append_new(out, fake_collection_record(
-                                       json_array_get(records, i)));
+        json_array_append_new(
+            out, fake_collection_record(json_array_get(records, i)));
     }
     pthread_mutex_unlock(&fake.mu);
     json_decref(root);

@@ -637,18 +637,16 @@ test_sf_outbox_batch_bad_record_alone(void **state)
         put(ob, id, "Completed");
     }
     assert_int_equal(sf_outbox_start(ob, &err), CMN_OK);
-    for (int i = 0; i < 500 && (key_int("LLEN", "outbox:dead") < 2 ||
-                                xlen() != 0);
-         i++) {
+    for (int i = 0;
+         i < 500 && (key_int("LLEN", "outbox:dead") < 2 || xlen() != 0); i++) {
         msleep(10);
     }
     assert_int_equal(xlen(), 0);
     assert_int_equal(sf_outbox_dead_list(ob, &dead, &err), CMN_OK);
     assert_int_equal(json_array_size(dead), 2);
     for (size_t i = 0; i < 2; i++) {
-        const char *d =
-            json_string_value(json_object_get(json_array_get(dead, i),
-                                              "dialog_id"));
+        const char *d = json_string_value(
+            json_object_get(json_array_get(dead, i), "dialog_id"));
         const char *why = json_string_value(
             json_object_get(json_array_get(dead, i), "reason"));
         assert_non_null(d);
@@ -722,8 +720,8 @@ main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_sf_outbox_batch_bad_record_alone,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(
-            test_sf_outbox_batch_refused_falls_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sf_outbox_batch_refused_falls_back,
+                                        setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
