@@ -152,6 +152,9 @@ main(int argc, char **argv)
     cmn_log_notice("event=started listen=%s port=%d nodes=%zu sso=%d",
                    cfg->listen, cmn_httpd_port(d), cfg->nnodes,
                    cfg->sso_url != NULL);
+    /* agents this host drove before a restart: back before Finesse's
+     * presence grace runs out */
+    cti_engine_resume_all(app.engine);
     for (;;) {
         if (sigwait(&signals, &sig) != 0 || sig == SIGHUP) {
             continue; /* reload: not yet, the running config stays */

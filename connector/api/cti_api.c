@@ -198,7 +198,20 @@ static struct cti_agent *
 authed(struct cmn_http_req *req, struct cti_app *app, const char *token)
 {
     struct cti_agent *a = cti_engine_agent(app->engine, token);
+    bool busy = false;
 
+    if (a == NULL) {
+        /* issued by a connector process that is gone (a restart, a host
+         * that died): its session is resumed here */
+        a = cti_engine_agent_resume(app->engine, token, &busy);
+    }
+    if (a == NULL && busy) {
+        cmn_http_add_header(req, "Retry-After", "1");
+        cmn_http_reply_error(req, 503, "session_resuming",
+                             "this agent's session is being picked up by "
+                             "this host; retry in a moment");
+        return NULL;
+    }
     if (a == NULL) {
         cmn_http_add_header(req, "WWW-Authenticate",
                             "Bearer realm=\"fsc-connector\"");

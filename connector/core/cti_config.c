@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmn_seal.h"
 #include "cmn_server_config.h"
 #include "cti_config.h"
 
@@ -14,6 +15,7 @@ static const char *const known_keys[] = {
     "server.log_level", "server.session_idle_s", "server.web_dir",
     "server.agent_lease_s", "server.admin_key_file", "server.tabs_closed_after_s", "server.sse_ping_s",
     "server.tabs_closed_state", "server.tabs_closed_reason_code_id",
+    "server.session_key_file",
     "finesse.nodes", "finesse.xmpp_port", "finesse.xmpp_addresses", "finesse.xmpp_domain",
     "finesse.xmpp_resource", "finesse.xmpp_tls", "finesse.ca_file",
     "finesse.rest_timeout_ms", "finesse.agents_per_worker",
@@ -265,6 +267,37 @@ load_redis(struct cti_config *c, struct cmn_err *err)
                                       &c->redis_storage, err);
 }
 
+/* [server] session_key_file: sessions kept (sealed) in Redis so that a
+ * restarted or surviving host picks them up; checked here so that
+ * --check-config reports a bad key. */
+static int
+load_session_key(struct cti_config *c, struct cmn_err *err)
+{
+    struct cmn_err kerr = {{0}};
+    struct cmn_seal *seal;
+
+    if (cmn_config_str(c->ini, "server", "session_key_file", false, NULL,
+                       &c->session_key_file, err) != CMN_OK) {
+        return CMN_INVALID;
+    }
+    if (c->session_key_file == NULL) {
+        return CMN_OK;
+    }
+    if (!c->redis_enabled) {
+        cmn_config_errf(c->ini, "server", "session_key_file", err,
+                        "needs [redis] (the sessions are kept there)");
+        return CMN_INVALID;
+    }
+    seal = cmn_seal_load(c->session_key_file, &kerr);
+    if (seal == NULL) {
+        cmn_config_errf(c->ini, "server", "session_key_file", err, "%s",
+                        kerr.msg);
+        return CMN_INVALID;
+    }
+    cmn_seal_free(seal);
+    return CMN_OK;
+}
+
 struct cti_config *
 cti_config_load(const char *path, struct cmn_err *err)
 {
@@ -279,7 +312,7 @@ cti_config_load(const char *path, struct cmn_err *err)
         cmn_config_check_known(c->ini, known_keys, err) != CMN_OK ||
         load_server(c, err) != CMN_OK || load_finesse(c, err) != CMN_OK ||
         load_sso(c, err) != CMN_OK || load_salesforce_page(c, err) != CMN_OK ||
-        load_redis(c, err) != CMN_OK) {
+        load_redis(c, err) != CMN_OK || load_session_key(c, err) != CMN_OK) {
         cti_config_free(c);
         return NULL;
     }

@@ -35,6 +35,9 @@ struct cti_config {
     const char *tabs_closed_reason; /* ...with this reason code id */
     long agent_lease_s; /* with [redis]: how long an agent stays bound to
                            this host after it stops renewing */
+    const char *session_key_file; /* with [redis]: sessions sealed in Redis
+                                     survive a restart or a host's death
+                                     (NULL: they end with the process) */
 
     /* [redis]: optional; when set, several connector hosts share a site's
      * agents (each agent's session lives on exactly one host) */

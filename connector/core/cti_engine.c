@@ -54,7 +54,10 @@ cti_engine_new(const struct cti_config *cfg, const char *self_exe,
                  cfg->xmpp_domain);
     }
     e->lease = cti_lease_new(cfg, err);
-    if (cfg->redis_enabled && e->lease == NULL) {
+    e->resume = e->lease != NULL ? cti_resume_new(cfg, err) : NULL;
+    if (cfg->redis_enabled &&
+        (e->lease == NULL ||
+         (cfg->session_key_file != NULL && e->resume == NULL))) {
         cti_engine_free(e);
         return NULL;
     }
@@ -91,6 +94,7 @@ cti_engine_free(struct cti_engine *e)
     cti_jobs_free(e->jobs);
     fin_xmpp_pool_free(e->xmpp);
     cti_lease_free(e->lease);
+    cti_resume_free(e->resume);
     /* outbox, then its client, then the config it borrows from */
     for (size_t i = 0; i < e->nwriters; i++) {
         sf_outbox_free(e->writers[i]);
@@ -209,7 +213,37 @@ engine_token_issue(struct cti_engine *e, struct cti_session *s,
     t->next = e->tokens[b];
     e->tokens[b] = t;
     pthread_mutex_unlock(&e->lock);
+    if (cti_resume_save_token(e->resume, s->id, t->hash) != CMN_OK) {
+        /* the token works here; only a resume elsewhere would not know it */
+        cmn_log_warn("event=resume_token_not_saved agent=%s", s->id);
+    }
     return CMN_OK;
+}
+
+void
+engine_token_adopt(struct cti_engine *e, struct cti_session *s,
+                   const char hash[65])
+{
+    struct token_entry *t = calloc(1, sizeof(*t));
+
+    if (t == NULL) {
+        return;
+    }
+    memcpy(t->hash, hash, sizeof(t->hash));
+    t->s = s;
+    pthread_mutex_lock(&e->lock);
+    for (struct token_entry *o = e->tokens[bucket_of(hash)]; o != NULL;
+         o = o->next) {
+        if (strcmp(o->hash, hash) == 0) {
+            pthread_mutex_unlock(&e->lock);
+            free(t);
+            return; /* adopted already (two requests raced) */
+        }
+    }
+    unsigned b = bucket_of(t->hash);
+    t->next = e->tokens[b];
+    e->tokens[b] = t;
+    pthread_mutex_unlock(&e->lock);
 }
 
 struct cti_session *
@@ -359,6 +393,7 @@ cti_engine_tick(struct cti_engine *e)
             /* another host took the agent over (we stalled past the
              * lease): stop driving it, without signing it out */
             cmn_log_warn("event=agent_lease_lost agent=%s", s->id);
+            cti_resume_disown(e->resume, s->id);
             fin_xmpp_pool_disconnect(e->xmpp, s->id);
             pthread_mutex_lock(&e->lock);
             if (!s->ended) {
@@ -388,6 +423,11 @@ cti_engine_tick(struct cti_engine *e)
             s->tabs_closed_applied = true;
             tabs_closed = true;
         }
+        bool touch =
+            e->resume != NULL && now - s->resume_touched_ms >= RESUME_TOUCH_MS;
+        if (touch) {
+            s->resume_touched_ms = now;
+        }
         bool check_login = false;
         if (s->login_check_at_ms != 0 && now >= s->login_check_at_ms &&
             !s->logout_requested) {
@@ -405,6 +445,11 @@ cti_engine_tick(struct cti_engine *e)
         }
         if (tabs_closed) {
             engine_tabs_closed_later(e, s);
+        }
+        if (touch) {
+            /* the record outlives the session's idle limit only while the
+             * session is alive */
+            cti_resume_touch(e->resume, s->id);
         }
         if (check_login && !reconnect) {
             /* a notification lost between the server and us (Finesse

@@ -48,6 +48,14 @@ void cti_engine_login(struct cti_engine *e, const struct cti_login *in,
                       struct cti_result *r);
 /* The agent behind an API token (referenced: cti_agent_unref), or NULL. */
 struct cti_agent *cti_engine_agent(struct cti_engine *e, const char *token);
+/* A token this process did not issue but Redis knows ([server]
+ * session_key_file): the agent when its session runs here (the token is
+ * adopted); else NULL with *busy true when a resume has been started (or
+ * Redis cannot say): answer "retry shortly", not 401. */
+struct cti_agent *cti_engine_agent_resume(struct cti_engine *e,
+                                          const char *token, bool *busy);
+/* After a restart: resume (on job threads) the agents this host drove. */
+void cti_engine_resume_all(struct cti_engine *e);
 /* LOGOUT in Finesse (reason optional), XMPP closed, tokens revoked. */
 void cti_engine_logout(struct cti_engine *e, const char *token,
                        const char *reason_code_id, struct cti_result *r);

@@ -10,6 +10,7 @@
 #include "cmn_secret.h"
 #include "cti_engine.h"
 #include "cti_lease.h"
+#include "cti_resume.h"
 #include "fin_rest.h"
 #include "fin_xmpp.h"
 #include "sf_config.h"
@@ -23,6 +24,9 @@
     90000                 /* a LOGOUT this soon after a node switch \
                              is the failover's doing, not the agent's */
 #define CALL_WAIT_MS 3000 /* MAKE_CALL: wait for the new dialog */
+#define RESUME_TOUCH_MS                                              \
+    (10 * 60 * 1000) /* how often a live session's resume record has \
+                        its TTL extended */
 #define LOGIN_CONFIRM_MS                                              \
     3000 /* a LOGIN still unconfirmed by notification this long after \
             its 202 is checked with a GET */
@@ -51,6 +55,8 @@ struct cti_session {
     bool ended; /* logged out; removed from registry */
     long long no_tabs_since_ms;
     bool tabs_closed_applied;       /* the all-tabs-closed state was set */
+    long long resume_touched_ms;    /* tick thread: last TTL refresh of
+                                       the resume record */
     int xmpp_node;                  /* node of the current XMPP connection:
                                        a SystemInfo notification speaks for
                                        that node */
@@ -97,9 +103,11 @@ struct cti_engine {
     int active; /* preferred node */
     struct waiter *waiters;
     atomic_uint request_seq;
-    long long last_ping_ms;  /* tick thread only */
-    long long last_renew_ms; /* tick thread only */
-    struct cti_lease *lease; /* NULL: single host */
+    long long last_ping_ms;    /* tick thread only */
+    long long last_renew_ms;   /* tick thread only */
+    struct cti_lease *lease;   /* NULL: single host */
+    struct cti_resume *resume; /* NULL: sessions end with the process */
+    struct resuming *resuming; /* agents being resumed (under lock) */
 
     /* Salesforce (sf_enabled false: no [salesforce] section) */
     struct sf_config sfcfg;
@@ -127,10 +135,29 @@ int engine_token_issue(struct cti_engine *e, struct cti_session *s,
 /* The session behind a token, referenced; NULL when unknown. */
 struct cti_session *engine_session_by_token(struct cti_engine *e,
                                             const char *token);
+/* Accept a token (by its SHA-256 hex) issued by another process for s. */
+void engine_token_adopt(struct cti_engine *e, struct cti_session *s,
+                        const char hash[65]);
 /* Add a session to the registry, taking a reference (e->lock held). */
 void engine_add_session_locked(struct cti_engine *e, struct cti_session *s);
 /* Remove a session and every token pointing at it (e->lock held). */
 void engine_remove_session_locked(struct cti_engine *e, struct cti_session *s);
+
+/* cti_ops.c, shared with cti_resume_ops.c: the steps of a sign-in */
+struct cti_session *engine_session_new(struct cti_engine *e, const char *id);
+void engine_ensure_xmpp_domain(struct cti_engine *e, struct cti_session *s);
+/* XMPP online, LOGIN unless signed in already, dialogs (s registered). */
+bool engine_start_session(struct cti_engine *e, struct cti_session *s,
+                          const struct fin_user *u, struct cti_result *r);
+bool engine_fetch_user(struct cti_engine *e, struct cti_session *s,
+                       const char *path, struct fin_user *u,
+                       struct cti_result *r);
+
+/* cti_resume_ops.c */
+/* Store what it takes to resume s elsewhere (no-op without resume). */
+void engine_resume_save(struct cti_engine *e, struct cti_session *s);
+/* The session is over for good: its resume record goes. */
+void engine_resume_forget(struct cti_engine *e, const char *agent);
 
 /* cti_failover.c */
 int engine_active_node(struct cti_engine *e);

@@ -116,7 +116,15 @@ engine_apply_user(struct cti_engine *e, struct cti_session *s,
                cmn_now_ms() < s->failover_until_ms;
     pthread_mutex_unlock(&s->lock);
     if (!spurious) {
+        struct fin_user before;
+        cti_agent_user(s->agent, &before);
         cti_agent_apply_user(s->agent, u);
+        if (strcmp(u->state, "LOGOUT") == 0 &&
+            strcmp(before.state, "LOGOUT") != 0) {
+            /* signed out for good (by the agent, a supervisor, Finesse):
+             * a restart must not sign the agent in again */
+            engine_resume_forget(e, s->id);
+        }
         return;
     }
     /* The failed node saw the agent's presence go and signed it out

@@ -149,8 +149,8 @@ finesse_refusal(struct cti_result *r, const struct fin_rest_resp *resp,
     }
 }
 
-static struct cti_session *
-session_new(struct cti_engine *e, const char *id)
+struct cti_session *
+engine_session_new(struct cti_engine *e, const char *id)
 {
     struct cti_session *s = calloc(1, sizeof(*s));
 
@@ -160,6 +160,7 @@ session_new(struct cti_engine *e, const char *id)
     pthread_mutex_init(&s->lock, NULL);
     atomic_init(&s->refs, 1);
     snprintf(s->id, sizeof(s->id), "%s", id);
+    s->resume_touched_ms = cmn_now_ms(); /* saved at the sign-in */
     s->agent = cti_agent_new(id);
     s->node = engine_active_node(e);
     if (s->agent == NULL) {
@@ -171,8 +172,8 @@ session_new(struct cti_engine *e, const char *id)
 }
 
 /* Learn the XMPP domain from SystemInfo once (unless configured). */
-static void
-ensure_xmpp_domain(struct cti_engine *e, struct cti_session *s)
+void
+engine_ensure_xmpp_domain(struct cti_engine *e, struct cti_session *s)
 {
     struct fin_rest_resp resp;
     struct fin_systeminfo si;
@@ -194,9 +195,9 @@ ensure_xmpp_domain(struct cti_engine *e, struct cti_session *s)
 
 /* Finesse sign-in for a session that is not signed in yet, then the
  * current dialogs and the XMPP connection. */
-static bool
-start_session(struct cti_engine *e, struct cti_session *s,
-              const struct fin_user *u, struct cti_result *r)
+bool
+engine_start_session(struct cti_engine *e, struct cti_session *s,
+                     const struct fin_user *u, struct cti_result *r)
 {
     struct fin_rest_resp resp;
     struct cmn_err err = {{0}};
@@ -250,9 +251,9 @@ start_session(struct cti_engine *e, struct cti_session *s,
 }
 
 /* The agent's User from Finesse with the session's credentials. */
-static bool
-fetch_user(struct cti_engine *e, struct cti_session *s, const char *path,
-           struct fin_user *u, struct cti_result *r)
+bool
+engine_fetch_user(struct cti_engine *e, struct cti_session *s, const char *path,
+                  struct fin_user *u, struct cti_result *r)
 {
     struct fin_rest_resp resp;
     struct cmn_err err = {{0}};
@@ -311,7 +312,7 @@ cti_engine_login(struct cti_engine *e, const struct cti_login *in,
             result_set(r, 401, "invalid_handoff", "%s", err.msg);
             return;
         }
-        s = session_new(e, "pending");
+        s = engine_session_new(e, "pending");
         if (s == NULL) {
             result_set(r, 503, "internal", "out of memory");
             return;
@@ -322,7 +323,7 @@ cti_engine_login(struct cti_engine *e, const struct cti_login *in,
         snprintf(path, sizeof(path), "/finesse/api/User?loginName=%s",
                  q != NULL ? q : "");
         free(q);
-        if (!fetch_user(e, s, path, &u, r)) {
+        if (!engine_fetch_user(e, s, path, &u, r)) {
             sso_client_logout(e, s);
             session_unref(s);
             return;
@@ -338,20 +339,20 @@ cti_engine_login(struct cti_engine *e, const struct cti_login *in,
         }
         cti_agent_set_dialog_hook(s->agent, cti_calls_on_dialog, e);
     } else {
-        s = session_new(e, in->agent);
+        s = engine_session_new(e, in->agent);
         if (s == NULL) {
             result_set(r, 503, "internal", "out of memory");
             return;
         }
         s->password = cmn_secret_new(in->password, strlen(in->password));
         snprintf(path, sizeof(path), "/finesse/api/User/%s", in->agent);
-        if (!fetch_user(e, s, path, &u, r)) {
+        if (!engine_fetch_user(e, s, path, &u, r)) {
             session_unref(s);
             return;
         }
     }
     snprintf(s->extension, sizeof(s->extension), "%s", in->extension);
-    ensure_xmpp_domain(e, s);
+    engine_ensure_xmpp_domain(e, s);
 
     /* one Finesse session per agent: a second sign-in (another browser,
      * a refresh that lost its token) joins the running one */
@@ -364,6 +365,7 @@ cti_engine_login(struct cti_engine *e, const struct cti_login *in,
             existing->password = s->password;
             s->password = NULL;
             pthread_mutex_unlock(&existing->lock);
+            engine_resume_save(e, existing);
         }
         if (existing->sso_session != NULL && s->sso_session != NULL) {
             /* the old SSO session stays the one we refresh; drop ours */
@@ -393,7 +395,7 @@ cti_engine_login(struct cti_engine *e, const struct cti_login *in,
         pthread_mutex_lock(&e->lock);
         engine_add_session_locked(e, s);
         pthread_mutex_unlock(&e->lock);
-        if (!start_session(e, s, &u, r)) {
+        if (!engine_start_session(e, s, &u, r)) {
             fin_xmpp_pool_disconnect(e->xmpp, s->id);
             pthread_mutex_lock(&e->lock);
             engine_remove_session_locked(e, s);
@@ -410,6 +412,7 @@ cti_engine_login(struct cti_engine *e, const struct cti_login *in,
                        "node=%d",
                        s->id, s->extension, s->sso_session != NULL, s->node);
         engine_warm_owner(e, s->id);
+        engine_resume_save(e, s);
     }
     if (engine_token_issue(e, s, token) != CMN_OK) {
         result_set(r, 503, "internal", "no randomness");
@@ -496,6 +499,7 @@ cti_engine_logout(struct cti_engine *e, const char *token,
     pthread_mutex_lock(&e->lock);
     engine_remove_session_locked(e, s);
     pthread_mutex_unlock(&e->lock);
+    engine_resume_forget(e, s->id);
     cti_lease_release(e->lease, s->id);
     if (s->sso_session != NULL) {
         sso_client_logout(e, s);
