@@ -16,9 +16,13 @@ TTL = 6
 
 def main():
     sso = stack.Stack(haproxy=False, user="agent1002@example.com", access_ttl=TTL)
-    fin = stack.FinesseSim(agents=3, ids=sso.ids, presence_grace_s=3)
+    fin = stack.FinesseSim(agents=3, ids=sso.ids, presence_grace_s=15)
+    # sessions kept (sealed) in Redis: a restart resumes an SSO agent too
+    extra = {"server": {"session_key_file": sso.tmp.write("secrets/connector-session.key",
+                                                          os.urandom(32), 0o600)},
+             "redis": {"url": sso.redis.url, "prefix": "fsc-conn:"}}
     conn = stack.Connector(fin, sso_url=sso.a.url,
-                           service_key_file=sso.secrets.service_key_file)
+                           service_key_file=sso.secrets.service_key_file, extra=extra)
 
     status, body = conn.api("POST", "/api/v1/login", body={"handoff": "A" * 43,
                                                           "extension": "1002"})
@@ -51,6 +55,20 @@ def main():
     assert fin.agent("1002")["state"] == "NOT_READY", "still signed in at Finesse"
     print("ok  access token expired mid-shift: request accepted, %d refresh grant(s), "
           "no sign-in prompt" % refreshed)
+
+    # kill -9 and a new process on the same address: the SSO session is
+    # resumed from Redis (the fsc-sso session id, sealed), same token
+    port = conn.port
+    conn.kill()
+    sse.close()
+    conn = stack.Connector(fin, sso_url=sso.a.url, port=port, name="connector-2",
+                           service_key_file=sso.secrets.service_key_file, extra=extra)
+    stack.wait_until(lambda: "event=session_resumed agent=1002 extension=1002 sso=1"
+                     in conn.log_text(), 15, what="the SSO session resumed")
+    status, r = conn.api("POST", "/api/v1/state", token, {"state": "READY"})
+    assert status == 202, "the old token after a restart: %d %r" % (status, r)
+    stack.wait_until(lambda: fin.agent("1002")["state"] == "READY", 10, what="READY")
+    print("ok  kill -9 + restart: the SSO agent resumed (Bearer from fsc-sso), old token works")
 
     revoked = sso.ids.stats()["revocations"]
     status, r = conn.api("POST", "/api/v1/logout", token)
