@@ -167,6 +167,22 @@ engine_add_session_locked(struct cti_engine *e, struct cti_session *s)
     e->nsessions++;
 }
 
+bool
+engine_add_session_if_absent(struct cti_engine *e, struct cti_session *s)
+{
+    pthread_mutex_lock(&e->lock);
+    for (struct cti_session *o = e->by_id[session_bucket(s->id)]; o != NULL;
+         o = o->next_by_id) {
+        if (strcmp(o->id, s->id) == 0) {
+            pthread_mutex_unlock(&e->lock);
+            return false;
+        }
+    }
+    engine_add_session_locked(e, s);
+    pthread_mutex_unlock(&e->lock);
+    return true;
+}
+
 struct cti_session *
 engine_find_session(struct cti_engine *e, const char *id)
 {

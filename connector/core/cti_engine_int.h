@@ -140,6 +140,10 @@ void engine_token_adopt(struct cti_engine *e, struct cti_session *s,
                         const char hash[65]);
 /* Add a session to the registry, taking a reference (e->lock held). */
 void engine_add_session_locked(struct cti_engine *e, struct cti_session *s);
+/* The same unless a session with its id is registered (false: nothing
+ * done). Takes e->lock. */
+bool engine_add_session_if_absent(struct cti_engine *e,
+                                  struct cti_session *s);
 /* Remove a session and every token pointing at it (e->lock held). */
 void engine_remove_session_locked(struct cti_engine *e, struct cti_session *s);
 

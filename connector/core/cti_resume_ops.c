@@ -170,9 +170,11 @@ resume_agent(struct cti_engine *e, const char *agent, bool interactive)
         session_unref(s);
         return;
     }
-    pthread_mutex_lock(&e->lock);
-    engine_add_session_locked(e, s);
-    pthread_mutex_unlock(&e->lock);
+    if (!engine_add_session_if_absent(e, s)) {
+        /* the agent signed in again meanwhile: that session stands */
+        session_unref(s);
+        return;
+    }
     if (!engine_start_session(e, s, &u, &r)) {
         cmn_log_warn("event=resume_failed agent=%s status=%u detail=\"%s\"",
                      agent, r.status, r.detail);
