@@ -25,9 +25,14 @@ static struct cmn_redis_script take_script = {
               "return {0, cur}\n",
 };
 
+/* renew: ours -> extended; gone (Redis restarted empty, or failed over to
+ * a replica that had not seen it) -> taken again, nobody else holds it;
+ * another host's -> 0 (lost) */
 static struct cmn_redis_script renew_script = {
-    .source = "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
-              "  return redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+    .source = "local cur = redis.call('GET', KEYS[1])\n"
+              "if cur == false or cur == ARGV[1] then\n"
+              "  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
+              "  return 1\n"
               "end\n"
               "return 0\n",
 };
