@@ -22,8 +22,21 @@ static const char *const known_keys[] = {
     "finesse.ping_interval_s", "finesse.failover_check_ms",
     "finesse.xmpp_connects_per_s",
     "sso.url", "sso.public_url", "sso.service_key_file",
-    /* sections read by later parts of the connector */
-    "redis.*", "salesforce.*",
+    "redis.url", "redis.sentinels", "redis.master", "redis.prefix",
+    "redis.password_file", "redis.connect_timeout_ms",
+    "redis.command_timeout_ms", "redis.pool_size", "redis.wait_replicas",
+    "redis.wait_timeout_ms", "redis.failover_wait_ms",
+    /* [salesforce]: read by salesforce/sf_config.c (and the page's part
+     * here); listed so that a misspelt key is an error, not a default */
+    "salesforce.login_url", "salesforce.client_id", "salesforce.jwt_audience",
+    "salesforce.jwt_key_file", "salesforce.integration_user",
+    "salesforce.org_origins", "salesforce.task_external_id_field",
+    "salesforce.agent_user_field", "salesforce.ca_file",
+    "salesforce.api_version", "salesforce.opencti_version",
+    "salesforce.timeout_ms", "salesforce.pop", "salesforce.pop_on",
+    "salesforce.outbox_max_attempts", "salesforce.outbox_writers",
+    "salesforce.outbox_upsert_batch", "salesforce.outbox_reclaim_ms",
+    "salesforce.outbox_backoff_max_ms", "salesforce.spool_dir",
     NULL,
 };
 /* clang-format on */
