@@ -100,6 +100,7 @@ cti_engine_free(struct cti_engine *e)
         sf_outbox_free(e->writers[i]);
     }
     free(e->writers);
+    sf_spool_close(e->spool);
     sf_free(e->sf);
     cmn_redis_free(e->sf_redis);
     sf_config_cleanup(&e->sfcfg);
@@ -392,6 +393,7 @@ cti_engine_tick(struct cti_engine *e)
     }
     engine_check_nodes(e);
     cti_calls_expire(e);
+    engine_spool_drain_later(e);
     pthread_mutex_lock(&e->lock);
     list = malloc((e->nsessions + 1) * sizeof(*list));
     for (struct cti_session *s = e->sessions; s != NULL && list != NULL;
@@ -544,10 +546,52 @@ engine_salesforce_start(struct cti_engine *e, struct cmn_err *err)
         e->nwriters++;
     }
     e->outbox = e->writers[0];
+    if (e->sfcfg.spool_dir != NULL) {
+        e->spool = sf_spool_open(e->sfcfg.spool_dir, err);
+        if (e->spool == NULL) {
+            return CMN_ERR;
+        }
+    }
     return CMN_OK;
 }
 
-#define TASK_PUT_TRIES 5
+#define TASK_PUT_TRIES 3
+
+static int
+spool_put(void *ud, const char *dialog, json_t *fields)
+{
+    struct cti_engine *e = ud;
+    struct cmn_err err = {{0}};
+
+    return sf_outbox_put(e->outbox, dialog, fields, &err);
+}
+
+static void
+spool_drain_job(void *arg)
+{
+    struct cti_engine *e = arg;
+    long n = sf_spool_drain(e->spool, spool_put, e);
+
+    if (n > 0) {
+        cmn_log_notice("event=spool_drained tasks=%ld pending=%d", n,
+                       sf_spool_pending(e->spool) ? 1 : 0);
+    }
+    atomic_store(&e->spool_draining, false);
+}
+
+void
+engine_spool_drain_later(struct cti_engine *e)
+{
+    bool idle = false;
+
+    if (e->spool == NULL || !sf_spool_pending(e->spool) ||
+        !atomic_compare_exchange_strong(&e->spool_draining, &idle, true)) {
+        return;
+    }
+    if (cti_jobs_submit(e->jobs, spool_drain_job, e) != CMN_OK) {
+        atomic_store(&e->spool_draining, false);
+    }
+}
 
 void
 engine_log_task(struct cti_engine *e, const char *agent, const char *dialog_id,
@@ -574,16 +618,30 @@ engine_log_task(struct cti_engine *e, const char *agent, const char *dialog_id,
                      err.msg);
     }
     /* "a call log accepted is a call log written": it is accepted once
-     * Redis has it (durably); until then keep trying for a while */
+     * Redis has it (durably), or the local spool does. While the spool
+     * holds call logs, new ones queue behind them (a wrap-up update must
+     * not overtake its call's end). */
     for (int i = 0; i < TASK_PUT_TRIES; i++) {
+        if (e->spool != NULL && sf_spool_pending(e->spool)) {
+            break;
+        }
         if (sf_outbox_put(e->outbox, dialog_id, fields, &err) == CMN_OK) {
             cmn_log_info("event=task_queued agent=%s dialog=%s", agent,
                          dialog_id);
             json_decref(fields);
             return;
         }
+        if (e->spool != NULL) {
+            break; /* no need to hold a job thread: spool it */
+        }
         struct timespec ts = {1L << i, 0};
         nanosleep(&ts, NULL);
+    }
+    if (e->spool != NULL &&
+        sf_spool_append(e->spool, dialog_id, fields, &err) == CMN_OK) {
+        cmn_log_warn("event=task_spooled agent=%s dialog=%s", agent, dialog_id);
+        json_decref(fields);
+        return;
     }
     cmn_log_err("event=task_not_queued agent=%s dialog=%s detail=\"%s\"", agent,
                 dialog_id, err.msg);

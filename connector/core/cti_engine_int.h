@@ -16,6 +16,7 @@
 #include "sf_config.h"
 #include "sf_outbox.h"
 #include "sf_rest.h"
+#include "sf_spool.h"
 
 #define TOKEN_BUCKETS   4096
 #define SESSION_BUCKETS 4096
@@ -117,6 +118,8 @@ struct cti_engine {
     struct sf_outbox **writers; /* outbox_writers consumers (incl. the
                                    first), one upsert in flight each */
     size_t nwriters;
+    struct sf_spool *spool; /* NULL: no [salesforce] spool_dir */
+    atomic_bool spool_draining;
 
     pthread_mutex_t calls_lock; /* after an agent's lock, never before */
     /* live and recently ended calls, hashed by dialog id (a busy site has
@@ -142,8 +145,7 @@ void engine_token_adopt(struct cti_engine *e, struct cti_session *s,
 void engine_add_session_locked(struct cti_engine *e, struct cti_session *s);
 /* The same unless a session with its id is registered (false: nothing
  * done). Takes e->lock. */
-bool engine_add_session_if_absent(struct cti_engine *e,
-                                  struct cti_session *s);
+bool engine_add_session_if_absent(struct cti_engine *e, struct cti_session *s);
 /* Remove a session and every token pointing at it (e->lock held). */
 void engine_remove_session_locked(struct cti_engine *e, struct cti_session *s);
 
@@ -156,6 +158,10 @@ bool engine_start_session(struct cti_engine *e, struct cti_session *s,
 bool engine_fetch_user(struct cti_engine *e, struct cti_session *s,
                        const char *path, struct fin_user *u,
                        struct cti_result *r);
+
+/* cti_engine.c: the tick's part of the call-log spool: spooled call logs
+ * go to the outbox (on a job thread) once Redis takes them again */
+void engine_spool_drain_later(struct cti_engine *e);
 
 /* cti_resume_ops.c */
 /* Store what it takes to resume s elsewhere (no-op without resume). */

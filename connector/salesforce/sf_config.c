@@ -195,7 +195,9 @@ load_salesforce(const struct cmn_config *ini, struct sf_config *c,
         cmn_config_long(ini, "salesforce", "outbox_reclaim_ms", 30000, 100,
                         3600000, &c->outbox_reclaim_ms, err) != CMN_OK ||
         cmn_config_long(ini, "salesforce", "outbox_backoff_max_ms", 60000, 100,
-                        86400000, &c->outbox_backoff_max_ms, err) != CMN_OK) {
+                        86400000, &c->outbox_backoff_max_ms, err) != CMN_OK ||
+        cmn_config_str(ini, "salesforce", "spool_dir", false, NULL,
+                       &c->spool_dir, err) != CMN_OK) {
         return CMN_INVALID;
     }
     if (!sf_url_allowed(login_url)) {

@@ -52,6 +52,9 @@ struct sf_config {
                                            PATCH per Task (API < 46) */
     long outbox_reclaim_ms;             /* default 30000 */
     long outbox_backoff_max_ms;         /* default 60000 */
+    const char *spool_dir; /* call logs Redis did not take wait here on
+                              local disk (NULL: they are retried ~7 s,
+                              then lost) */
     enum sf_pop pop;
     const char *pop_callvariable; /* SF_POP_CALLVARIABLE: its name */
     enum sf_pop_on pop_on;

@@ -28,7 +28,8 @@ def connector(fin, sf, redis, name):
         "salesforce": {"login_url": sf.login_url, "client_id": sf.consumer_key,
                        "jwt_key_file": sf.key_file, "integration_user": sf.integration_user,
                        "org_origins": sf.ui_url, "outbox_reclaim_ms": "2000",
-                       "outbox_backoff_max_ms": "1000"},
+                       "outbox_backoff_max_ms": "1000",
+                       "spool_dir": os.path.join(stack.session_tmp().sub(name), "spool")},
     })
 
 
@@ -129,13 +130,44 @@ def check_durability(fin, sf, redis, conn):
     fresh.stop()
 
 
+def check_redis_down(fin, sf, redis, conn):
+    """Redis is gone when calls end: the call logs wait in the local spool
+    (fdatasync'd) and reach Salesforce, once each, when Redis is back."""
+    spare = [str(1001 + len(AGENTS) + i) for i in range(4)]  # not signed in before
+    tokens = [sign_in_ready(conn, agent) for agent in spare]
+    before = {t.get("Finesse_Call_Id__c") for t in sf.tasks()}
+    redis.kill()
+    dialogs = []
+    for agent in spare:
+        dialogs.append(one_call(fin, agent, ani="+1415666%04d" % len(dialogs)))
+        fin.set_state(agent, "READY")
+    stack.wait_until(lambda: conn.log_text().count("event=task_spooled") >= len(dialogs), 30,
+                     what="%d call logs spooled while Redis is down" % len(dialogs))
+    assert not set(dialogs) & {t.get("Finesse_Call_Id__c") for t in sf.tasks()}, \
+        "nothing can have reached Salesforce without Redis"
+    redis.start()
+    stack.wait_until(lambda: {t.get("Finesse_Call_Id__c") for t in sf.tasks()} >= set(dialogs),
+                     60, what="the spooled call logs written after Redis came back")
+    time.sleep(1.0)
+    counts = collections.Counter(t.get("Finesse_Call_Id__c") for t in sf.tasks())
+    assert all(counts[d] == 1 for d in dialogs), "one Task each: %r" % [counts[d] for d in dialogs]
+    assert "event=spool_drained" in conn.log_text(), "the spool was drained"
+    assert not before & set(dialogs)
+    print("ok  Redis down at call end: %d call logs spooled on disk, written once each when "
+          "Redis came back" % len(dialogs))
+    return tokens
+
+
 def main():
     redis = stack.Redis(name="redis")
     sf = stack.SfSim()
-    fin = stack.FinesseSim(agents=len(AGENTS), presence_grace_s=60, wrap_up="REQUIRED")
+    fin = stack.FinesseSim(agents=len(AGENTS) + 4, presence_grace_s=60, wrap_up="REQUIRED")
     conn = connector(fin, sf, redis, "connector")
     check_task_fields(fin, sf, conn)
     check_durability(fin, sf, redis, conn)
+    conn = connector(fin, sf, redis, "connector-3")
+    check_redis_down(fin, sf, redis, conn)
+    conn.stop()
     fin.stop()
     sf.stop()
     redis.stop()
