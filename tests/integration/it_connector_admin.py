@@ -2,16 +2,23 @@
 """Operations on the Salesforce side of fsc-connector:
 - a call log Salesforce refuses for good (a 400) lands in the dead-letter
   list with the reason, is visible to admins (GET /admin/v1/outbox, admin
-  key only) and, once replayed, written exactly once;
+  key only, and through the admin CLI fscctl) and, once replayed, written
+  exactly once;
 - when every tab of an agent has been closed for tabs_closed_after_s, the
   agent goes to the configured state (NOT_READY here) and no calls are
   routed to a desk nobody sits at."""
 import os
+import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import stack  # noqa: E402
+
+
+def fscctl(*args):
+    exe = os.path.join(os.path.dirname(stack.FSC_CONNECTOR), "fscctl")
+    return subprocess.run([exe] + list(args), capture_output=True, text=True, timeout=30)
 
 
 def main():
@@ -58,8 +65,26 @@ def main():
         hdr = {"Authorization": "Bearer " + bad} if bad else {}
         status, r = conn.api("GET", "/admin/v1/outbox", headers=hdr)
         assert status == 401, "admin endpoints need the admin key: %d" % status
-    status, r = conn.api("POST", "/admin/v1/outbox/replay", body={"index": 0}, headers=h)
-    assert status == 200 and r["replayed"] == 1, "replay: %d %r" % (status, r)
+    # the admin CLI sees the same, from the connector's own config file
+    out = fscctl("--config", conn.cfg, "outbox")
+    assert out.returncode == 0 and "dead letters 1" in out.stdout and did in out.stdout \
+        and dead["reason"][:30] in out.stdout, "fscctl outbox: %r" % (out.stdout + out.stderr)
+    assert admin_key not in out.stdout + out.stderr, "fscctl never prints the key"
+    bad_key = tmp.write("secrets/wrong.key", "wrong-key-0123456789\n", 0o600)
+    out = fscctl("--url", conn.url, "--key-file", bad_key, "outbox")
+    assert out.returncode == 1 and "401" in out.stderr, "fscctl with a wrong key: %r" % (
+        out.stdout + out.stderr)
+    out = fscctl("--config", conn.cfg, "replay", "7")
+    assert out.returncode == 1 and "404" in out.stderr, "replay of no such index: %r" % (
+        out.stdout + out.stderr)
+    out = fscctl("--config", conn.cfg, "status")
+    assert out.returncode == 0 and "agents       1" in out.stdout, "fscctl status: %r" % (
+        out.stdout + out.stderr)
+    out = fscctl("--config", conn.cfg, "replay", "0")
+    assert out.returncode == 0 and "replayed 1" in out.stdout, "fscctl replay 0: %r" % (
+        out.stdout + out.stderr)
+    print("ok  fscctl: outbox lists the dead letter and its reason, a wrong key -> 401, "
+          "status, replay 0")
     stack.wait_until(lambda: len(sf.tasks(external_id=did)) == 1, 20, what="Task after replay")
     status, ob = conn.api("GET", "/admin/v1/outbox", headers=h)
     assert ob["dead"] == [] and ob["pending"] == 0, "dead list empty, nothing pending: %r" % ob
