@@ -441,11 +441,32 @@ static int
 send_snapshot(struct cti_agent *a, struct cmn_http_stream *s)
 {
     /* the snapshot is not numbered: a tab that resumes later gets what
-     * follows the last numbered event it saw */
+     * follows the last numbered event it saw. It opens with a `snapshot`
+     * event naming the live dialogs, so that a tab that was away drops
+     * the calls that ended meanwhile (their DROPPED event is not in what
+     * follows). */
     char *text = NULL;
-    json_t *j = user_json(a);
+    json_t *ids = json_array();
+    json_t *j;
     int rc = CMN_OK;
 
+    for (size_t i = 0; i < a->ndialogs && ids != NULL; i++) {
+        json_array_append_new(ids, json_string(a->dialogs[i]->id));
+    }
+    j = json_pack("{s:o}", "dialogs", ids != NULL ? ids : json_array());
+    text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (text != NULL) {
+        size_t len = strlen(text) + 32;
+        char *frame = malloc(len);
+        if (frame != NULL) {
+            int n = snprintf(frame, len, "event: snapshot\ndata: %s\n\n", text);
+            rc = cmn_http_stream_write(s, frame, (size_t)n);
+            free(frame);
+        }
+        free(text);
+    }
+    j = user_json(a);
     text = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     if (text != NULL) {

@@ -553,6 +553,10 @@
       st.esRetry = 0;
       renderStatus();
     });
+    // a snapshot (first stream, or a resume the server could not replay:
+    // a restart, or away too long) names the live calls; a call that ended
+    // while this tab was away is dropped here, or it would linger
+    es.addEventListener('snapshot', (ev) => onSnapshot(parse(ev)));
     es.addEventListener('agent', (ev) => onAgent(parse(ev)));
     es.addEventListener('dialog', (ev) => onDialog(parse(ev)));
     es.addEventListener('error', (ev) => {
@@ -653,6 +657,14 @@
     if (d.state === 'DROPPED' || d.state === 'FAILED') return true;
     const me = myPart(d);
     return !!(me && (me.state === 'DROPPED' || me.state === 'FAILED' || me.state === 'WRAP_UP'));
+  }
+
+  function onSnapshot(snap) {
+    const live = new Set((snap && snap.dialogs) || []);
+    for (const id of Array.from(st.dialogs.keys())) {
+      if (!live.has(id)) st.dialogs.delete(id);
+    }
+    render();
   }
 
   function onDialog(d) {

@@ -172,7 +172,11 @@ def check_ring_overflow(conn, fin, token, t1, did):
     agent_state = fin.agent(AGENT)["state"]
 
     def is_snapshot(evs, why):
-        assert len(evs) >= 2, "%s: a snapshot (agent + dialog): %r" % (why, evs)
+        assert len(evs) >= 3, "%s: a snapshot (marker + agent + dialog): %r" % (why, evs)
+        assert evs[0]["event"] == "snapshot" and "id" not in evs[0] and \
+            evs[0]["data"] == {"dialogs": [did]}, \
+            "%s: opens with the snapshot marker naming the live call: %r" % (why, evs[0])
+        evs = evs[1:]
         assert evs[0]["event"] == "agent" and "id" not in evs[0] and \
             evs[0]["data"]["state"] == agent_state, "%s: agent first, no id: %r" % (why, evs[0])
         dialogs = [e for e in evs[1:] if e["event"] == "dialog"]
@@ -220,7 +224,8 @@ def check_second_login(conn, fin, token, t1):
     assert body["agent"]["state"] == state0, "joins the running session: %r" % body
     t2 = conn.events(token2)
     snap = drain(t2, 0.5)
-    assert snap and snap[0]["event"] == "agent" and "id" not in snap[0], snap
+    assert len(snap) >= 2 and snap[0]["event"] == "snapshot" and \
+        snap[1]["event"] == "agent" and "id" not in snap[1], snap
     assert fin.stats()["requests"].get("PUT User", 0) == puts0, \
         "no second LOGIN at Finesse: %r" % fin.stats()["requests"]
     assert fin.agent(AGENT)["state"] == state0
@@ -262,7 +267,9 @@ def check_close_all_tabs(conn, fin, token, token2, t1, did):
         t = conn.events(tok)
         evs = drain(t, 0.3)
         t.close()
-        return evs
+        # a snapshot opens with its marker: no live call
+        assert evs and evs[0] == {"event": "snapshot", "data": {"dialogs": []}}, evs
+        return evs[1:]
     # the connector gets the hang-up through XMPP with no tab open; a new tab
     # (either token) then shows the agent as Finesse has it and no call
     stack.wait_until(lambda: [(e["event"], e["data"]["state"], "id" in e) for e in snap(token)]
