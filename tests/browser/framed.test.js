@@ -8,7 +8,9 @@
 //  - an inbound call opens the panel (setSoftphonePanelVisibility) and pops
 //    exactly once: searchAndScreenPop on the caller's number, or
 //    screenPop SOBJECT when the call carries ECC user.sf_recordId;
-//  - the record opened during the call is sent as the call's context;
+//  - the record opened during the call is sent as the call's context, and
+//    the wrap-up reason chosen in the frame lands in the call's Task in
+//    sf-sim (CallDisposition) with the other Task fields;
 //  - a click-to-dial number on the host page places a call (finesse-sim);
 //  - a foreign sfdcIFrameOrigin: the connector refuses the page (400).
 'use strict';
@@ -84,6 +86,7 @@ run('framed', async (context) => {
   // the agent minimised the panel
   await page.evaluate(() => document.getElementById('softphone-panel').setAttribute('data-visible', 'false'));
   const jane = (await sf.records('Contact')).find((r) => r.LastName === 'Doe');
+  await http('POST', fin.url() + '/sim/agents/' + AGENT + '/settings', {wrap_up_on_incoming: 'REQUIRED'});
   const did = await fin.call(AGENT, {callvariables: {callVariable1: 'Order 4711'}});
   await frame.getByLabel('Caller', {exact: true}).filter({hasText: '+14155550100'}).waitFor();
   await waitFor(async () => (await page.locator('#softphone-panel').getAttribute('data-visible')) === 'true',
@@ -123,8 +126,31 @@ run('framed', async (context) => {
   ok('On call (icon "call"); onNavigationChange to Contact ' + jane.Id + ' -> POST /calls/' + did +
     '/context {"who_id"}');
   await frame.getByRole('button', {name: 'End', exact: true}).click();
-  await waitFor(async () => ((await fin.agent(AGENT)).dialogs || []).length === 0, 'call ended');
-  await fin.waitAgent(AGENT, 'READY');
+  // wrap-up is REQUIRED for this agent (set before the call): the reason
+  // chosen in the frame becomes the Task's CallDisposition
+  await fin.waitAgent(AGENT, 'WORK_READY', 'WORK_READY (wrap-up REQUIRED)');
+  const wrap = frame.getByLabel('Wrap-up reason');
+  await wrap.waitFor();
+  await wrap.selectOption({label: 'Sales'});
+  await frame.getByRole('button', {name: 'Save wrap-up', exact: true}).click();
+  await fin.waitAgent(AGENT, 'READY', 'READY after wrap-up');
+  await waitFor(async () => ((await fin.agent(AGENT)).dialogs || []).length === 0, 'call over');
+  const task = await waitFor(async () => {
+    const t = (await http('GET', sf.ctl() + '/sim/tasks?external_id=' + did)).body || [];
+    return t.length === 1 && t[0].CallDisposition ? t : false;
+  }, 'the Task with its disposition in sf-sim');
+  const tk = task[0];
+  const want = {Finesse_Call_Id__c: did, CallObject: did, CallType: 'Inbound', TaskSubtype: 'Call',
+    Status: 'Completed', WhoId: jane.Id, CallDisposition: 'Sales'};
+  for (const [k, v] of Object.entries(want)) {
+    assert(tk[k] === v, 'Task ' + k + ' = ' + JSON.stringify(v) + ', got ' + JSON.stringify(tk[k]));
+  }
+  assert(Number.isInteger(tk.CallDurationInSeconds) && tk.Subject && tk.ActivityDate &&
+    (tk.Description || '').includes('+14155550100') && (tk.Description || '').includes('Order 4711'),
+  'Task Subject, ActivityDate, CallDurationInSeconds, Description (ANI, call variables): ' + JSON.stringify(tk));
+  await http('POST', fin.url() + '/sim/agents/' + AGENT + '/settings', {wrap_up_on_incoming: 'OPTIONAL'});
+  ok('End -> wrap-up "Sales" in the frame -> one Task in sf-sim: WhoId Jane Doe, CallType Inbound, ' +
+    'CallDisposition Sales, duration ' + tk.CallDurationInSeconds + ' s, Status Completed');
 
   // --- a call carrying the record id pops that record (screenPop SOBJECT)
   const lisa = (await sf.records('Lead'))[0];
