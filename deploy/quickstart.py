@@ -2,14 +2,17 @@
 """Quickstart: the whole product on one machine, on simulators.
 
 Starts Redis, the Cisco IdS simulator, fsc-sso A and B behind HAProxy, the
-Finesse simulator (nodes A and B, a prosody XMPP server each) and
-fsc-connector, all on free loopback ports in a temp dir. Then a demo agent
-signs in through the load balancer as a browser would (/sso/login, IdS,
-/sso/callback, the handoff code), the connector opens the agent's Finesse
-session with the SSO token, the agent goes READY, a customer call arrives
-with its call variables on the agent's event stream, is answered and hung
-up. With --once it stops after that; otherwise the stack stays up for you
-to try with curl until Ctrl-C."""
+Finesse simulator (nodes A and B, a prosody XMPP server each), the
+Salesforce simulator (REST API + a Lightning page that frames the
+softphone) and fsc-connector, all on free loopback ports in a temp dir.
+Then a demo agent signs in through the load balancer as a browser would
+(/sso/login, IdS, /sso/callback, the handoff code), the connector opens the
+agent's Finesse session with the SSO token, the agent goes READY, a
+customer call arrives with its call variables on the agent's event stream
+together with its screen pop, is answered and hung up, and the call's Task
+appears in Salesforce. With --once it stops after that; otherwise the stack
+stays up for you to try (a browser on the printed softphone URL, or curl)
+until Ctrl-C."""
 import argparse
 import base64
 import json
@@ -34,11 +37,23 @@ def main():
     args = ap.parse_args()
 
     print("starting Redis, ids-sim, fsc-sso A and B, HAProxy, finesse-sim A and B "
-          "(prosody), fsc-connector ...")
+          "(prosody), sf-sim, fsc-connector ...")
     st = stack.Stack(user="agent1001@example.com")
     fin = stack.FinesseSim(agents=5, ids=st.ids, presence_grace_s=60)
+    sf = stack.SfSim(tmp=st.tmp)
     conn = stack.Connector(fin, sso_url=st.url, service_key_file=st.secrets.service_key_file,
-                           log_level="info")
+                           log_level="info", extra={
+                               "server": {"session_key_file": st.tmp.write(
+                                   "secrets/connector-session.key", os.urandom(32), 0o600)},
+                               "redis": {"url": st.redis.url, "prefix": "fsc-connector:"},
+                               "salesforce": {
+                                   "login_url": sf.login_url, "client_id": sf.consumer_key,
+                                   "jwt_key_file": sf.key_file,
+                                   "integration_user": sf.integration_user,
+                                   "org_origins": sf.ui_url,
+                                   "spool_dir": os.path.join(st.tmp.sub("connector-spool"),
+                                                             "spool")}})
+    contact = next(r for r in sf.records("Contact") if r.get("LastName") == "Doe")
     login_url = "%s/sso/login?%s" % (st.url, urllib.parse.urlencode({"return_to": st.return_to}))
     print()
     print("  load balancer (HAProxy) : %s" % st.url)
@@ -48,6 +63,9 @@ def main():
     print("  Redis                   : %s" % st.redis.url)
     print("  Finesse A / B (sim)     : %s  %s" % (fin.url_a, fin.url_b))
     print("  fsc-connector           : %s" % conn.url)
+    print("  Salesforce (sim) API    : %s" % sf.api_url)
+    print("  softphone in Salesforce : %s/lightning/page/home?%s"
+          % (sf.ui_url, urllib.parse.urlencode({"softphone": conn.url + "/softphone/"})))
     print()
     print("1. the softphone sends the agent to:\n   %s" % login_url)
     cb = stack.start_login(st.url, st.return_to)
@@ -73,15 +91,20 @@ def main():
     t0 = time.time()
     did = fin.call("1001", ani="+14155550100", dnis="8000", queue="Sales",
                    callvariables={"callVariable1": "Order 4711"},
-                   ecc={"user.sf_recordId": "001xx000003DGb2AAG"})
+                   ecc={"user.sf_recordId": contact["Id"]})
     ev = tab.wait(lambda e: e.get("event") == "dialog" and e["data"]["id"] == did, what="call")
     d = ev["data"]
+    pop = tab.wait(lambda e: e.get("event") == "pop" and e["data"].get("dialog_id") == did,
+                   what="screen pop")["data"]
     print("6. a customer call arrives on the agent's event stream %.0f ms after the "
           "simulated ACD routed it:"
           % ((time.time() - t0) * 1000))
     print("   dialog %s %s from %s, queue %s, callVariable1=%r, ECC user.sf_recordId=%r"
           % (d["id"], d["state"], d["from"], d["queue"], d["callvariables"]["callVariable1"],
              d["ecc"]["user.sf_recordId"]))
+    print("   screen pop for the Salesforce tab: %s %s (%s %s, the record the call names)"
+          % (pop["type"], json.dumps(pop.get("params", {})), contact.get("FirstName", ""),
+             contact.get("LastName", "")))
     conn.api("POST", "/api/v1/calls/%s/actions" % did, token, {"action": "answer"})
     tab.wait(lambda e: e.get("event") == "dialog" and e["data"]["state"] == "ACTIVE",
              what="answered")
@@ -89,8 +112,18 @@ def main():
     fin.hangup(did)
     tab.wait(lambda e: e.get("event") == "dialog" and e["data"]["state"] == "DROPPED",
              what="hung up")
-    print("8. the customer hangs up: DROPPED (the Salesforce screen pop and Task come with")
-    print("   the next release)")
+    print("8. the customer hangs up: DROPPED")
+    task = None
+    deadline = time.time() + 20
+    while time.time() < deadline and not task:
+        task = sf.tasks(external_id=did)
+        time.sleep(0.2)
+    assert task, "no Task for %s in sf-sim" % did
+    t = task[0]
+    print("   the call's Task in Salesforce (upserted on Finesse_Call_Id__c=%s):" % did)
+    print("   %s | CallType %s | %s s | WhoId %s | Status %s | Owner %s"
+          % (t.get("Subject"), t.get("CallType"), t.get("CallDurationInSeconds"),
+             t.get("WhoId"), t.get("Status"), t.get("OwnerId")))
     status, t = st.client().handoff(stack.login_flow(st.url, st.return_to))
     status, t = st.client().token(t["session"])
     assert status == 200, (status, t)
@@ -105,6 +138,7 @@ def main():
     if args.once:
         conn.stop()
         fin.stop()
+        sf.stop()
         st.stop()
         print("quickstart: ok")
         return
@@ -119,6 +153,7 @@ def main():
         pass
     conn.stop()
     fin.stop()
+    sf.stop()
     st.stop()
 
 

@@ -95,7 +95,12 @@ cti_engine_free(struct cti_engine *e)
     fin_xmpp_pool_free(e->xmpp);
     cti_lease_free(e->lease);
     cti_resume_free(e->resume);
-    /* outbox, then its client, then the config it borrows from */
+    /* outbox, then its client, then the config it borrows from; every
+     * writer is told first, so the blocked reads end together (one by one
+     * they took up to block_ms each) */
+    for (size_t i = 0; i < e->nwriters; i++) {
+        sf_outbox_stop_begin(e->writers[i]);
+    }
     for (size_t i = 0; i < e->nwriters; i++) {
         sf_outbox_free(e->writers[i]);
     }

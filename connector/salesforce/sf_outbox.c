@@ -340,7 +340,7 @@ sf_outbox_start(struct sf_outbox *ob, struct cmn_err *err)
 }
 
 void
-sf_outbox_stop(struct sf_outbox *ob)
+sf_outbox_stop_begin(struct sf_outbox *ob)
 {
     if (ob == NULL || !ob->started) {
         return;
@@ -349,6 +349,15 @@ sf_outbox_stop(struct sf_outbox *ob)
     atomic_store(&ob->stop, true);
     pthread_cond_broadcast(&ob->cv);
     pthread_mutex_unlock(&ob->mu);
+}
+
+void
+sf_outbox_stop(struct sf_outbox *ob)
+{
+    if (ob == NULL || !ob->started) {
+        return;
+    }
+    sf_outbox_stop_begin(ob);
     pthread_join(ob->thread, NULL);
     ob->started = false;
 }

@@ -92,6 +92,10 @@ int sf_outbox_start(struct sf_outbox *ob, struct cmn_err *err) CMN_NODISCARD;
  * reclaimed by another consumer after reclaim_ms. Safe when not started. */
 void sf_outbox_stop(struct sf_outbox *ob);
 
+/* Asks the consumer thread to stop without waiting for it: a process with
+ * several writers tells them all first, then stops (joins) each, so they
+ * leave their blocked reads together. */
+void sf_outbox_stop_begin(struct sf_outbox *ob);
 /* Stops, then frees. NULL is fine. */
 void sf_outbox_free(struct sf_outbox *ob);
 

@@ -1,7 +1,9 @@
 # SPDX-License-Identifier: AGPL-3.0-or-later
 """The README's main job keeps working: deploy/quickstart.py --once brings
-up Redis, ids-sim, fsc-sso A and B behind HAProxy, signs the demo agent in
-through the load balancer and prints the token."""
+up Redis, ids-sim, fsc-sso A and B behind HAProxy, finesse-sim, sf-sim and
+fsc-connector, signs the demo agent in through the load balancer, and
+prints the call, its screen pop, the call's Task in Salesforce and the
+token."""
 import os
 import re
 import subprocess
@@ -19,6 +21,11 @@ def main():
     assert "quickstart: ok" in out.stdout, "quickstart finished"
     assert re.search(r"access_token=eyJ\S+ +user=agent1001@example.com", out.stdout), \
         "the demo agent's token is printed"
+    assert re.search(r"screen pop for the Salesforce tab: SOBJECT \{\"recordId\": \"003\w+\"\}",
+                     out.stdout), "the screen pop is printed"
+    assert re.search(r"Inbound call from \+14155550100 \| CallType Inbound \| \d+ s \| "
+                     r"WhoId 003\w+ \| Status Completed", out.stdout), "the call's Task is printed"
+    assert "did not stop" not in out.stdout + out.stderr, "every component stopped on SIGTERM"
     print("PASS")
 
 
