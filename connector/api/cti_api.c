@@ -199,11 +199,22 @@ authed(struct cmn_http_req *req, struct cti_app *app, const char *token)
 {
     struct cti_agent *a = cti_engine_agent(app->engine, token);
     bool busy = false;
+    char owner[256] = "";
 
     if (a == NULL) {
         /* issued by a connector process that is gone (a restart, a host
          * that died): its session is resumed here */
-        a = cti_engine_agent_resume(app->engine, token, &busy);
+        a = cti_engine_agent_resume(app->engine, token, &busy, owner,
+                                    sizeof(owner));
+    }
+    if (a == NULL && owner[0] != '\0') {
+        cmn_http_reply_json(
+            req, 409,
+            json_pack("{s:s, s:s, s:s}", "error", "agent_elsewhere", "detail",
+                      "this agent's session runs on another connector host "
+                      "(owner); it moves here if that host stops",
+                      "owner", owner));
+        return NULL;
     }
     if (a == NULL && busy) {
         cmn_http_add_header(req, "Retry-After", "1");

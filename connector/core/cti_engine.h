@@ -51,9 +51,12 @@ struct cti_agent *cti_engine_agent(struct cti_engine *e, const char *token);
 /* A token this process did not issue but Redis knows ([server]
  * session_key_file): the agent when its session runs here (the token is
  * adopted); else NULL with *busy true when a resume has been started (or
- * Redis cannot say): answer "retry shortly", not 401. */
+ * Redis cannot say): answer "retry shortly", not 401; or NULL with owner
+ * set when another host holds the agent's lease (a dead host's lease runs
+ * out within agent_lease_s, then the resume happens here). */
 struct cti_agent *cti_engine_agent_resume(struct cti_engine *e,
-                                          const char *token, bool *busy);
+                                          const char *token, bool *busy,
+                                          char *owner, size_t owner_size);
 /* After a restart: resume (on job threads) the agents this host drove. */
 void cti_engine_resume_all(struct cti_engine *e);
 /* LOGOUT in Finesse (reason optional), XMPP closed, tokens revoked. */

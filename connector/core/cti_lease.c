@@ -127,6 +127,31 @@ cti_lease_take(struct cti_lease *l, const char *agent, char *owner,
     return rc;
 }
 
+int
+cti_lease_owner(struct cti_lease *l, const char *agent, char *owner,
+                size_t owner_size)
+{
+    struct cmn_err err = {{0}};
+    char key[256];
+    redisReply *r;
+    int rc = CMN_NOTFOUND;
+
+    if (l == NULL) {
+        return CMN_NOTFOUND;
+    }
+    snprintf(key, sizeof(key), "%sagent:%s:owner", cmn_redis_prefix(l->redis),
+             agent);
+    r = cmn_redis_cmdf(l->redis, CMN_REDIS_RETRY, &err, "GET %s", key);
+    if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+        rc = CMN_IO;
+    } else if (r->type == REDIS_REPLY_STRING && strcmp(r->str, l->self) != 0) {
+        snprintf(owner, owner_size, "%s", r->str);
+        rc = CMN_OK;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
 bool
 cti_lease_renew(struct cti_lease *l, const char *agent)
 {

@@ -24,6 +24,10 @@ void cti_lease_free(struct cti_lease *l);
  * sign-in rather than risk two hosts driving one agent). */
 int cti_lease_take(struct cti_lease *l, const char *agent, char *owner,
                    size_t owner_size) CMN_NODISCARD;
+/* Who holds the agent now, without taking it: CMN_OK with owner filled
+ * (another host), CMN_NOTFOUND (nobody, or this host), CMN_IO. */
+int cti_lease_owner(struct cti_lease *l, const char *agent, char *owner,
+                    size_t owner_size) CMN_NODISCARD;
 /* Renew; false when the lease was lost (taken over after a stall). */
 bool cti_lease_renew(struct cti_lease *l, const char *agent);
 void cti_lease_release(struct cti_lease *l, const char *agent);

@@ -236,13 +236,15 @@ resume_later(struct cti_engine *e, const char *agent, bool interactive)
 }
 
 struct cti_agent *
-cti_engine_agent_resume(struct cti_engine *e, const char *token, bool *busy)
+cti_engine_agent_resume(struct cti_engine *e, const char *token, bool *busy,
+                        char *owner, size_t owner_size)
 {
     char hash[65], agent[FIN_ID_MAX];
     struct cti_session *s;
     struct cti_agent *a;
 
     *busy = false;
+    owner[0] = '\0';
     if (e->resume == NULL || token == NULL ||
         strlen(token) != CTI_TOKEN_LEN - 1) {
         return NULL;
@@ -259,6 +261,12 @@ cti_engine_agent_resume(struct cti_engine *e, const char *token, bool *busy)
     }
     s = engine_find_session(e, agent);
     if (s == NULL) {
+        /* a live host drives the agent (the load balancer sent the tab to
+         * the wrong host): say which, as a sign-in would be told */
+        if (cti_lease_owner(e->lease, agent, owner, owner_size) == CMN_OK) {
+            return NULL;
+        }
+        owner[0] = '\0';
         resume_later(e, agent, true);
         *busy = true;
         return NULL;

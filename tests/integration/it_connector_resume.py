@@ -14,6 +14,10 @@ session_key_file + [redis]):
    then the token works.
 4. A tampered record is refused (the token gets 401), an unknown token gets
    401, and a sign-out removes everything the agent had in Redis.
+5. Two hosts: a token presented to the host that does not drive the agent
+   gets 409 agent_elsewhere with the owner; when the owner is killed, the
+   other host resumes the agent with that same token once the lease runs
+   out.
 """
 import os
 import secrets
@@ -147,7 +151,25 @@ def main():
     assert redis.cli("GET", "fsc:agent:1002:session") is None, "the tampered record is dropped"
     print("ok  unknown token 401; sign-out removes the agent's keys; a tampered record is "
           "refused and dropped (its token 401)")
-    conn3.stop()
+
+    # --- 5. two hosts: a token at the wrong host is sent to the owner; when
+    # the owner dies, the other host takes the agent over with that token
+    status, body = conn3.login("1004", "pw1004", "1004")
+    assert status == 200, "login 1004: %d %r" % (status, body)
+    tok4 = body["token"]
+    two = connector(fin, redis, tmp, key_file, stack.free_port(), "connector-two")
+    status, body = two.api("GET", "/api/v1/reason-codes?category=NOT_READY", tok4)
+    assert status == 409 and body["error"] == "agent_elsewhere" and \
+        body["owner"] == "%s:%d" % (stack.HOST, port), "the other host names the owner: %d %r" % (
+            status, body)
+    conn3.kill()
+    t0 = time.time()
+    seen = wait_token_ok(two, tok4, "host two takes 1004 over with its token", timeout=20)
+    assert fin.agent("1004")["state"] != "LOGOUT", "no logout at Finesse"
+    print("ok  two hosts: the token at the other host -> 409 owner; owner killed -> the other "
+          "host resumes 1004 with the same token after %.1f s (%s)"
+          % (time.time() - t0, ", ".join(str(x) for x in sorted(set(seen)))))
+    two.stop()
     fin.stop()
     redis.stop()
     print("PASS")
