@@ -90,6 +90,45 @@ cmd_ok(redisReply *r, const char *what, const struct cmn_err *err)
     return ok;
 }
 
+/* pt sealed under the session key, bound to key (AAD), as base64url:
+ * malloc'd, NULL on failure */
+static char *
+seal_b64(const struct cti_resume *rs, const char *key, const char *pt)
+{
+    unsigned char *sealed = NULL;
+    size_t sealed_len = 0;
+    char *b64 = NULL;
+
+    if (cmn_seal_seal(rs->seal, key, strlen(key), pt, strlen(pt), &sealed,
+                      &sealed_len) == CMN_OK &&
+        (b64 = malloc(sealed_len * 4 / 3 + 4)) != NULL) {
+        cmn_base64url_encode(sealed, sealed_len, b64, sealed_len * 4 / 3 + 4);
+    }
+    free(sealed);
+    return b64;
+}
+
+/* The other way: *pt (NUL-terminated; cmn_wipe + free) or CMN_INVALID
+ * when it does not open under our key for this key name. */
+static int
+open_b64(const struct cti_resume *rs, const char *key, const char *b64,
+         size_t len, unsigned char **pt, size_t *pt_len)
+{
+    unsigned char *sealed = NULL;
+    size_t sealed_len = 0;
+    int rc = CMN_INVALID;
+
+    *pt = NULL;
+    if (len <= RESUME_BLOB_MAX &&
+        cmn_base64url_decode(b64, len, &sealed, &sealed_len) == CMN_OK &&
+        cmn_seal_open(rs->seal, key, strlen(key), sealed, sealed_len, pt,
+                      pt_len) == CMN_OK) {
+        rc = CMN_OK;
+    }
+    free(sealed);
+    return rc;
+}
+
 int
 cti_resume_save(struct cti_resume *rs, const struct cti_resume_record *rec)
 {
@@ -97,8 +136,6 @@ cti_resume_save(struct cti_resume *rs, const struct cti_resume_record *rec)
     char key[RESUME_KEY_MAX], host[RESUME_KEY_MAX];
     json_t *o;
     char *pt = NULL;
-    unsigned char *sealed = NULL;
-    size_t sealed_len = 0;
     char *b64 = NULL;
     int rc = CMN_NOMEM;
 
@@ -121,13 +158,9 @@ cti_resume_save(struct cti_resume *rs, const struct cti_resume_record *rec)
     }
     pt = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o); /* jansson does not wipe: the copy in pt is wiped */
-    if (pt == NULL ||
-        cmn_seal_seal(rs->seal, key, strlen(key), pt, strlen(pt), &sealed,
-                      &sealed_len) != CMN_OK ||
-        (b64 = malloc(sealed_len * 4 / 3 + 4)) == NULL) {
+    if (pt == NULL || (b64 = seal_b64(rs, key, pt)) == NULL) {
         goto out;
     }
-    cmn_base64url_encode(sealed, sealed_len, b64, sealed_len * 4 / 3 + 4);
     rc = CMN_IO;
     if (cmd_ok(cmn_redis_cmdf(rs->redis, CMN_REDIS_RETRY | CMN_REDIS_DURABLE,
                               &err, "SET %s %s EX %ld", key, b64, rs->ttl_s),
@@ -142,7 +175,6 @@ out:
         cmn_wipe(pt, strlen(pt));
         free(pt);
     }
-    free(sealed);
     free(b64);
     return rc;
 }
@@ -159,9 +191,17 @@ cti_resume_save_token(struct cti_resume *rs, const char *agent,
     }
     key_of(rs, key, "token:", token_hash, "");
     key_of(rs, set, "agent:", agent, ":tokens");
-    if (!cmd_ok(cmn_redis_cmdf(rs->redis, CMN_REDIS_RETRY | CMN_REDIS_DURABLE,
-                               &err, "SET %s %s EX %ld", key, agent, rs->ttl_s),
-                "save_token", &err) ||
+    /* the agent id sealed under the session key: a mapping planted by
+     * someone who can write to Redis (their own token -> someone else's
+     * agent) does not open, so it cannot take an agent over */
+    char *value = seal_b64(rs, key, agent);
+    bool saved =
+        value != NULL &&
+        cmd_ok(cmn_redis_cmdf(rs->redis, CMN_REDIS_RETRY | CMN_REDIS_DURABLE,
+                              &err, "SET %s %s EX %ld", key, value, rs->ttl_s),
+               "save_token", &err);
+    free(value);
+    if (!saved ||
         !cmd_ok(cmn_redis_cmdf(rs->redis, CMN_REDIS_RETRY, &err, "SADD %s %s",
                                set, token_hash),
                 "save_token_set", &err) ||
@@ -189,13 +229,24 @@ cti_resume_agent_of(struct cti_resume *rs, const char *token_hash, char *agent,
     r = cmn_redis_cmdf(rs->redis, CMN_REDIS_RETRY, &err, "GET %s", key);
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
         rc = CMN_IO;
-    } else if (r->type != REDIS_REPLY_STRING || r->len == 0 ||
-               r->len >= agent_size) {
+    } else if (r->type != REDIS_REPLY_STRING) {
         rc = CMN_NOTFOUND;
     } else {
-        memcpy(agent, r->str, r->len);
-        agent[r->len] = '\0';
-        rc = CMN_OK;
+        unsigned char *pt = NULL;
+        size_t pt_len = 0;
+        rc = CMN_NOTFOUND;
+        if (open_b64(rs, key, r->str, r->len, &pt, &pt_len) != CMN_OK) {
+            cmn_log_warn("event=resume_token_rejected detail=\"the token "
+                         "mapping does not open under the session key\"");
+        } else if (pt_len > 0 && pt_len < agent_size &&
+                   strlen((const char *)pt) == pt_len) {
+            memcpy(agent, pt, pt_len + 1);
+            rc = CMN_OK;
+        }
+        if (pt != NULL) {
+            cmn_wipe(pt, pt_len);
+            free(pt);
+        }
     }
     freeReplyObject(r);
     return rc;
@@ -230,8 +281,8 @@ cti_resume_load(struct cti_resume *rs, const char *agent,
     struct cmn_err err = {{0}};
     char key[RESUME_KEY_MAX];
     redisReply *r;
-    unsigned char *sealed = NULL, *pt = NULL;
-    size_t sealed_len = 0, pt_len = 0;
+    unsigned char *pt = NULL;
+    size_t pt_len = 0;
     json_t *o = NULL;
     int rc;
 
@@ -250,10 +301,7 @@ cti_resume_load(struct cti_resume *rs, const char *agent,
         return CMN_NOTFOUND;
     }
     rc = CMN_INVALID;
-    if (r->len <= RESUME_BLOB_MAX &&
-        cmn_base64url_decode(r->str, r->len, &sealed, &sealed_len) == CMN_OK &&
-        cmn_seal_open(rs->seal, key, strlen(key), sealed, sealed_len, &pt,
-                      &pt_len) == CMN_OK &&
+    if (open_b64(rs, key, r->str, r->len, &pt, &pt_len) == CMN_OK &&
         (o = json_loadb((const char *)pt, pt_len, 0, NULL)) != NULL &&
         copy_field(o, "agent", rec->agent, sizeof(rec->agent)) == CMN_OK &&
         strcmp(rec->agent, agent) == 0 &&
@@ -277,7 +325,6 @@ cti_resume_load(struct cti_resume *rs, const char *agent,
         cmn_wipe(pt, pt_len);
         free(pt);
     }
-    free(sealed);
     freeReplyObject(r);
     return rc;
 }

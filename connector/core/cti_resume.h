@@ -15,7 +15,9 @@
  *   <p>agent:<id>:session  sealed JSON {"agent", "extension",
  *                          "login_name", "password" | "sso_session"}
  *                          (the key name is the AAD: it opens nowhere else)
- *   <p>token:<sha256>      the agent id
+ *   <p>token:<sha256>      the agent id, sealed the same way (a mapping
+ *                          planted by someone who can write to Redis
+ *                          does not open: it cannot take an agent over)
  *   <p>agent:<id>:tokens   set of that agent's token hashes (for logout)
  *   <p>host:<self>:agents  set of the agents this host drives (restart)
  * Nothing here holds a secret in the clear; a Redis dump without the key

@@ -13,12 +13,15 @@ session_key_file + [redis]):
    is resumed when its tab presents its token: 503 session_resuming first,
    then the token works.
 4. A tampered record is refused (the token gets 401), an unknown token gets
-   401, and a sign-out removes everything the agent had in Redis.
+   401, a token mapping planted in Redis (plain, or a real token's sealed
+   value copied under another token's key) gets 401, and a sign-out removes
+   everything the agent had in Redis.
 5. Two hosts: a token presented to the host that does not drive the agent
    gets 409 agent_elsewhere with the owner; when the owner is killed, the
    other host resumes the agent with that same token once the lease runs
    out.
 """
+import hashlib
 import os
 import secrets
 import sys
@@ -135,6 +138,15 @@ def main():
     status, _ = conn2.api("GET", "/api/v1/reason-codes?category=NOT_READY",
                           secrets.token_urlsafe(32)[:43])
     assert status == 401, "unknown token: %d" % status
+    # someone who can write to Redis plants their own token for agent 1002
+    forged = secrets.token_urlsafe(32)[:43]
+    fkey = "fsc:token:" + hashlib.sha256(forged.encode()).hexdigest()
+    for value in ("1002", redis.cli("GET", "fsc:token:" + hashlib.sha256(
+            tokens["1002"].encode()).hexdigest())):
+        redis.cli("SET", fkey, value)
+        status, _ = conn2.api("GET", "/api/v1/reason-codes?category=NOT_READY", forged)
+        assert status == 401, "a planted token mapping (%s) is refused: %d" % (
+            "plain" if value == "1002" else "copied from a real token", status)
     status, _ = conn2.api("POST", "/api/v1/logout", tokens["1001"], {})
     assert status == 200, "logout: %d" % status
     left = [k for k in keys_and_values(redis) if ":1001:" in k]
@@ -149,8 +161,8 @@ def main():
     status, _ = conn3.api("GET", "/api/v1/reason-codes?category=NOT_READY", tokens["1002"])
     assert status == 401, "token of a tampered record: %d" % status
     assert redis.cli("GET", "fsc:agent:1002:session") is None, "the tampered record is dropped"
-    print("ok  unknown token 401; sign-out removes the agent's keys; a tampered record is "
-          "refused and dropped (its token 401)")
+    print("ok  unknown token 401; planted token mappings 401; sign-out removes the agent's "
+          "keys; a tampered record is refused and dropped (its token 401)")
 
     # --- 5. two hosts: a token at the wrong host is sent to the owner; when
     # the owner dies, the other host takes the agent over with that token
