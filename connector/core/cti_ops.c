@@ -431,17 +431,35 @@ cti_engine_login(struct cti_engine *e, const struct cti_login *in,
     session_unref(s);
 }
 
-/* Wait until the agent's state is one of the wanted ones. */
-static bool
-wait_state(struct cti_agent *a, const char *want, int ms)
+/* The agent's state as Finesse has it now (GET User); the model's when
+ * Finesse cannot be asked. */
+static void
+finesse_user_now(struct cti_engine *e, struct cti_session *s,
+                 const char *path, struct fin_user *u)
 {
-    for (int waited = 0; waited <= ms; waited += 50) {
+    struct fin_rest_resp resp;
+    struct cmn_err err = {{0}};
+
+    if (engine_rest(e, s, "GET", path, NULL, NULL, &resp, &err) != CMN_OK ||
+        fin_parse_user(resp.body, resp.body_len, u, &err) != CMN_OK) {
+        cti_agent_user(s->agent, u);
+    }
+    fin_rest_resp_cleanup(&resp);
+}
+
+/* Wait (up to ms) until Finesse reports the wanted state: a 202 only says
+ * the change is on its way, and the model may still hold an older one. */
+static bool
+wait_state(struct cti_engine *e, struct cti_session *s, const char *path,
+           const char *want, int ms)
+{
+    for (int waited = 0; waited <= ms; waited += 100) {
         struct fin_user u;
-        cti_agent_user(a, &u);
+        finesse_user_now(e, s, path, &u);
         if (strcmp(u.state, want) == 0) {
             return true;
         }
-        sleep_ms(50);
+        sleep_ms(100);
     }
     return false;
 }
@@ -465,7 +483,10 @@ cti_engine_logout(struct cti_engine *e, const char *token,
     s->logout_requested = true;
     pthread_mutex_unlock(&s->lock);
     snprintf(path, sizeof(path), "/finesse/api/User/%s", s->id);
-    cti_agent_user(s->agent, &u);
+    /* Finesse's own view of the state: the notification of a change made
+     * a moment ago may not have reached the model yet, and LOGOUT from
+     * anything but NOT_READY is refused */
+    finesse_user_now(e, s, path, &u);
     if (strcmp(u.state, "LOGOUT") != 0) {
         /* Finesse signs agents out from NOT_READY only */
         if (strcmp(u.state, "NOT_READY") != 0) {
@@ -476,7 +497,7 @@ cti_engine_logout(struct cti_engine *e, const char *token,
                 fin_rest_resp_cleanup(&resp);
             }
             free(body);
-            wait_state(s->agent, "NOT_READY", 2000);
+            (void)wait_state(e, s, path, "NOT_READY", 2000);
         }
         body = fin_xml_user_state("LOGOUT", reason_code_id, NULL);
         engine_new_request_id(e, rid);
