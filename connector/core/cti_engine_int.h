@@ -48,6 +48,8 @@ struct cti_session {
     bool xmpp_online;
     bool xmpp_connecting;
     int xmpp_failures;
+    char xmpp_error[160];        /* why the last XMPP connection failed ("" when
+                                    online): "tls certificate rejected: ..." */
     long long xmpp_retry_at_ms;  /* 0: no retry pending */
     long long failover_until_ms; /* spurious-logout window */
     long long login_check_at_ms; /* LOGIN sent: re-read the User then if

@@ -267,6 +267,7 @@ engine_on_xmpp(const struct fin_xmpp_event *ev, void *cls)
         s->xmpp_online = true;
         s->xmpp_connecting = false;
         s->xmpp_failures = 0;
+        s->xmpp_error[0] = '\0';
         pthread_mutex_unlock(&s->lock);
         cmn_log_info("event=xmpp_online agent=%s", s->id);
         /* notifications published before this moment were lost: read
@@ -280,6 +281,11 @@ engine_on_xmpp(const struct fin_xmpp_event *ev, void *cls)
         s->xmpp_online = false;
         s->xmpp_connecting = false;
         s->xmpp_failures++;
+        snprintf(s->xmpp_error, sizeof(s->xmpp_error), "%s",
+                 ev->detail != NULL && ev->detail[0] != '\0'
+                     ? ev->detail
+                     : (ev->kind == FIN_XMPP_AUTH_FAILED ? "not authorized"
+                                                         : "offline"));
         node = s->xmpp_node;
         if (!s->ended && !s->logout_requested) {
             /* SSO: the token may have been refreshed since; the next

@@ -209,10 +209,22 @@ engine_start_session(struct cti_engine *e, struct cti_session *s,
      * XMPP server would be lost. */
     engine_xmpp_connect(e, s);
     for (int waited = 0; waited < 3000; waited += 20) {
-        bool online;
+        bool online, tls_failed;
+        char why[sizeof(s->xmpp_error)];
         pthread_mutex_lock(&s->lock);
         online = s->xmpp_online;
+        memcpy(why, s->xmpp_error, sizeof(why));
         pthread_mutex_unlock(&s->lock);
+        tls_failed = strncmp(why, "tls ", 4) == 0;
+        if (tls_failed) {
+            /* the notification server's certificate is not trusted (or
+             * TLS was required and refused): a configuration or security
+             * problem that no retry fixes; signing the agent in blind to
+             * every event would be worse than saying so */
+            result_set(r, 502, "xmpp_unavailable",
+                       "Finesse notifications (XMPP): %s", why);
+            return false;
+        }
         if (online) {
             break;
         }
@@ -434,8 +446,8 @@ cti_engine_login(struct cti_engine *e, const struct cti_login *in,
 /* The agent's state as Finesse has it now (GET User); the model's when
  * Finesse cannot be asked. */
 static void
-finesse_user_now(struct cti_engine *e, struct cti_session *s,
-                 const char *path, struct fin_user *u)
+finesse_user_now(struct cti_engine *e, struct cti_session *s, const char *path,
+                 struct fin_user *u)
 {
     struct fin_rest_resp resp;
     struct cmn_err err = {{0}};

@@ -124,6 +124,13 @@ struct wk {
 /* libstrophe gives sockopt and certfail callbacks no user data; there is
  * one worker per process. */
 static struct wk *wk_self;
+/* libstrophe 0.12.2's xmpp_tlscert_get_conn() gives NULL in the certfail
+ * callback, so a rejection cannot always be pinned on its connection: the
+ * last one is kept here and given to a connection that fails unsecured
+ * right after (every agent of a worker talks to the same Finesse node with
+ * the same trust, so the verdict is the same for all of them). */
+static char wk_last_certfail[128];
+static long long wk_last_certfail_ms;
 
 /* -- events to the parent ------------------------------------------------- */
 
@@ -352,6 +359,9 @@ wk_on_certfail(const xmpp_tlscert_t *cert, const char *const errmsg)
         snprintf(a->ag_certfail, sizeof(a->ag_certfail), "%s",
                  errmsg ? errmsg : "certificate rejected");
     }
+    snprintf(wk_last_certfail, sizeof(wk_last_certfail), "%s",
+             errmsg ? errmsg : "certificate rejected");
+    wk_last_certfail_ms = cmn_now_ms();
     cmn_log_warn("event=tls_cert_rejected agent=%s error=%s",
                  a ? a->ag_id : "-", errmsg ? errmsg : "");
     return 0;
@@ -598,13 +608,17 @@ wk_on_conn(xmpp_conn_t *conn, xmpp_conn_event_t status, int error,
         } else {
             snprintf(detail, sizeof(detail), "closed");
         }
+    } else if (a->ag_certfail[0] != '\0' ||
+               (!xmpp_conn_is_secured(conn) && wk_last_certfail_ms != 0 &&
+                cmn_now_ms() - wk_last_certfail_ms < 2000)) {
+        /* the handshake aborts the connection (error ECONNABORTED): the
+         * certificate is the reason, say so */
+        snprintf(detail, sizeof(detail), "tls certificate rejected: %s",
+                 a->ag_certfail[0] != '\0' ? a->ag_certfail : wk_last_certfail);
     } else if (error != 0 || !a->ag_tcp_up) {
         /* libstrophe 0.12 reports a refused connect with error 0 */
         snprintf(detail, sizeof(detail), "connect failed: %s",
                  error ? strerror(error) : "no connection");
-    } else if (a->ag_certfail[0] != '\0') {
-        snprintf(detail, sizeof(detail), "tls certificate rejected: %s",
-                 a->ag_certfail);
     } else if (a->ag_tls_required && !xmpp_conn_is_secured(conn)) {
         snprintf(detail, sizeof(detail), "tls required but not established");
     } else if (se != NULL && se->type != XMPP_SE_NOT_AUTHORIZED) {
