@@ -83,12 +83,15 @@ reply_result(struct api_job *j, const struct cti_result *r, json_t *extra)
 {
     if (r->status >= 400) {
         json_decref(extra);
-        cmn_http_deferred_reply_json(
-            j->d, r->status,
-            json_pack("{s:s, s:s, s:s?, s:s?}", "error", r->error, "detail",
-                      r->detail, "request_id",
-                      r->request_id[0] ? r->request_id : NULL, "owner",
-                      r->owner[0] ? r->owner : NULL));
+        json_t *err = json_pack("{s:s, s:s, s:s?, s:s?}", "error", r->error,
+                                "detail", r->detail, "request_id",
+                                r->request_id[0] ? r->request_id : NULL,
+                                "owner", r->owner[0] ? r->owner : NULL);
+        if (err != NULL && r->retry_after_s > 0) {
+            json_object_set_new(err, "retry_after_s",
+                                json_integer(r->retry_after_s));
+        }
+        cmn_http_deferred_reply_json(j->d, r->status, err);
         return;
     }
     if (extra == NULL) {
@@ -117,6 +120,7 @@ run_job(void *arg)
             .password = or_null(j->password),
             .handoff = or_null(j->b),
             .extension = or_null(j->c),
+            .peer = or_null(j->dialog), /* the client's address */
         };
         cti_engine_login(e, &in, token, &agent, &r);
         cmn_metric_inc(r.status == 200 ? j->app->logins_ok
@@ -284,6 +288,10 @@ h_login(struct cmn_http_req *req, void *appv)
                            "short strings");
     }
     json_decref(body);
+    /* the peer address (a reverse proxy's, behind one) for the
+     * failed-sign-in count per address */
+    snprintf(j->dialog, sizeof(j->dialog), "%s",
+             cmn_http_req_peer(req) != NULL ? cmn_http_req_peer(req) : "");
     return submit(req, j);
 }
 

@@ -15,7 +15,8 @@ static const char *const known_keys[] = {
     "server.log_level", "server.session_idle_s", "server.web_dir",
     "server.agent_lease_s", "server.admin_key_file", "server.tabs_closed_after_s", "server.sse_ping_s",
     "server.tabs_closed_state", "server.tabs_closed_reason_code_id",
-    "server.session_key_file",
+    "server.session_key_file", "server.login_max_failures",
+    "server.login_max_failures_per_address", "server.login_lockout_s",
     "finesse.nodes", "finesse.xmpp_port", "finesse.xmpp_addresses", "finesse.xmpp_domain",
     "finesse.xmpp_resource", "finesse.xmpp_tls", "finesse.ca_file",
     "finesse.rest_timeout_ms", "finesse.agents_per_worker",
@@ -71,7 +72,14 @@ load_server(struct cti_config *c, struct cmn_err *err)
         cmn_config_str(c->ini, "server", "tabs_closed_state", false,
                        "NOT_READY", &c->tabs_closed_state, err) != CMN_OK ||
         cmn_config_str(c->ini, "server", "tabs_closed_reason_code_id", false,
-                       NULL, &c->tabs_closed_reason, err) != CMN_OK) {
+                       NULL, &c->tabs_closed_reason, err) != CMN_OK ||
+        cmn_config_long(c->ini, "server", "login_max_failures", 5, 0, 1000,
+                        &c->login_max_failures, err) != CMN_OK ||
+        cmn_config_long(c->ini, "server", "login_max_failures_per_address", 30,
+                        0, 100000, &c->login_max_failures_per_address,
+                        err) != CMN_OK ||
+        cmn_config_long(c->ini, "server", "login_lockout_s", 300, 1, 86400,
+                        &c->login_lockout_s, err) != CMN_OK) {
         return CMN_INVALID;
     }
     if (strcmp(c->tabs_closed_state, "NOT_READY") != 0 &&

@@ -33,8 +33,12 @@ struct cti_config {
     const char *tabs_closed_state;  /* ...the agent goes NOT_READY or
                                        LOGOUT... */
     const char *tabs_closed_reason; /* ...with this reason code id */
-    long agent_lease_s; /* with [redis]: how long an agent stays bound to
-                           this host after it stops renewing */
+    long agent_lease_s;      /* with [redis]: how long an agent stays bound to
+                                this host after it stops renewing */
+    long login_max_failures; /* failed password sign-ins per agent ID
+                                before a lockout (0: off) */
+    long login_max_failures_per_address; /* ... per client address */
+    long login_lockout_s;                /* counting window and lockout */
     const char *session_key_file; /* with [redis]: sessions sealed in Redis
                                      survive a restart or a host's death
                                      (NULL: they end with the process) */

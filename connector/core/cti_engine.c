@@ -53,6 +53,12 @@ cti_engine_new(const struct cti_config *cfg, const char *self_exe,
         snprintf(e->xmpp_domain, sizeof(e->xmpp_domain), "%s",
                  cfg->xmpp_domain);
     }
+    e->throttle_agent = cti_throttle_new((unsigned)cfg->login_max_failures,
+                                         cfg->login_lockout_s * 1000,
+                                         cfg->login_lockout_s * 1000);
+    e->throttle_addr = cti_throttle_new(
+        (unsigned)cfg->login_max_failures_per_address,
+        cfg->login_lockout_s * 1000, cfg->login_lockout_s * 1000);
     e->lease = cti_lease_new(cfg, err);
     e->resume = e->lease != NULL ? cti_resume_new(cfg, err) : NULL;
     if (cfg->redis_enabled &&
@@ -95,6 +101,8 @@ cti_engine_free(struct cti_engine *e)
     fin_xmpp_pool_free(e->xmpp);
     cti_lease_free(e->lease);
     cti_resume_free(e->resume);
+    cti_throttle_free(e->throttle_agent);
+    cti_throttle_free(e->throttle_addr);
     /* outbox, then its client, then the config it borrows from; every
      * writer is told first, so the blocked reads end together (one by one
      * they took up to block_ms each) */

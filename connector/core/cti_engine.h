@@ -32,6 +32,7 @@ struct cti_result {
     char detail[256];
     char request_id[40]; /* the requestId sent to Finesse */
     char owner[256];     /* 409 agent_elsewhere: the host that has it */
+    long retry_after_s;  /* 429 too_many_attempts: when to try again */
 };
 
 struct cti_login {
@@ -39,6 +40,7 @@ struct cti_login {
     const char *password;
     const char *handoff; /* SSO: one-time code from fsc-sso */
     const char *extension;
+    const char *peer; /* client address (sign-in throttling), may be NULL */
 };
 
 /* Sign in (or re-attach to the agent's running session). On success

@@ -11,6 +11,7 @@
 #include "cti_engine.h"
 #include "cti_lease.h"
 #include "cti_resume.h"
+#include "cti_throttle.h"
 #include "fin_rest.h"
 #include "fin_xmpp.h"
 #include "sf_config.h"
@@ -110,7 +111,9 @@ struct cti_engine {
     long long last_renew_ms;   /* tick thread only */
     struct cti_lease *lease;   /* NULL: single host */
     struct cti_resume *resume; /* NULL: sessions end with the process */
-    struct resuming *resuming; /* agents being resumed (under lock) */
+    struct cti_throttle *throttle_agent; /* failed sign-ins per agent ID */
+    struct cti_throttle *throttle_addr;  /* ... per client address */
+    struct resuming *resuming;           /* agents being resumed (under lock) */
 
     /* Salesforce (sf_enabled false: no [salesforce] section) */
     struct sf_config sfcfg;

@@ -351,6 +351,27 @@ cti_engine_login(struct cti_engine *e, const struct cti_login *in,
         }
         cti_agent_set_dialog_hook(s->agent, cti_calls_on_dialog, e);
     } else {
+        long long now = cmn_now_ms(), wait_ms = 0, wait2_ms = 0;
+        bool by_agent =
+            cti_throttle_locked(e->throttle_agent, in->agent, now, &wait_ms);
+        bool by_addr =
+            in->peer != NULL &&
+            cti_throttle_locked(e->throttle_addr, in->peer, now, &wait2_ms);
+        if (by_agent || by_addr) {
+            /* refused here, Finesse is not asked: guessing gets nowhere and
+             * cannot lock the agent's account there */
+            r->retry_after_s =
+                (long)(((wait_ms > wait2_ms ? wait_ms : wait2_ms) + 999) /
+                       1000);
+            cmn_log_warn("event=login_throttled agent=%s peer=%s by=%s "
+                         "retry_after_s=%ld",
+                         in->agent, in->peer != NULL ? in->peer : "-",
+                         by_agent ? "agent" : "address", r->retry_after_s);
+            result_set(r, 429, "too_many_attempts",
+                       "too many failed sign-ins; try again in %ld s",
+                       r->retry_after_s);
+            return;
+        }
         s = engine_session_new(e, in->agent);
         if (s == NULL) {
             result_set(r, 503, "internal", "out of memory");
@@ -359,9 +380,16 @@ cti_engine_login(struct cti_engine *e, const struct cti_login *in,
         s->password = cmn_secret_new(in->password, strlen(in->password));
         snprintf(path, sizeof(path), "/finesse/api/User/%s", in->agent);
         if (!engine_fetch_user(e, s, path, &u, r)) {
+            if (r->status == 401) {
+                cti_throttle_failed(e->throttle_agent, in->agent, now);
+                if (in->peer != NULL) {
+                    cti_throttle_failed(e->throttle_addr, in->peer, now);
+                }
+            }
             session_unref(s);
             return;
         }
+        cti_throttle_clear(e->throttle_agent, in->agent);
     }
     snprintf(s->extension, sizeof(s->extension), "%s", in->extension);
     engine_ensure_xmpp_domain(e, s);
