@@ -267,8 +267,9 @@ def check_close_all_tabs(conn, fin, token, token2, t1, did):
         t = conn.events(tok)
         evs = drain(t, 0.3)
         t.close()
-        # a snapshot opens with its marker: no live call
-        assert evs and evs[0] == {"event": "snapshot", "data": {"dialogs": []}}, evs
+        # a snapshot opens with its marker; [] here while the call is live
+        if not evs or evs[0] != {"event": "snapshot", "data": {"dialogs": []}}:
+            return []
         return evs[1:]
     # the connector gets the hang-up through XMPP with no tab open; a new tab
     # (either token) then shows the agent as Finesse has it and no call
