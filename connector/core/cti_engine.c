@@ -59,6 +59,18 @@ cti_engine_new(const struct cti_config *cfg, const char *self_exe,
     e->throttle_addr = cti_throttle_new(
         (unsigned)cfg->login_max_failures_per_address,
         cfg->login_lockout_s * 1000, cfg->login_lockout_s * 1000);
+    e->m_resumed = cmn_metric_counter(
+        "fsc_connector_sessions_resumed_total",
+        "Agent sessions picked up from Redis (a restart, another host)");
+    e->m_throttled =
+        cmn_metric_counter("fsc_connector_logins_throttled_total",
+                           "Password sign-ins refused after too many failures");
+    e->m_spooled = cmn_metric_counter(
+        "fsc_connector_tasks_spooled_total",
+        "Call logs Redis did not take, kept in the local spool");
+    e->m_spool_waiting = cmn_metric_gauge(
+        "fsc_connector_spool_waiting",
+        "1 while the local spool holds call logs not yet in the outbox");
     e->lease = cti_lease_new(cfg, err);
     e->resume = e->lease != NULL ? cti_resume_new(cfg, err) : NULL;
     if (cfg->redis_enabled &&
@@ -596,8 +608,10 @@ void
 engine_spool_drain_later(struct cti_engine *e)
 {
     bool idle = false;
+    bool waiting = e->spool != NULL && sf_spool_pending(e->spool);
 
-    if (e->spool == NULL || !sf_spool_pending(e->spool) ||
+    cmn_metric_set(e->m_spool_waiting, waiting ? 1.0 : 0.0);
+    if (!waiting ||
         !atomic_compare_exchange_strong(&e->spool_draining, &idle, true)) {
         return;
     }
@@ -653,6 +667,7 @@ engine_log_task(struct cti_engine *e, const char *agent, const char *dialog_id,
     if (e->spool != NULL &&
         sf_spool_append(e->spool, dialog_id, fields, &err) == CMN_OK) {
         cmn_log_warn("event=task_spooled agent=%s dialog=%s", agent, dialog_id);
+        cmn_metric_inc(e->m_spooled);
         json_decref(fields);
         return;
     }

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "cmn_metrics.h"
 #include "cmn_secret.h"
 #include "cti_engine.h"
 #include "cti_lease.h"
@@ -113,6 +114,10 @@ struct cti_engine {
     struct cti_resume *resume; /* NULL: sessions end with the process */
     struct cti_throttle *throttle_agent; /* failed sign-ins per agent ID */
     struct cti_throttle *throttle_addr;  /* ... per client address */
+    struct cmn_metric *m_resumed;        /* sessions picked up from Redis */
+    struct cmn_metric *m_throttled;      /* sign-ins refused by throttling */
+    struct cmn_metric *m_spooled;        /* call logs written to the spool */
+    struct cmn_metric *m_spool_waiting;  /* 1 while the spool holds any */
     struct resuming *resuming;           /* agents being resumed (under lock) */
 
     /* Salesforce (sf_enabled false: no [salesforce] section) */

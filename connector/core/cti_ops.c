@@ -367,6 +367,7 @@ cti_engine_login(struct cti_engine *e, const struct cti_login *in,
                          "retry_after_s=%ld",
                          in->agent, in->peer != NULL ? in->peer : "-",
                          by_agent ? "agent" : "address", r->retry_after_s);
+            cmn_metric_inc(e->m_throttled);
             result_set(r, 429, "too_many_attempts",
                        "too many failed sign-ins; try again in %ld s",
                        r->retry_after_s);

@@ -188,6 +188,7 @@ resume_agent(struct cti_engine *e, const char *agent, bool interactive)
         return;
     }
     cti_resume_touch(e->resume, agent); /* ours now: this host's set */
+    cmn_metric_inc(e->m_resumed);
     cmn_log_notice("event=session_resumed agent=%s extension=%s sso=%d "
                    "state=%s interactive=%d",
                    agent, s->extension, s->sso_session != NULL, u.state,
