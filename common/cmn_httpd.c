@@ -97,7 +97,12 @@ struct cmn_http_deferred {
     bool suspended; /* pool: the connection waits for a resume */
     bool conn_gone; /* request completed: conn must not be touched */
     unsigned status;
-    char *body; /* JSON text, taken by the connection */
+    char *body; /* reply text, taken by the connection */
+    size_t body_len;
+    char ctype[64];                            /* of body */
+    char *hdr_name[CMN_HTTP_DEFERRED_HEADERS]; /* extra headers */
+    char *hdr_value[CMN_HTTP_DEFERRED_HEADERS];
+    unsigned nhdr;
     char id[REQ_ID_MAX + 1];
     /* server list, under cmn_httpd.lock */
     struct cmn_http_deferred *prev;
@@ -1222,6 +1227,10 @@ deferred_unref(struct cmn_http_deferred *df)
     pthread_mutex_unlock(&df->lock);
     if (last) {
         free(df->body);
+        for (unsigned i = 0; i < df->nhdr; i++) {
+            free(df->hdr_name[i]);
+            free(df->hdr_value[i]);
+        }
         pthread_cond_destroy(&df->cond);
         pthread_mutex_destroy(&df->lock);
         free(df);
@@ -1282,7 +1291,8 @@ cmn_http_deferred_id(const struct cmn_http_deferred *df)
 /* Stores the reply (body is taken, NULL if it could not be built) unless
  * one is already there, and wakes the connection. Caller holds df->lock. */
 static bool
-deferred_store_locked(struct cmn_http_deferred *df, unsigned status, char *body)
+deferred_store_locked(struct cmn_http_deferred *df, unsigned status, char *body,
+                      size_t len, const char *ctype)
 {
     if (df->answered || df->conn_gone) {
         free(body);
@@ -1291,6 +1301,8 @@ deferred_store_locked(struct cmn_http_deferred *df, unsigned status, char *body)
     df->answered = true;
     df->status = status;
     df->body = body;
+    df->body_len = len;
+    snprintf(df->ctype, sizeof(df->ctype), "%s", ctype);
     if (df->pool) {
         if (df->suspended) {
             df->suspended = false;
@@ -1319,18 +1331,74 @@ error_json_text(const char *error, const char *detail, const char *id)
 /* Owner side: store, then drop the owner's reference. A NULL text still
  * answers the request (the connection is closed instead of replied to). */
 static int
-deferred_reply(struct cmn_http_deferred *df, unsigned status, char *text)
+deferred_reply_as(struct cmn_http_deferred *df, unsigned status, char *text,
+                  size_t len, const char *ctype)
 {
     bool stored;
 
     pthread_mutex_lock(&df->lock);
-    stored = deferred_store_locked(df, status, text);
+    stored = deferred_store_locked(df, status, text, len, ctype);
     pthread_mutex_unlock(&df->lock);
     deferred_unref(df);
     if (!stored) {
         return CMN_IO;
     }
     return text != NULL ? CMN_OK : CMN_NOMEM;
+}
+
+static int
+deferred_reply(struct cmn_http_deferred *df, unsigned status, char *text)
+{
+    return deferred_reply_as(df, status, text, text != NULL ? strlen(text) : 0,
+                             "application/json");
+}
+
+int
+cmn_http_deferred_add_header(struct cmn_http_deferred *df, const char *name,
+                             const char *value)
+{
+    int rc = CMN_OK;
+
+    pthread_mutex_lock(&df->lock);
+    if (df->answered || df->nhdr >= CMN_HTTP_DEFERRED_HEADERS) {
+        rc = CMN_INVALID;
+    } else if ((df->hdr_name[df->nhdr] = strdup(name)) == NULL ||
+               (df->hdr_value[df->nhdr] = strdup(value)) == NULL) {
+        free(df->hdr_name[df->nhdr]);
+        df->hdr_name[df->nhdr] = NULL;
+        rc = CMN_NOMEM;
+    } else {
+        df->nhdr++;
+    }
+    pthread_mutex_unlock(&df->lock);
+    return rc;
+}
+
+int
+cmn_http_deferred_reply_text(struct cmn_http_deferred *df, unsigned status,
+                             const char *content_type, const char *body,
+                             size_t len)
+{
+    char *copy = malloc(len + 1);
+
+    if (copy != NULL) {
+        memcpy(copy, body, len);
+        copy[len] = '\0';
+    }
+    return deferred_reply_as(df, status, copy, len, content_type);
+}
+
+int
+cmn_http_deferred_reply_redirect(struct cmn_http_deferred *df, const char *url)
+{
+    int rc = cmn_http_deferred_add_header(df, MHD_HTTP_HEADER_LOCATION, url);
+
+    if (rc != CMN_OK) {
+        return cmn_http_deferred_reply_error(df, 500, "internal_error",
+                                             "cannot redirect");
+    }
+    return cmn_http_deferred_reply_text(df, MHD_HTTP_FOUND, "text/plain", "",
+                                        0);
 }
 
 int
@@ -1384,6 +1452,8 @@ deferred_finish(struct cmn_http_req *req)
     struct cmn_http_deferred *df = req->deferred;
     unsigned status;
     char *body;
+    size_t len;
+    char ctype[sizeof(df->ctype)];
     int rc;
 
     pthread_mutex_lock(&df->lock);
@@ -1399,14 +1469,18 @@ deferred_finish(struct cmn_http_req *req)
     }
     status = df->status;
     body = df->body;
+    len = df->body_len;
+    memcpy(ctype, df->ctype, sizeof(ctype));
     df->body = NULL;
+    for (unsigned i = 0; i < df->nhdr; i++) {
+        (void)cmn_http_add_header(req, df->hdr_name[i], df->hdr_value[i]);
+    }
     pthread_mutex_unlock(&df->lock);
     if (body == NULL) {
         return MHD_NO;
     }
     req->deferred_queueing = true;
-    rc =
-        queue_reply(req, status, "application/json", body, strlen(body), false);
+    rc = queue_reply(req, status, ctype, body, len, false);
     req->deferred_queueing = false;
     free(body);
     return rc == CMN_OK ? MHD_YES : MHD_NO;
@@ -1449,10 +1523,11 @@ deferred_answer_all(struct cmn_httpd *d)
          df = df->next) {
         pthread_mutex_lock(&df->lock);
         if (!df->answered && !df->conn_gone) {
-            deferred_store_locked(df, MHD_HTTP_SERVICE_UNAVAILABLE,
-                                  error_json_text("shutting_down",
-                                                  "the server is stopping",
-                                                  df->id));
+            char *t = error_json_text("shutting_down", "the server is stopping",
+                                      df->id);
+            deferred_store_locked(df, MHD_HTTP_SERVICE_UNAVAILABLE, t,
+                                  t != NULL ? strlen(t) : 0,
+                                  "application/json");
             n++;
         }
         pthread_mutex_unlock(&df->lock);

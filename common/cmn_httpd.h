@@ -154,6 +154,18 @@ int cmn_http_deferred_reply_json(struct cmn_http_deferred *d, unsigned status,
                                  json_t *body);
 int cmn_http_deferred_reply_error(struct cmn_http_deferred *d, unsigned status,
                                   const char *error, const char *detail);
+/* Any content (an HTML page), copied; and a 302 to url. Headers for them
+ * (Location is added by the redirect; Content-Security-Policy for a page)
+ * go through cmn_http_deferred_add_header first, at most
+ * CMN_HTTP_DEFERRED_HEADERS of them. */
+#define CMN_HTTP_DEFERRED_HEADERS 4
+int cmn_http_deferred_add_header(struct cmn_http_deferred *d, const char *name,
+                                 const char *value);
+int cmn_http_deferred_reply_text(struct cmn_http_deferred *d, unsigned status,
+                                 const char *content_type, const char *body,
+                                 size_t len);
+int cmn_http_deferred_reply_redirect(struct cmn_http_deferred *d,
+                                     const char *url);
 
 /* --- streams (Server-Sent Events and other open-ended replies) ---
  * The reply has no length (chunked); the application writes to it from

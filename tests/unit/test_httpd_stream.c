@@ -256,6 +256,28 @@ h_defer_now(struct cmn_http_req *req, void *app)
     return cmn_http_deferred_reply_json(df, 201, json_pack("{s:b}", "now", 1));
 }
 
+/* A deferred HTML page with its own CSP, and a deferred redirect. */
+static int
+h_defer_page(struct cmn_http_req *req, void *app)
+{
+    struct cmn_http_deferred *df = cmn_http_defer(req);
+
+    (void)app;
+    if (df == NULL) {
+        return CMN_ERR;
+    }
+    if (strcmp(cmn_http_req_path(req), "/defer-redirect") == 0) {
+        return cmn_http_deferred_reply_redirect(df,
+                                                "https://example.com/x?a=1");
+    }
+    if (cmn_http_deferred_add_header(df, "Content-Security-Policy",
+                                     "default-src 'none'") != CMN_OK) {
+        return cmn_http_deferred_reply_error(df, 500, "header", NULL);
+    }
+    return cmn_http_deferred_reply_text(df, 202, "text/html; charset=utf-8",
+                                        "<p>hi</p>", 9);
+}
+
 static int
 h_park(struct cmn_http_req *req, void *app)
 {
@@ -315,9 +337,13 @@ h_hello(struct cmn_http_req *req, void *app)
 }
 
 static const struct cmn_http_route routes[] = {
-    {"GET", "/defer", h_defer}, {"GET", "/defer-now", h_defer_now},
-    {"GET", "/park", h_park},   {"GET", "/events", h_events},
+    {"GET", "/defer", h_defer},
+    {"GET", "/defer-now", h_defer_now},
+    {"GET", "/park", h_park},
+    {"GET", "/events", h_events},
     {"GET", "/hello", h_hello},
+    {"GET", "/defer-page", h_defer_page},
+    {"GET", "/defer-redirect", h_defer_page},
 };
 
 static struct cmn_httpd *
@@ -714,6 +740,14 @@ test_httpd_stream_deferred_answered_later(void **state)
     /* Answered before the handler even returned. */
     assert_int_equal(http_get(port, "/defer-now", &r), 201);
     assert_string_equal(r.body, "{\"now\":true}");
+    /* Any content with the handler's own headers, and a redirect. */
+    assert_int_equal(http_get(port, "/defer-page", &r), 202);
+    assert_string_equal(r.body, "<p>hi</p>");
+    assert_string_equal(header(&r, "Content-Type"), "text/html; charset=utf-8");
+    assert_string_equal(header(&r, "Content-Security-Policy"),
+                        "default-src 'none'");
+    assert_int_equal(http_get(port, "/defer-redirect", &r), 302);
+    assert_string_equal(header(&r, "Location"), "https://example.com/x?a=1");
     /* Plain routes still work next to deferred ones. */
     assert_int_equal(http_get(port, "/hello", &r), 200);
     assert_int_equal(atomic_load(&jobs_failed), 0);
