@@ -187,7 +187,7 @@ submit(struct cmn_http_req *req, struct api_job *j)
         return cmn_http_reply_error(req, 503, "unavailable",
                                     "the server is stopping");
     }
-    if (cti_jobs_submit(cti_engine_jobs(j->app->engine), run_job, j) !=
+    if (cmn_jobs_submit(cti_engine_jobs(j->app->engine), run_job, j) !=
         CMN_OK) {
         cmn_http_deferred_reply_error(j->d, 503, "busy",
                                       "too many requests in flight");

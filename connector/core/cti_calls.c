@@ -351,11 +351,11 @@ task_job(void *arg)
 }
 
 static void
-submit(struct cti_engine *e, struct cti_agent *a, const char *id, cti_job_fn fn)
+submit(struct cti_engine *e, struct cti_agent *a, const char *id, cmn_job_fn fn)
 {
     struct call_job *j = call_job_new(e, a, id);
 
-    if (j != NULL && cti_jobs_submit(e->jobs, fn, j) != CMN_OK) {
+    if (j != NULL && cmn_jobs_submit(e->jobs, fn, j) != CMN_OK) {
         cmn_log_err("event=call_job_dropped agent=%s dialog=%s",
                     cti_agent_id(a), id);
         call_job_free(j);

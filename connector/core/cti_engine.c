@@ -85,7 +85,7 @@ cti_engine_new(const struct cti_config *cfg, const char *self_exe,
     }
     /* jobs block on Finesse, fsc-sso and the XMPP handshake of a sign-in:
      * enough of them that 2,000 agents signing in at once do not queue */
-    e->jobs = cti_jobs_new(32, 10000);
+    e->jobs = cmn_jobs_new(32, 10000);
     struct fin_xmpp_pool_opts xo = {
         .worker_path = self_exe,
         .worker_argv = worker_argv,
@@ -109,7 +109,7 @@ cti_engine_free(struct cti_engine *e)
         return;
     }
     /* jobs first: they may still use sessions and the pool */
-    cti_jobs_free(e->jobs);
+    cmn_jobs_free(e->jobs);
     fin_xmpp_pool_free(e->xmpp);
     cti_lease_free(e->lease);
     cti_resume_free(e->resume);
@@ -149,7 +149,7 @@ cti_engine_free(struct cti_engine *e)
     free(e);
 }
 
-struct cti_jobs *
+struct cmn_jobs *
 cti_engine_jobs(struct cti_engine *e)
 {
     return e->jobs;
@@ -393,7 +393,7 @@ engine_tabs_closed_later(struct cti_engine *e, struct cti_session *s)
     atomic_fetch_add(&s->refs, 1);
     j->e = e;
     j->s = s;
-    if (cti_jobs_submit(e->jobs, tabs_closed_job, j) != CMN_OK) {
+    if (cmn_jobs_submit(e->jobs, tabs_closed_job, j) != CMN_OK) {
         session_unref(s);
         free(j);
     }
@@ -615,7 +615,7 @@ engine_spool_drain_later(struct cti_engine *e)
         !atomic_compare_exchange_strong(&e->spool_draining, &idle, true)) {
         return;
     }
-    if (cti_jobs_submit(e->jobs, spool_drain_job, e) != CMN_OK) {
+    if (cmn_jobs_submit(e->jobs, spool_drain_job, e) != CMN_OK) {
         atomic_store(&e->spool_draining, false);
     }
 }
@@ -727,7 +727,7 @@ engine_warm_owner(struct cti_engine *e, const char *agent)
     }
     j->e = e;
     snprintf(j->agent, sizeof(j->agent), "%s", agent);
-    if (cti_jobs_submit(e->jobs, owner_job, j) != CMN_OK) {
+    if (cmn_jobs_submit(e->jobs, owner_job, j) != CMN_OK) {
         free(j);
     }
 }

@@ -8,9 +8,9 @@
 
 #include <jansson.h>
 
+#include "cmn_jobs.h"
 #include "cti_agent.h"
 #include "cti_config.h"
-#include "cti_jobs.h"
 
 #define CTI_TOKEN_LEN 44 /* base64url of 32 random bytes + NUL */
 
@@ -20,7 +20,7 @@ struct cti_engine;
 struct cti_engine *cti_engine_new(const struct cti_config *cfg,
                                   const char *self_exe, struct cmn_err *err);
 void cti_engine_free(struct cti_engine *e);
-struct cti_jobs *cti_engine_jobs(struct cti_engine *e);
+struct cmn_jobs *cti_engine_jobs(struct cti_engine *e);
 /* Once a second from a timer thread: heartbeats to tabs, XMPP reconnects
  * with backoff, node health while one is down, idle sessions. */
 void cti_engine_tick(struct cti_engine *e);

@@ -93,7 +93,7 @@ struct node_state {
 
 struct cti_engine {
     const struct cti_config *cfg;
-    struct cti_jobs *jobs;
+    struct cmn_jobs *jobs;
     struct fin_xmpp_pool *xmpp;
     struct fin_rest_opts rest;
     char xmpp_domain[FIN_NAME_MAX];

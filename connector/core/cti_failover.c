@@ -90,7 +90,7 @@ engine_resync_later(struct cti_engine *e, struct cti_session *s,
     j->e = e;
     j->s = s;
     j->reconnect_xmpp = reconnect_xmpp;
-    if (cti_jobs_submit(e->jobs, resync_job, j) != CMN_OK) {
+    if (cmn_jobs_submit(e->jobs, resync_job, j) != CMN_OK) {
         session_unref(s);
         free(j);
     }
@@ -229,7 +229,7 @@ submit_check(struct cti_engine *e, int node)
     }
     j->e = e;
     j->node = node;
-    if (cti_jobs_submit(e->jobs, check_job, j) != CMN_OK) {
+    if (cmn_jobs_submit(e->jobs, check_job, j) != CMN_OK) {
         pthread_mutex_lock(&e->lock);
         e->nodes[node].probing = false;
         pthread_mutex_unlock(&e->lock);

@@ -139,7 +139,7 @@ engine_apply_user(struct cti_engine *e, struct cti_session *s,
     atomic_fetch_add(&s->refs, 1);
     j->e = e;
     j->s = s;
-    if (cti_jobs_submit(e->jobs, relogin_job, j) != CMN_OK) {
+    if (cmn_jobs_submit(e->jobs, relogin_job, j) != CMN_OK) {
         session_unref(s);
         free(j);
     }

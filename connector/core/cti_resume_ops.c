@@ -230,7 +230,7 @@ resume_later(struct cti_engine *e, const char *agent, bool interactive)
     j->e = e;
     j->interactive = interactive;
     snprintf(j->agent, sizeof(j->agent), "%s", agent);
-    if (cti_jobs_submit(e->jobs, resume_job, j) != CMN_OK) {
+    if (cmn_jobs_submit(e->jobs, resume_job, j) != CMN_OK) {
         resuming_done(e, agent);
         free(j);
     }

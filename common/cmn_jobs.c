@@ -1,17 +1,17 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
-/* cti_jobs.c - fixed thread pool with a bounded FIFO queue. */
+/* cmn_jobs.c - fixed thread pool with a bounded FIFO queue. */
 #include <pthread.h>
 #include <stdlib.h>
 
-#include "cti_jobs.h"
+#include "cmn_jobs.h"
 
 struct job {
-    cti_job_fn fn;
+    cmn_job_fn fn;
     void *arg;
     struct job *next;
 };
 
-struct cti_jobs {
+struct cmn_jobs {
     pthread_mutex_t lock;
     pthread_cond_t ready;
     struct job *head, *tail;
@@ -24,7 +24,7 @@ struct cti_jobs {
 static void *
 run(void *p)
 {
-    struct cti_jobs *j = p;
+    struct cmn_jobs *j = p;
 
     pthread_mutex_lock(&j->lock);
     for (;;) {
@@ -49,10 +49,10 @@ run(void *p)
     return NULL;
 }
 
-struct cti_jobs *
-cti_jobs_new(int threads, size_t max_queued)
+struct cmn_jobs *
+cmn_jobs_new(int threads, size_t max_queued)
 {
-    struct cti_jobs *j =
+    struct cmn_jobs *j =
         calloc(1, sizeof(*j) + (size_t)threads * sizeof(pthread_t));
 
     if (j == NULL) {
@@ -75,7 +75,7 @@ cti_jobs_new(int threads, size_t max_queued)
 }
 
 int
-cti_jobs_submit(struct cti_jobs *j, cti_job_fn fn, void *arg)
+cmn_jobs_submit(struct cmn_jobs *j, cmn_job_fn fn, void *arg)
 {
     struct job *job = malloc(sizeof(*job));
     int rc = CMN_OK;
@@ -107,7 +107,7 @@ cti_jobs_submit(struct cti_jobs *j, cti_job_fn fn, void *arg)
 }
 
 void
-cti_jobs_free(struct cti_jobs *j)
+cmn_jobs_free(struct cmn_jobs *j)
 {
     if (j == NULL) {
         return;
