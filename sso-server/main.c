@@ -34,6 +34,7 @@ serve(struct sso_app *app, const sigset_t *signals)
         .tls_cert_pem = g->cfg->tls_cert,
         .tls_key_pem = g->cfg->tls_key,
         .metrics_prefix = "fsc_sso",
+        .threads = (unsigned)g->cfg->threads,
     };
     struct cmn_err err = {{0}};
     struct cmn_httpd *d;

@@ -110,6 +110,11 @@ sso_app_init(struct sso_app *app, const char *path, struct cmn_err *err)
         return CMN_INVALID;
     }
     metrics_init(&app->m);
+    app->jobs = cmn_jobs_new((int)app->gen->cfg->jobs, 100000);
+    if (app->jobs == NULL) {
+        cmn_err_set(err, "cannot start the job threads");
+        return CMN_ERR;
+    }
     return CMN_OK;
 }
 
@@ -139,6 +144,8 @@ sso_app_reload(struct sso_app *app, struct cmn_err *err)
 void
 sso_app_cleanup(struct sso_app *app)
 {
+    cmn_jobs_free(app->jobs); /* runs what is queued; before the config */
+    app->jobs = NULL;
     sso_gen_release(app->gen);
     app->gen = NULL;
     pthread_mutex_destroy(&app->lock);

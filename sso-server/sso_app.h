@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "cmn_jobs.h"
 #include "cmn_metrics.h"
 #include "cmn_redis.h"
 #include "sso_config.h"
@@ -44,6 +45,8 @@ struct sso_app {
     struct sso_gen *gen;
     const char *config_path;
     struct sso_metrics m;
+    struct cmn_jobs *jobs; /* blocking work (IdS, refresh, Redis waits);
+                              sized at start ([server] jobs) */
 };
 
 /* Build a generation from a config file; NULL with err. */

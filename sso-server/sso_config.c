@@ -12,6 +12,7 @@
 static const char *const known_keys[] = {
     "server.listen", "server.public_url", "server.instance",
     "server.tls_cert_file", "server.tls_key_file", "server.max_body",
+    "server.threads", "server.jobs",
     "server.log_level",
     "redis.url", "redis.sentinels", "redis.master", "redis.prefix",
     "redis.password_file", "redis.connect_timeout_ms",
@@ -58,7 +59,11 @@ load_server(struct sso_config *c, struct cmn_err *err)
         cmn_config_str(c->ini, "server", "instance", false, "sso", &c->instance,
                        err) != CMN_OK ||
         cmn_config_long(c->ini, "server", "max_body", 65536, 1024,
-                        16 * 1024 * 1024, &c->max_body, err) != CMN_OK) {
+                        16 * 1024 * 1024, &c->max_body, err) != CMN_OK ||
+        cmn_config_long(c->ini, "server", "threads", 4, 0, 64, &c->threads,
+                        err) != CMN_OK ||
+        cmn_config_long(c->ini, "server", "jobs", 16, 1, 256, &c->jobs, err) !=
+            CMN_OK) {
         return CMN_INVALID;
     }
     if (check_http_url(c->ini, "server", "public_url", c->public_url, err) !=

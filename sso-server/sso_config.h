@@ -28,6 +28,9 @@ struct sso_config {
     struct cmn_secret *tls_cert;
     struct cmn_secret *tls_key;
     long max_body;
+    long threads; /* HTTP: 0 thread per connection; N an epoll pool of N
+                     (blocking work then runs on `jobs` threads) */
+    long jobs;    /* threads for IdS calls, refreshes and Redis waits */
     enum cmn_log_level log_level;
 
     /* [redis] */

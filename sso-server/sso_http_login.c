@@ -13,6 +13,7 @@
 #include "sso_http.h"
 #include "sso_ids.h"
 #include "sso_jwt.h"
+#include "sso_out.h"
 #include "sso_url.h"
 
 static bool
@@ -144,13 +145,13 @@ out:
  * allow-listed origin, and closes. The code is base64url and the origin
  * passed sso_url_split, so neither can break out of the script string. */
 static int
-reply_popup(struct cmn_http_req *req, const char *origin, const char *code)
+reply_popup(struct sso_out *o, const char *origin, const char *code)
 {
     char nonce[SSO_ID_LEN], csp[160], page[1536];
     int n;
 
     if (cmn_random_id(nonce, sizeof(nonce), 16) != CMN_OK) {
-        return sso_http_page(req, 500, "Sign-in failed", "No randomness.");
+        return sso_out_page(o, 500, "Sign-in failed", "No randomness.");
     }
     snprintf(csp, sizeof(csp),
              "default-src 'none'; script-src 'nonce-%s'; "
@@ -165,14 +166,13 @@ reply_popup(struct cmn_http_req *req, const char *origin, const char *code)
                  "{\"handoff\": \"%s\"}, \"%s\"); }"
                  "window.close();</script></body></html>",
                  nonce, code, origin);
-    cmn_http_add_header(req, "Content-Security-Policy", csp);
-    return cmn_http_reply_text(req, 200, "text/html; charset=utf-8", page,
-                               (size_t)n);
+    (void)sso_out_header(o, "Content-Security-Policy", csp);
+    return sso_out_text(o, 200, "text/html; charset=utf-8", page, (size_t)n);
 }
 
 /* Sessions and handoff codes, after a successful code exchange. */
 static int
-finish_login(struct sso_app *app, struct sso_gen *g, struct cmn_http_req *req,
+finish_login(struct sso_app *app, struct sso_gen *g, struct sso_out *o,
              const struct sso_login_state *ls, struct sso_token_response *tr)
 {
     struct sso_session s = {0};
@@ -188,9 +188,9 @@ finish_login(struct sso_app *app, struct sso_gen *g, struct cmn_http_req *req,
             cmn_log_err("event=login_failed reason=token_verification "
                         "detail=\"%s\"",
                         err.msg);
-            rc = sso_http_page(req, 502, "Sign-in failed",
-                               "The identity service returned a token that "
-                               "failed verification.");
+            rc = sso_out_page(o, 502, "Sign-in failed",
+                              "The identity service returned a token that "
+                              "failed verification.");
             goto out;
         }
     } else if (sso_jwt_claims(tr->access_token, &claims) != CMN_OK) {
@@ -200,9 +200,9 @@ finish_login(struct sso_app *app, struct sso_gen *g, struct cmn_http_req *req,
                                        sizeof(s.user)) != CMN_OK) {
         cmn_log_err("event=login_failed reason=no_user claim=%s",
                     g->cfg->user_claim);
-        rc = sso_http_page(req, 502, "Sign-in failed",
-                           "The identity service's token does not name the "
-                           "user.");
+        rc = sso_out_page(o, 502, "Sign-in failed",
+                          "The identity service's token does not name the "
+                          "user.");
         goto out;
     }
     s.access_token = tr->access_token;
@@ -217,9 +217,9 @@ finish_login(struct sso_app *app, struct sso_gen *g, struct cmn_http_req *req,
         sso_store_handoff_put(&g->store, code, sid, &err) != CMN_OK) {
         cmn_log_err("event=login_failed reason=store user=%s detail=\"%s\"",
                     s.user, err.msg);
-        rc = sso_http_page(req, 503, "Sign-in unavailable",
-                           "The session store cannot be reached; sign in "
-                           "again in a moment.");
+        rc = sso_out_page(o, 503, "Sign-in unavailable",
+                          "The session store cannot be reached; sign in "
+                          "again in a moment.");
         goto out;
     }
     char fp[13];
@@ -230,16 +230,16 @@ finish_login(struct sso_app *app, struct sso_gen *g, struct cmn_http_req *req,
     if (!sso_url_allowed(g->cfg->allowed, g->cfg->nallowed, ls->return_to,
                          &origin)) {
         /* checked before the exchange; only out of memory gets here */
-        rc = sso_http_page(req, 500, "Sign-in failed", "nomem");
+        rc = sso_out_page(o, 500, "Sign-in failed", "nomem");
         goto out;
     }
     if (ls->popup) {
-        rc = reply_popup(req, origin, code);
+        rc = reply_popup(o, origin, code);
         goto out;
     }
     url = sso_url_add_param(ls->return_to, "handoff", code);
-    rc = url != NULL ? cmn_http_reply_redirect(req, url)
-                     : sso_http_page(req, 500, "Sign-in failed", "nomem");
+    rc = url != NULL ? sso_out_redirect(o, url)
+                     : sso_out_page(o, 500, "Sign-in failed", "nomem");
 out:
     json_decref(claims);
     free(origin);
@@ -247,6 +247,100 @@ out:
     cmn_wipe(code, sizeof(code));
     cmn_wipe(sid, sizeof(sid));
     return rc;
+}
+
+/* The code exchange and what follows, answered through o. */
+static void
+exchange(struct sso_app *app, struct sso_gen *g, struct sso_out *o,
+         const struct sso_login_state *ls, const char *code)
+{
+    struct sso_token_response tr = {0};
+
+    sso_ids_exchange_code(g->cfg, code, ls->verifier, &tr);
+    switch (tr.outcome) {
+    case SSO_TOKEN_OK:
+        (void)finish_login(app, g, o, ls, &tr);
+        sso_token_response_cleanup(&tr);
+        return;
+    case SSO_TOKEN_INVALID_GRANT:
+        cmn_log_warn("event=login_failed reason=invalid_grant");
+        (void)sso_out_page(o, 400, "Sign-in failed",
+                           "The identity service did not accept the sign-in "
+                           "code (already used or expired). Start again.");
+        break;
+    case SSO_TOKEN_UNAVAILABLE:
+        cmn_log_err("event=login_failed reason=ids_unavailable error=%s",
+                    tr.error);
+        (void)sso_out_page(o, strcmp(tr.error, "timeout") == 0 ? 504 : 502,
+                           "Sign-in unavailable",
+                           "The identity service did not answer properly. "
+                           "Try again in a moment.");
+        break;
+    default:
+        cmn_log_err("event=login_failed reason=ids_%s error=%s",
+                    sso_token_outcome_str(tr.outcome), tr.error);
+        (void)sso_out_page(o, 502, "Sign-in failed",
+                           "The identity service's answer was not usable.");
+        break;
+    }
+    cmn_metric_inc(app->m.logins_failed);
+    sso_token_response_cleanup(&tr);
+}
+
+struct exchange_job {
+    struct sso_app *app;
+    struct cmn_http_deferred *d;
+    struct sso_login_state ls;
+    char *code;
+};
+
+static void
+exchange_job(void *arg)
+{
+    struct exchange_job *j = arg;
+    struct sso_gen *g = sso_app_acquire(j->app);
+    struct sso_out o = {.req = NULL, .d = j->d};
+
+    cmn_log_set_request_id(cmn_http_deferred_id(j->d));
+    exchange(j->app, g, &o, &j->ls, j->code);
+    cmn_log_set_request_id(NULL);
+    sso_gen_release(g);
+    cmn_wipe(j->code, strlen(j->code));
+    free(j->code);
+    cmn_wipe(&j->ls, sizeof(j->ls));
+    free(j);
+}
+
+static int
+exchange_later(struct sso_app *app, struct cmn_http_req *req,
+               const struct sso_login_state *ls, const char *code)
+{
+    struct exchange_job *j = calloc(1, sizeof(*j));
+
+    if (j == NULL || (j->code = strdup(code)) == NULL) {
+        free(j);
+        return sso_http_page(req, 503, "Sign-in unavailable",
+                             "Out of memory; try again.");
+    }
+    j->d = cmn_http_defer(req);
+    if (j->d == NULL) {
+        free(j->code);
+        free(j);
+        return sso_http_page(req, 503, "Sign-in unavailable",
+                             "The server is stopping; try again.");
+    }
+    j->app = app;
+    j->ls = *ls;
+    if (cmn_jobs_submit(app->jobs, exchange_job, j) != CMN_OK) {
+        struct sso_out o = {.req = NULL, .d = j->d};
+        (void)sso_out_page(&o, 503, "Sign-in unavailable",
+                           "Too many sign-ins at once; try again.");
+        cmn_wipe(j->code, strlen(j->code));
+        free(j->code);
+        cmn_wipe(&j->ls, sizeof(j->ls));
+        free(j);
+    }
+    return CMN_OK;
 }
 
 int
@@ -312,32 +406,10 @@ sso_http_callback(struct cmn_http_req *req, void *appv)
                            "The sign-in answer has no code.");
         goto fail;
     }
-    sso_ids_exchange_code(g->cfg, code, ls.verifier, &tr);
-    switch (tr.outcome) {
-    case SSO_TOKEN_OK:
-        rc = finish_login(app, g, req, &ls, &tr);
-        goto out;
-    case SSO_TOKEN_INVALID_GRANT:
-        cmn_log_warn("event=login_failed reason=invalid_grant");
-        rc = sso_http_page(req, 400, "Sign-in failed",
-                           "The identity service did not accept the sign-in "
-                           "code (already used or expired). Start again.");
-        break;
-    case SSO_TOKEN_UNAVAILABLE:
-        cmn_log_err("event=login_failed reason=ids_unavailable error=%s",
-                    tr.error);
-        rc = sso_http_page(req, strcmp(tr.error, "timeout") == 0 ? 504 : 502,
-                           "Sign-in unavailable",
-                           "The identity service did not answer properly. "
-                           "Try again in a moment.");
-        break;
-    default:
-        cmn_log_err("event=login_failed reason=ids_%s error=%s",
-                    sso_token_outcome_str(tr.outcome), tr.error);
-        rc = sso_http_page(req, 502, "Sign-in failed",
-                           "The identity service's answer was not usable.");
-        break;
-    }
+    /* the code exchange waits on IdS: on a job thread, never on an HTTP
+     * pool thread (a slow IdS must not hold up token fetches) */
+    rc = exchange_later(app, req, &ls, code);
+    goto out;
 fail:
     cmn_metric_inc(app->m.logins_failed);
 out:

@@ -7,6 +7,7 @@
 
 #include "cmn_log.h"
 #include "sso_http.h"
+#include "sso_out.h"
 
 /* clang-format off */
 const struct cmn_http_route sso_http_routes[] = {
@@ -71,58 +72,11 @@ sso_http_metrics(struct cmn_http_req *req, void *appv)
     return rc;
 }
 
-static void
-html_escape(char *out, size_t size, const char *in)
-{
-    size_t j = 0;
-
-    for (; in != NULL && *in != '\0' && j + 7 < size; in++) {
-        const char *rep = NULL;
-        switch (*in) {
-        case '<':
-            rep = "&lt;";
-            break;
-        case '>':
-            rep = "&gt;";
-            break;
-        case '&':
-            rep = "&amp;";
-            break;
-        case '"':
-            rep = "&quot;";
-            break;
-        case '\'':
-            rep = "&#39;";
-            break;
-        default:
-            break;
-        }
-        if (rep != NULL) {
-            size_t n = strlen(rep);
-            memcpy(out + j, rep, n);
-            j += n;
-        } else {
-            out[j++] = *in;
-        }
-    }
-    out[j] = '\0';
-}
-
 int
 sso_http_page(struct cmn_http_req *req, unsigned status, const char *title,
               const char *detail)
 {
-    char t[256], d[1024], page[2048];
-    int n;
+    struct sso_out o = {.req = req, .d = NULL};
 
-    html_escape(t, sizeof(t), title);
-    html_escape(d, sizeof(d), detail);
-    n = snprintf(page, sizeof(page),
-                 "<!doctype html><html lang=\"en\"><head><meta "
-                 "charset=\"utf-8\"><title>%s</title></head><body><h1>%s</h1>"
-                 "<p>%s</p><p><small>Reference: %s</small></p></body></html>",
-                 t, t, d, cmn_http_req_id(req));
-    return cmn_http_reply_text(req, status, "text/html; charset=utf-8", page,
-                               (size_t)n < sizeof(page) ? (size_t)n
-                                                        : sizeof(page) - 1);
+    return sso_out_page(&o, status, title, detail);
 }

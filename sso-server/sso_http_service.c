@@ -8,6 +8,7 @@
 #include "cmn_seal.h"
 #include "sso_http.h"
 #include "sso_ids.h"
+#include "sso_out.h"
 #include "sso_token.h"
 
 /* Constant-time check of the service key; any failure is the same 401. */
@@ -91,33 +92,32 @@ out:
 }
 
 static int
-reply_token(struct sso_app *app, struct sso_gen *g, struct cmn_http_req *req,
-            const char *sid)
+reply_token(struct sso_app *app, struct sso_gen *g, struct sso_out *o,
+            const char *sid, long long t0)
 {
     struct sso_session s = {0};
     struct cmn_err err = {{0}};
-    long long t0 = cmn_now_ms();
     int rc;
 
     switch (sso_token_get(app, g, sid, &s, &err)) {
     case SSO_TOKEN_CURRENT:
-        rc = cmn_http_reply_json(
-            req, 200,
+        rc = sso_out_json(
+            o, 200,
             json_pack("{s:s, s:s, s:I}", "access_token", s.access_token, "user",
                       s.user, "expires_at", (json_int_t)s.access_expires_at));
         break;
     case SSO_TOKEN_NO_SESSION:
-        rc = cmn_http_reply_error(req, 404, "unknown_session",
-                                  "no such session (expired or logged out)");
+        rc = sso_out_error(o, 404, "unknown_session",
+                           "no such session (expired or logged out)");
         break;
     case SSO_TOKEN_SESSION_ENDED:
-        rc = cmn_http_reply_error(req, 401, "session_ended", s.ended);
+        rc = sso_out_error(o, 401, "session_ended", s.ended);
         break;
     case SSO_TOKEN_IDS_DOWN:
-        rc = cmn_http_reply_error(req, 503, "ids_unavailable", err.msg);
+        rc = sso_out_error(o, 503, "ids_unavailable", err.msg);
         break;
     default:
-        rc = cmn_http_reply_error(req, 503, "store_unavailable", err.msg);
+        rc = sso_out_error(o, 503, "store_unavailable", err.msg);
         break;
     }
     cmn_metric_observe(app->m.token_fetch_seconds,
@@ -126,8 +126,37 @@ reply_token(struct sso_app *app, struct sso_gen *g, struct cmn_http_req *req,
     return rc;
 }
 
+/* The common case, answered on the HTTP thread: one Redis read finds a
+ * current token that needs no refresh. Anything else (a refresh due, an
+ * ended or unknown session, Redis failing over) goes to a job thread,
+ * where waiting on IdS, on another instance's refresh or on Sentinel
+ * blocks nobody else. */
+static bool
+reply_token_fast(struct sso_app *app, struct sso_gen *g,
+                 struct cmn_http_req *req, const char *sid, long long t0)
+{
+    struct sso_session s = {0};
+    struct cmn_err err = {{0}};
+    long long now = cmn_wall_sec();
+    bool done = false;
+
+    if (sso_store_session_get(&g->store, sid, &s, &err) == CMN_OK &&
+        s.ended[0] == '\0' && s.access_expires_at > now &&
+        !sso_token_refresh_due(g->cfg, &s, now)) {
+        (void)cmn_http_reply_json(
+            req, 200,
+            json_pack("{s:s, s:s, s:I}", "access_token", s.access_token, "user",
+                      s.user, "expires_at", (json_int_t)s.access_expires_at));
+        cmn_metric_observe(app->m.token_fetch_seconds,
+                           (double)(cmn_now_ms() - t0) / 1000.0);
+        done = true;
+    }
+    sso_session_cleanup(&s);
+    return done;
+}
+
 static int
-logout(struct sso_app *app, struct sso_gen *g, struct cmn_http_req *req,
+logout(struct sso_app *app, struct sso_gen *g, struct sso_out *o,
        const char *sid)
 {
     struct sso_session s = {0};
@@ -136,18 +165,73 @@ logout(struct sso_app *app, struct sso_gen *g, struct cmn_http_req *req,
     int rc = sso_store_session_delete(&g->store, sid, &s, &err);
 
     if (rc == CMN_NOTFOUND) {
-        return cmn_http_reply_error(req, 404, "unknown_session",
-                                    "no such session");
+        return sso_out_error(o, 404, "unknown_session", "no such session");
     }
     if (rc != CMN_OK) {
-        return cmn_http_reply_error(req, 503, "store_unavailable", err.msg);
+        return sso_out_error(o, 503, "store_unavailable", err.msg);
     }
     cmn_metric_inc(app->m.logouts);
     cmn_log_fingerprint(sid, fp);
     cmn_log_notice("event=logout user=%s session=%s", s.user, fp);
     sso_ids_revoke(g->cfg, s.refresh_token);
     sso_session_cleanup(&s);
-    return cmn_http_reply_json(req, 200, json_pack("{s:b}", "ok", 1));
+    return sso_out_json(o, 200, json_pack("{s:b}", "ok", 1));
+}
+
+/* A token fetch or a logout on a job thread. */
+struct session_job {
+    struct sso_app *app;
+    struct cmn_http_deferred *d;
+    char sid[SSO_ID_LEN];
+    bool logout;
+    long long t0;
+};
+
+static void
+session_job(void *arg)
+{
+    struct session_job *j = arg;
+    struct sso_gen *g = sso_app_acquire(j->app);
+    struct sso_out o = {.req = NULL, .d = j->d};
+
+    cmn_log_set_request_id(cmn_http_deferred_id(j->d));
+    if (j->logout) {
+        (void)logout(j->app, g, &o, j->sid);
+    } else {
+        (void)reply_token(j->app, g, &o, j->sid, j->t0);
+    }
+    cmn_log_set_request_id(NULL);
+    sso_gen_release(g);
+    cmn_wipe(j->sid, sizeof(j->sid));
+    free(j);
+}
+
+static int
+session_later(struct sso_app *app, struct cmn_http_req *req, const char *sid,
+              bool is_logout, long long t0)
+{
+    struct session_job *j = calloc(1, sizeof(*j));
+
+    if (j == NULL) {
+        return cmn_http_reply_error(req, 503, "internal", "out of memory");
+    }
+    j->d = cmn_http_defer(req);
+    if (j->d == NULL) {
+        free(j);
+        return cmn_http_reply_error(req, 503, "shutting_down",
+                                    "the server is stopping");
+    }
+    j->app = app;
+    j->logout = is_logout;
+    j->t0 = t0;
+    memcpy(j->sid, sid, sizeof(j->sid));
+    if (cmn_jobs_submit(app->jobs, session_job, j) != CMN_OK) {
+        (void)cmn_http_deferred_reply_error(j->d, 503, "busy",
+                                            "too much work queued");
+        cmn_wipe(j->sid, sizeof(j->sid));
+        free(j);
+    }
+    return CMN_OK;
 }
 
 /* /v1/sessions/{id}/token (GET) and /v1/sessions/{id} (DELETE) */
@@ -177,9 +261,12 @@ sso_http_sessions(struct cmn_http_req *req, void *appv)
         rc = cmn_http_reply_error(req, 404, "unknown_session",
                                   "malformed session id");
     } else if (strcmp(method, "GET") == 0 && strcmp(tail, "/token") == 0) {
-        rc = reply_token(app, g, req, sid);
+        long long t0 = cmn_now_ms();
+        if (!reply_token_fast(app, g, req, sid, t0)) {
+            rc = session_later(app, req, sid, false, t0);
+        }
     } else if (strcmp(method, "DELETE") == 0 && tail[0] == '\0') {
-        rc = logout(app, g, req, sid);
+        rc = session_later(app, req, sid, true, 0); /* revokes at IdS */
     } else {
         rc = cmn_http_reply_error(req, 404, "not_found", "no such resource");
     }
