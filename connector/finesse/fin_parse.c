@@ -655,179 +655,6 @@ open_doc(const char *xml, size_t len, const char *root, bool ci, xmlDocPtr *doc,
     return CMN_OK;
 }
 
-static int
-bad_args(struct cmn_err *err)
-{
-    cmn_err_set(err, "fin_parse: NULL argument");
-    return CMN_INVALID;
-}
-
-int
-fin_parse_user(const char *xml, size_t len, struct fin_user *out,
-               struct cmn_err *err)
-{
-    xmlDocPtr doc;
-    xmlNodePtr root;
-    int rc;
-
-    if (out == NULL) {
-        return bad_args(err);
-    }
-    memset(out, 0, sizeof(*out));
-    rc = open_doc(xml, len, "User", false, &doc, &root, err);
-    if (rc != CMN_OK) {
-        return rc;
-    }
-    rc = parse_user_node(root, out, err);
-    xmlFreeDoc(doc);
-    if (rc != CMN_OK) {
-        memset(out, 0, sizeof(*out));
-    }
-    return rc;
-}
-
-int
-fin_parse_dialog(const char *xml, size_t len, struct fin_dialog *out,
-                 struct cmn_err *err)
-{
-    xmlDocPtr doc;
-    xmlNodePtr root;
-    int rc;
-
-    if (out == NULL) {
-        return bad_args(err);
-    }
-    memset(out, 0, sizeof(*out));
-    rc = open_doc(xml, len, "Dialog", false, &doc, &root, err);
-    if (rc != CMN_OK) {
-        return rc;
-    }
-    rc = parse_dialog_node(root, out, err);
-    xmlFreeDoc(doc);
-    if (rc != CMN_OK) {
-        memset(out, 0, sizeof(*out));
-    }
-    return rc;
-}
-
-int
-fin_parse_dialogs(const char *xml, size_t len, struct fin_dialogs *out,
-                  struct cmn_err *err)
-{
-    xmlDocPtr doc;
-    xmlNodePtr root;
-    int rc;
-
-    if (out == NULL) {
-        return bad_args(err);
-    }
-    out->items = NULL;
-    out->n = 0;
-    rc = open_doc(xml, len, "Dialogs", false, &doc, &root, err);
-    if (rc != CMN_OK) {
-        return rc;
-    }
-    rc = parse_dialog_list(root, out, err);
-    xmlFreeDoc(doc);
-    return rc;
-}
-
-void
-fin_dialogs_free(struct fin_dialogs *d)
-{
-    if (d == NULL) {
-        return;
-    }
-    free(d->items);
-    d->items = NULL;
-    d->n = 0;
-}
-
-int
-fin_parse_api_errors(const char *xml, size_t len, struct fin_api_errors *out,
-                     struct cmn_err *err)
-{
-    xmlDocPtr doc;
-    xmlNodePtr root;
-    int rc;
-
-    if (out == NULL) {
-        return bad_args(err);
-    }
-    memset(out, 0, sizeof(*out));
-    rc = open_doc(xml, len, "ApiErrors", true, &doc, &root, err);
-    if (rc != CMN_OK) {
-        return rc;
-    }
-    rc = parse_api_errors_node(root, out, err);
-    xmlFreeDoc(doc);
-    if (rc != CMN_OK) {
-        memset(out, 0, sizeof(*out));
-    }
-    return rc;
-}
-
-int
-fin_parse_systeminfo(const char *xml, size_t len, struct fin_systeminfo *out,
-                     struct cmn_err *err)
-{
-    xmlDocPtr doc;
-    xmlNodePtr root;
-    int rc;
-
-    if (out == NULL) {
-        return bad_args(err);
-    }
-    memset(out, 0, sizeof(*out));
-    rc = open_doc(xml, len, "SystemInfo", false, &doc, &root, err);
-    if (rc != CMN_OK) {
-        return rc;
-    }
-    rc = parse_systeminfo_node(root, out, err);
-    xmlFreeDoc(doc);
-    if (rc != CMN_OK) {
-        memset(out, 0, sizeof(*out));
-    }
-    return rc;
-}
-
-int
-fin_parse_reason_codes(const char *xml, size_t len,
-                       struct fin_reason_codes *out, struct cmn_err *err)
-{
-    xmlDocPtr doc;
-    xmlNodePtr root;
-    int rc = CMN_OK;
-
-    if (out == NULL) {
-        return bad_args(err);
-    }
-    memset(out, 0, sizeof(*out));
-    if (open_doc(xml, len, "ReasonCodes", false, &doc, &root, err) != CMN_OK) {
-        return CMN_INVALID;
-    }
-    for (xmlNodePtr c = cmn_xml_child(root, "ReasonCode"); c != NULL;
-         c = cmn_xml_next(c, "ReasonCode")) {
-        if (out->n == FIN_MAX_REASONS) {
-            cmn_err_set(err, "ReasonCodes: more than %d reason codes",
-                        FIN_MAX_REASONS);
-            rc = CMN_INVALID;
-            break;
-        }
-        if (parse_reason_node(c, &out->items[out->n], err) != CMN_OK) {
-            err_prefix(err, "ReasonCodes");
-            rc = CMN_INVALID;
-            break;
-        }
-        out->n++;
-    }
-    xmlFreeDoc(doc);
-    if (rc != CMN_OK) {
-        memset(out, 0, sizeof(*out));
-    }
-    return rc;
-}
-
 static const struct field wrapup_fields[] = {
     FIELD(fin_wrapup_reason, "label", label),
 };
@@ -849,42 +676,196 @@ parse_wrapup_node(xmlNodePtr node, struct fin_wrapup_reason *w,
     return CMN_OK;
 }
 
-int
-fin_parse_wrapup_reasons(const char *xml, size_t len,
-                         struct fin_wrapup_reasons *out, struct cmn_err *err)
+static int
+bad_args(struct cmn_err *err)
+{
+    cmn_err_set(err, "fin_parse: NULL argument");
+    return CMN_INVALID;
+}
+
+/* A whole document: its root (root_name, any case when ci) read by fn into
+ * out, which is zeroed first and again on failure (callers never see half
+ * a result). */
+typedef int (*root_parser)(xmlNodePtr root, void *out, struct cmn_err *err);
+
+static int
+parse_doc(const char *xml, size_t len, const char *root_name, bool ci,
+          root_parser fn, void *out, size_t out_size, struct cmn_err *err)
 {
     xmlDocPtr doc;
     xmlNodePtr root;
-    int rc = CMN_OK;
+    int rc;
 
     if (out == NULL) {
         return bad_args(err);
     }
-    memset(out, 0, sizeof(*out));
-    if (open_doc(xml, len, "WrapUpReasons", false, &doc, &root, err) !=
-        CMN_OK) {
-        return CMN_INVALID;
+    memset(out, 0, out_size);
+    rc = open_doc(xml, len, root_name, ci, &doc, &root, err);
+    if (rc != CMN_OK) {
+        return rc;
     }
-    for (xmlNodePtr c = cmn_xml_child(root, "WrapUpReason"); c != NULL;
-         c = cmn_xml_next(c, "WrapUpReason")) {
-        if (out->n == FIN_MAX_REASONS) {
-            cmn_err_set(err, "WrapUpReasons: more than %d reasons",
-                        FIN_MAX_REASONS);
-            rc = CMN_INVALID;
-            break;
-        }
-        if (parse_wrapup_node(c, &out->items[out->n], err) != CMN_OK) {
-            err_prefix(err, "WrapUpReasons");
-            rc = CMN_INVALID;
-            break;
-        }
-        out->n++;
-    }
+    rc = fn(root, out, err);
     xmlFreeDoc(doc);
     if (rc != CMN_OK) {
-        memset(out, 0, sizeof(*out));
+        memset(out, 0, out_size);
     }
     return rc;
+}
+
+/* The children named `name` of a list document, each read by fn into the
+ * next of at most max items of item_size bytes (`what` names them in the
+ * error); *n counts them. */
+typedef int (*item_parser)(xmlNodePtr node, void *item, struct cmn_err *err);
+
+static int
+parse_list(xmlNodePtr root, const char *list, const char *name,
+           const char *what, size_t max, void *items, size_t item_size,
+           size_t *n, item_parser fn, struct cmn_err *err)
+{
+    for (xmlNodePtr c = cmn_xml_child(root, name); c != NULL;
+         c = cmn_xml_next(c, name)) {
+        if (*n == max) {
+            cmn_err_set(err, "%s: more than %zu %s", list, max, what);
+            return CMN_INVALID;
+        }
+        if (fn(c, (char *)items + *n * item_size, err) != CMN_OK) {
+            err_prefix(err, list);
+            return CMN_INVALID;
+        }
+        (*n)++;
+    }
+    return CMN_OK;
+}
+
+/* typed node parsers behind the generic helpers */
+static int
+user_root(xmlNodePtr n, void *out, struct cmn_err *err)
+{
+    return parse_user_node(n, out, err);
+}
+
+static int
+dialog_root(xmlNodePtr n, void *out, struct cmn_err *err)
+{
+    return parse_dialog_node(n, out, err);
+}
+
+static int
+dialogs_root(xmlNodePtr n, void *out, struct cmn_err *err)
+{
+    return parse_dialog_list(n, out, err);
+}
+
+static int
+api_errors_root(xmlNodePtr n, void *out, struct cmn_err *err)
+{
+    return parse_api_errors_node(n, out, err);
+}
+
+static int
+systeminfo_root(xmlNodePtr n, void *out, struct cmn_err *err)
+{
+    return parse_systeminfo_node(n, out, err);
+}
+
+static int
+reason_item(xmlNodePtr n, void *item, struct cmn_err *err)
+{
+    return parse_reason_node(n, item, err);
+}
+
+static int
+wrapup_item(xmlNodePtr n, void *item, struct cmn_err *err)
+{
+    return parse_wrapup_node(n, item, err);
+}
+
+static int
+reason_codes_root(xmlNodePtr n, void *out, struct cmn_err *err)
+{
+    struct fin_reason_codes *r = out;
+
+    return parse_list(n, "ReasonCodes", "ReasonCode", "reason codes",
+                      FIN_MAX_REASONS, r->items, sizeof(r->items[0]), &r->n,
+                      reason_item, err);
+}
+
+static int
+wrapup_reasons_root(xmlNodePtr n, void *out, struct cmn_err *err)
+{
+    struct fin_wrapup_reasons *w = out;
+
+    return parse_list(n, "WrapUpReasons", "WrapUpReason", "reasons",
+                      FIN_MAX_REASONS, w->items, sizeof(w->items[0]), &w->n,
+                      wrapup_item, err);
+}
+
+int
+fin_parse_user(const char *xml, size_t len, struct fin_user *out,
+               struct cmn_err *err)
+{
+    return parse_doc(xml, len, "User", false, user_root, out, sizeof(*out),
+                     err);
+}
+
+int
+fin_parse_dialog(const char *xml, size_t len, struct fin_dialog *out,
+                 struct cmn_err *err)
+{
+    return parse_doc(xml, len, "Dialog", false, dialog_root, out, sizeof(*out),
+                     err);
+}
+
+int
+fin_parse_dialogs(const char *xml, size_t len, struct fin_dialogs *out,
+                  struct cmn_err *err)
+{
+    /* parse_dialog_list frees what it allocated when it fails */
+    return parse_doc(xml, len, "Dialogs", false, dialogs_root, out,
+                     sizeof(*out), err);
+}
+
+void
+fin_dialogs_free(struct fin_dialogs *d)
+{
+    if (d == NULL) {
+        return;
+    }
+    free(d->items);
+    d->items = NULL;
+    d->n = 0;
+}
+
+int
+fin_parse_api_errors(const char *xml, size_t len, struct fin_api_errors *out,
+                     struct cmn_err *err)
+{
+    return parse_doc(xml, len, "ApiErrors", true, api_errors_root, out,
+                     sizeof(*out), err);
+}
+
+int
+fin_parse_systeminfo(const char *xml, size_t len, struct fin_systeminfo *out,
+                     struct cmn_err *err)
+{
+    return parse_doc(xml, len, "SystemInfo", false, systeminfo_root, out,
+                     sizeof(*out), err);
+}
+
+int
+fin_parse_reason_codes(const char *xml, size_t len,
+                       struct fin_reason_codes *out, struct cmn_err *err)
+{
+    return parse_doc(xml, len, "ReasonCodes", false, reason_codes_root, out,
+                     sizeof(*out), err);
+}
+
+int
+fin_parse_wrapup_reasons(const char *xml, size_t len,
+                         struct fin_wrapup_reasons *out, struct cmn_err *err)
+{
+    return parse_doc(xml, len, "WrapUpReasons", false, wrapup_reasons_root, out,
+                     sizeof(*out), err);
 }
 
 /* --- Update --- */
