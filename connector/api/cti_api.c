@@ -252,6 +252,34 @@ new_job(struct cti_app *app, enum op op, struct cti_agent *a)
     return j;
 }
 
+/* How every authenticated job handler starts: the agent behind the bearer
+ * token, the JSON body (when body is not NULL) and the job for op. NULL
+ * when a reply (401, 400, 503) has already been queued. */
+static struct api_job *
+start_job(struct cmn_http_req *req, struct cti_app *app, enum op op,
+          json_t **body)
+{
+    struct cti_agent *a = authed(req, app, cmn_http_req_bearer(req));
+    struct api_job *j;
+
+    if (a == NULL) {
+        return NULL;
+    }
+    if (body != NULL && (*body = cmn_http_req_json(req)) == NULL) {
+        cti_agent_unref(a);
+        return NULL;
+    }
+    j = new_job(app, op, a);
+    if (j == NULL) {
+        if (body != NULL) {
+            json_decref(*body);
+            *body = NULL;
+        }
+        cmn_http_reply_error(req, 503, "internal", "out of memory");
+    }
+    return j;
+}
+
 static int
 bad_request(struct cmn_http_req *req, struct api_job *j, json_t *body,
             const char *detail)
@@ -331,23 +359,11 @@ h_logout(struct cmn_http_req *req, void *appv)
 static int
 h_state(struct cmn_http_req *req, void *appv)
 {
-    struct cti_app *app = appv;
-    struct cti_agent *a = authed(req, app, cmn_http_req_bearer(req));
-    json_t *body;
-    struct api_job *j;
+    json_t *body = NULL;
+    struct api_job *j = start_job(req, appv, OP_STATE, &body);
 
-    if (a == NULL) {
-        return CMN_OK;
-    }
-    body = cmn_http_req_json(req);
-    if (body == NULL) {
-        cti_agent_unref(a);
-        return CMN_OK;
-    }
-    j = new_job(app, OP_STATE, a);
     if (j == NULL) {
-        json_decref(body);
-        return cmn_http_reply_error(req, 503, "internal", "out of memory");
+        return CMN_OK;
     }
     if (!field(body, "state", j->a, 32) ||
         !field(body, "reason_code_id", j->b, FIN_ID_MAX)) {
@@ -362,17 +378,11 @@ h_state(struct cmn_http_req *req, void *appv)
 static int
 h_reason_codes(struct cmn_http_req *req, void *appv)
 {
-    struct cti_app *app = appv;
-    struct cti_agent *a = authed(req, app, cmn_http_req_bearer(req));
     const char *category = cmn_http_req_query(req, "category");
-    struct api_job *j;
+    struct api_job *j = start_job(req, appv, OP_REASON_CODES, NULL);
 
-    if (a == NULL) {
-        return CMN_OK;
-    }
-    j = new_job(app, OP_REASON_CODES, a);
     if (j == NULL) {
-        return cmn_http_reply_error(req, 503, "internal", "out of memory");
+        return CMN_OK;
     }
     snprintf(j->a, sizeof(j->a), "%s",
              category != NULL ? category : "NOT_READY");
@@ -382,40 +392,19 @@ h_reason_codes(struct cmn_http_req *req, void *appv)
 static int
 h_wrapup_reasons(struct cmn_http_req *req, void *appv)
 {
-    struct cti_app *app = appv;
-    struct cti_agent *a = authed(req, app, cmn_http_req_bearer(req));
-    struct api_job *j;
+    struct api_job *j = start_job(req, appv, OP_WRAPUP_REASONS, NULL);
 
-    if (a == NULL) {
-        return CMN_OK;
-    }
-    j = new_job(app, OP_WRAPUP_REASONS, a);
-    if (j == NULL) {
-        return cmn_http_reply_error(req, 503, "internal", "out of memory");
-    }
-    return submit(req, j);
+    return j != NULL ? submit(req, j) : CMN_OK;
 }
 
 static int
 h_calls(struct cmn_http_req *req, void *appv)
 {
-    struct cti_app *app = appv;
-    struct cti_agent *a = authed(req, app, cmn_http_req_bearer(req));
-    json_t *body;
-    struct api_job *j;
+    json_t *body = NULL;
+    struct api_job *j = start_job(req, appv, OP_CALL, &body);
 
-    if (a == NULL) {
-        return CMN_OK;
-    }
-    body = cmn_http_req_json(req);
-    if (body == NULL) {
-        cti_agent_unref(a);
-        return CMN_OK;
-    }
-    j = new_job(app, OP_CALL, a);
     if (j == NULL) {
-        json_decref(body);
-        return cmn_http_reply_error(req, 503, "internal", "out of memory");
+        return CMN_OK;
     }
     if (!field(body, "to", j->a, 64)) {
         return bad_request(req, j, body, "\"to\" is a string");
@@ -480,8 +469,7 @@ h_call_sub(struct cmn_http_req *req, void *appv)
     const char *rest = cmn_http_req_path_rest(req);
     size_t idlen = strcspn(rest, "/");
     const char *tail = rest + idlen;
-    struct cti_agent *a;
-    json_t *body;
+    json_t *body = NULL;
     struct api_job *j;
     enum op op;
 
@@ -498,19 +486,9 @@ h_call_sub(struct cmn_http_req *req, void *appv)
         return cmn_http_reply_error(req, 404, "unknown_dialog",
                                     "malformed dialog id");
     }
-    a = authed(req, app, cmn_http_req_bearer(req));
-    if (a == NULL) {
-        return CMN_OK;
-    }
-    body = cmn_http_req_json(req);
-    if (body == NULL) {
-        cti_agent_unref(a);
-        return CMN_OK;
-    }
-    j = new_job(app, op, a);
+    j = start_job(req, app, op, &body);
     if (j == NULL) {
-        json_decref(body);
-        return cmn_http_reply_error(req, 503, "internal", "out of memory");
+        return CMN_OK;
     }
     memcpy(j->dialog, rest, idlen);
     j->dialog[idlen] = '\0';
