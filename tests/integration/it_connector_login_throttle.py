@@ -18,15 +18,6 @@ import stack  # noqa: E402
 LOCKOUT_S = 3
 
 
-def metric(conn, name):
-    """One sample from GET /metrics (0 when absent)."""
-    _, _, text = stack.http("GET", conn.url + "/metrics")
-    for line in text.decode().splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            return float(line.split()[-1])
-    return 0.0
-
-
 def user_gets(fin):
     return fin.stats()["requests"].get("GET User", 0)
 
@@ -69,7 +60,7 @@ def main():
     assert status == 429 and body["error"] == "too_many_attempts", \
         "the address is locked after 6 failures: %d %r" % (status, body)
     assert "by=address" in conn.log_text()
-    assert metric(conn, "fsc_connector_logins_throttled_total") == 2, "metric: 2 refused"
+    assert conn.metric("fsc_connector_logins_throttled_total") == 2, "metric: 2 refused"
     print("ok  6 failures over 6 agent IDs from one address lock the address (429)")
     conn.stop()
     fin.stop()

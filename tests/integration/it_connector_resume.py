@@ -42,15 +42,6 @@ def keys_and_values(redis):
     return out
 
 
-def metric(conn, name):
-    """One sample from GET /metrics (0 when absent)."""
-    _, _, text = stack.http("GET", conn.url + "/metrics")
-    for line in text.decode().splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            return float(line.split()[-1])
-    return 0.0
-
-
 def connector(fin, redis, tmp, key_file, port, name):
     return stack.Connector(fin, port=port, name=name, tmp=tmp, extra={
         "server": {"session_key_file": key_file, "agent_lease_s": "4"},
@@ -113,7 +104,7 @@ def main():
                      what="1001 and 1002 resumed without any request")
     took = time.time() - t_kill
     assert "event=session_resumed agent=1003" not in conn2.log_text(), "1003 was not ours"
-    assert metric(conn2, "fsc_connector_sessions_resumed_total") == 2, "metric: 2 resumed"
+    assert conn2.metric("fsc_connector_sessions_resumed_total") == 2, "metric: 2 resumed"
     stack.wait_until(lambda: fin.agent("1001")["presence"]["A"] > 0, 10,
                      what="1001's XMPP presence back at Finesse")
     a = fin.agent("1001")

@@ -33,15 +33,6 @@ def connector(fin, sf, redis, name):
     })
 
 
-def metric(conn, name):
-    """One sample from GET /metrics (0 when absent)."""
-    _, _, text = stack.http("GET", conn.url + "/metrics")
-    for line in text.decode().splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            return float(line.split()[-1])
-    return 0.0
-
-
 def sign_in_ready(conn, agent):
     status, body = conn.login(agent, "pw" + agent, agent)
     assert status == 200, "login %s: %d %r" % (agent, status, body)
@@ -161,8 +152,8 @@ def check_redis_down(fin, sf, redis, conn):
     counts = collections.Counter(t.get("Finesse_Call_Id__c") for t in sf.tasks())
     assert all(counts[d] == 1 for d in dialogs), "one Task each: %r" % [counts[d] for d in dialogs]
     assert "event=spool_drained" in conn.log_text(), "the spool was drained"
-    assert metric(conn, "fsc_connector_tasks_spooled_total") >= len(dialogs)
-    stack.wait_until(lambda: metric(conn, "fsc_connector_spool_waiting") == 0, 5,
+    assert conn.metric("fsc_connector_tasks_spooled_total") >= len(dialogs)
+    stack.wait_until(lambda: conn.metric("fsc_connector_spool_waiting") == 0, 5,
                      what="metric: spool empty")
     assert not before & set(dialogs)
     print("ok  Redis down at call end: %d call logs spooled on disk, written once each when "

@@ -382,6 +382,19 @@ def fill_template(src, dst, values, mode=0o644):
 # --------------------------------------------------------------------------
 # Redis
 
+class _ProcBacked:
+    """A component run as one Proc (self.proc): kill, stop and its log."""
+
+    def kill(self, sig=signal.SIGKILL):
+        self.proc.kill(sig)
+
+    def stop(self):
+        self.proc.stop()
+
+    def log_text(self):
+        return self.proc.log_text()
+
+
 class RespError(Exception):
     """An error reply (-ERR ...) from Redis."""
 
@@ -461,7 +474,7 @@ def pairs(flat):
     return dict(zip(flat[0::2], flat[1::2]))
 
 
-class Redis:
+class Redis(_ProcBacked):
     """redis-server from ha/redis/{master,replica}.conf.in (no persistence).
     replica_of: a Redis or a port number."""
 
@@ -508,12 +521,6 @@ class Redis:
     def cli(self, *args, timeout=2.0):
         """Run one command, e.g. r.cli("SET", "k", "v"); returns the reply."""
         return resp_call(self.port, *args, timeout=timeout)
-
-    def kill(self, sig=signal.SIGKILL):
-        self.proc.kill(sig)
-
-    def stop(self):
-        self.proc.stop()
 
     def restart(self, timeout=10.0):
         """Stop (if running) and start again on the same port and config
@@ -643,7 +650,7 @@ class Sentinels:
 # --------------------------------------------------------------------------
 # ids-sim
 
-class IdsSim:
+class IdsSim(_ProcBacked):
     """tests/sim/ids-sim/ids_sim.py: Cisco IdS-like OAuth2 server (auto-approve).
     redirect_uris: one URL or a list. Extra command-line args via extra_args."""
 
@@ -740,19 +747,10 @@ class IdsSim:
         """GET /sim/tokens/introspect?token= -> {"active": bool, ...}"""
         return self._control("GET", "/sim/tokens/introspect?" + urllib.parse.urlencode({"token": token}))
 
-    def kill(self, sig=signal.SIGKILL):
-        self.proc.kill(sig)
-
-    def stop(self):
-        self.proc.stop()
-
     def restart(self, timeout=15.0):
         """Same port; note a restart forgets every code and token."""
         self.proc.stop()
         return self.start(timeout)
-
-    def log_text(self):
-        return self.proc.log_text()
 
 
 # --------------------------------------------------------------------------
@@ -773,7 +771,7 @@ class SsoSecrets:
         self.service_key_file = self.tmp.write("secrets/service.key", self.service_key + "\n", 0o600)
 
 
-class SsoInstance:
+class SsoInstance(_ProcBacked):
     """One fsc-sso daemon.
 
     redis: a Redis, a redis:// URL, or a Sentinels (then [redis] sentinels and
@@ -870,12 +868,6 @@ class SsoInstance:
         """Wait for GET /readyz 200 (Redis reachable)."""
         wait_http(self.url + "/readyz", timeout, 200, proc=self.proc)
 
-    def kill(self, sig=signal.SIGKILL):
-        self.proc.kill(sig)
-
-    def stop(self):
-        self.proc.stop()
-
     def restart(self, timeout=15.0):
         self.proc.stop()
         return self.start(timeout)
@@ -883,14 +875,11 @@ class SsoInstance:
     def alive(self):
         return self.proc.alive()
 
-    def log_text(self):
-        return self.proc.log_text()
-
 
 # --------------------------------------------------------------------------
 # HAProxy
 
-class Haproxy:
+class Haproxy(_ProcBacked):
     """haproxy from ha/haproxy-sso.cfg.in in front of exactly two backends
     (server names "a" and "b", backend "be_sso"). backends: two URLs or
     host:port strings (or SsoInstances)."""
@@ -982,18 +971,9 @@ class Haproxy:
         return self.admin("set server %s/%s state %s" % (self.BACKEND, name,
                                                           "maint" if maint else "ready"))
 
-    def kill(self, sig=signal.SIGKILL):
-        self.proc.kill(sig)
-
-    def stop(self):
-        self.proc.stop()
-
     def restart(self, timeout=10.0):
         self.proc.stop()
         return self.start(timeout)
-
-    def log_text(self):
-        return self.proc.log_text()
 
 
 def _hostport(x):
@@ -1288,7 +1268,7 @@ def _open_for_prosody(path):
         p = os.path.dirname(p)
 
 
-class Prosody:
+class Prosody(_ProcBacked):
     """prosody 0.12 for one Finesse node: c2s on 127.0.0.1 (no TLS, PLAIN allowed),
     the finesse-sim auth module (authentication = "fsc_sim", files in auth_dir),
     mod_fsc_sim (presence reports / kill-sessions for the simulator), an external
@@ -1393,12 +1373,6 @@ Component %(pubsub)s
         cond = ' and s.username == "%s"' % user if user else ""
         return self.shell('> local n=0 for _,s in pairs(prosody.full_sessions) do if s.host == "%s"%s '
                           'then s:close() n=n+1 end end return n' % (self.domain, cond))
-
-    def kill(self, sig=signal.SIGKILL):
-        self.proc.kill(sig)
-
-    def stop(self):
-        self.proc.stop()
 
     def restart(self, timeout=10.0):
         """Stop (waits for the old pid to exit), start on the same ports."""
@@ -1601,7 +1575,7 @@ class FinesseSim:
 FSC_CONNECTOR = os.path.join(BUILD_DIR, "connector", "fsc-connector")
 
 
-class Connector:
+class Connector(_ProcBacked):
     """fsc-connector in front of a FinesseSim (nodes A and B), optionally
     with fsc-sso (sso=an SsoInstance or Stack, for the [sso] section).
 
@@ -1668,18 +1642,18 @@ class Connector:
         return self.api("POST", "/api/v1/login", body=dict(agent=agent, password=password,
                                                           extension=extension, **kw))
 
+    def metric(self, name):
+        """One sample of GET /metrics, e.g. metric("fsc_connector_agents")
+        (0.0 when absent)."""
+        _, _, text = http("GET", self.url + "/metrics")
+        for line in text.decode().splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                return float(line.split()[-1])
+        return 0.0
+
     def events(self, token, last_event_id=None):
         return SseClient(self.url + "/api/v1/events?token=" + urllib.parse.quote(token),
                          last_event_id=last_event_id)
-
-    def kill(self, sig=signal.SIGKILL):
-        self.proc.kill(sig)
-
-    def stop(self):
-        self.proc.stop()
-
-    def log_text(self):
-        return self.proc.log_text()
 
 
 class SseClient:
@@ -1761,7 +1735,7 @@ class SseClient:
 SF_SIM = os.path.join(SOURCE_DIR, "tests", "sim", "sf-sim", "sf_sim.py")
 
 
-class SfSim:
+class SfSim(_ProcBacked):
     """tests/sim/sf-sim/sf_sim.py: Salesforce REST subset (JWT bearer login,
     Task upsert, SOSL, SOQL) + a Lightning host page with an opencti_min.js
     stand-in that records every sforce.opencti call.
@@ -1952,19 +1926,10 @@ class SfSim:
         return json_body("POST", self.token_url,
                          {"Content-Type": "application/x-www-form-urlencoded"}, body)
 
-    def kill(self, sig=signal.SIGKILL):
-        self.proc.kill(sig)
-
-    def stop(self):
-        self.proc.stop()
-
     def restart(self, timeout=15.0):
         """Same ports; a restart forgets tokens, Tasks and recorded calls."""
         self.proc.stop()
         return self.start(timeout)
-
-    def log_text(self):
-        return self.proc.log_text()
 
     def __enter__(self):
         return self
