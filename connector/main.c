@@ -101,18 +101,11 @@ main(int argc, char **argv)
         return 1;
     }
     /* thousands of tabs, each an SSE connection: use the hard limit (the
-     * XMPP sockets live in the workers, which cap themselves at 1024) */
+     * XMPP sockets live in the workers, which set their own) */
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
         (void)setrlimit(RLIMIT_NOFILE, &rl);
-    }
-    /* libstrophe builds an SSL_CTX per connection and loads the default
-     * verify paths each time: ~0.9 MB per TLS connection with the system
-     * bundle, ~85 KB with only the Finesse CA (reference/runtime.md §1.1).
-     * The workers inherit this; curl sets its CA file explicitly. */
-    if (cfg->ca_file != NULL && cfg->xmpp_tls) {
-        setenv("SSL_CERT_FILE", cfg->ca_file, 1);
     }
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
     if (n <= 0) {

@@ -9,7 +9,7 @@ PKGS=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
   # libraries (DESIGN.md §3)
   libmicrohttpd-dev libcurl4-openssl-dev libxml2-dev libxmlsec1-dev
-  libstrophe-dev libhiredis-dev libjansson-dev libssl-dev
+  libwebsockets-dev libhiredis-dev libjansson-dev libssl-dev
   libinih-dev libcmocka-dev
   # real peers started by the tests
   redis-server redis-sentinel haproxy prosody lua-unbound

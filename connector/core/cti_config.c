@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cmn_seal.h"
+#include "fin_xmpp_link.h"
 #include "cmn_server_config.h"
 #include "cti_config.h"
 
@@ -21,7 +22,8 @@ static const char *const known_keys[] = {
     "finesse.xmpp_resource", "finesse.xmpp_tls", "finesse.ca_file",
     "finesse.rest_timeout_ms", "finesse.agents_per_worker",
     "finesse.ping_interval_s", "finesse.failover_check_ms",
-    "finesse.xmpp_connects_per_s",
+    "finesse.xmpp_connects_per_s", "finesse.xmpp_transport",
+    "finesse.xmpp_websocket_path", "finesse.xmpp_websocket_urls",
     "sso.url", "sso.public_url", "sso.service_key_file",
     "redis.url", "redis.sentinels", "redis.master", "redis.prefix",
     "redis.password_file", "redis.connect_timeout_ms",
@@ -161,6 +163,70 @@ load_xmpp_addresses(struct cti_config *c, struct cmn_err *err)
     return CMN_OK;
 }
 
+/* websocket: each node's URL, given or derived from its REST URL (same
+ * scheme, host and port: https://a:8445 -> wss://a:8445/ws), so that a
+ * stock Finesse needs nothing but 8445 open */
+static int
+load_xmpp_websocket(struct cti_config *c, struct cmn_err *err)
+{
+    char **list = NULL;
+    size_t n = 0;
+    const char *path;
+
+    if (cmn_config_str(c->ini, "finesse", "xmpp_websocket_path", false, "/ws",
+                       &path, err) != CMN_OK ||
+        cmn_config_list(c->ini, "finesse", "xmpp_websocket_urls", false, &list,
+                        &n, err) != CMN_OK) {
+        return CMN_INVALID;
+    }
+    if (path[0] != '/' || strpbrk(path, " ?#\"") != NULL) {
+        free(list);
+        cmn_config_errf(c->ini, "finesse", "xmpp_websocket_path", err,
+                        "'%s' is not a URL path (e.g. /ws)", path);
+        return CMN_INVALID;
+    }
+    if (n != 0 && n != c->nnodes) {
+        free(list);
+        cmn_config_errf(c->ini, "finesse", "xmpp_websocket_urls", err,
+                        "one ws:// or wss:// URL per node in [finesse] nodes");
+        return CMN_INVALID;
+    }
+    for (size_t i = 0; i < c->nnodes; i++) {
+        const char *node = c->nodes[i];
+        bool tls;
+        char host[256], upath[512];
+        int port;
+        if (n != 0) {
+            c->xmpp_ws_urls[i] = strdup(list[i]);
+        } else {
+            bool https = strncmp(node, "https://", 8) == 0;
+            size_t len = strlen(node) + strlen(path) + 2;
+            c->xmpp_ws_urls[i] = malloc(len);
+            if (c->xmpp_ws_urls[i] != NULL) {
+                snprintf(c->xmpp_ws_urls[i], len, "%s%s%s",
+                         https ? "wss://" : "ws://", node + (https ? 8 : 7),
+                         path);
+            }
+        }
+        if (c->xmpp_ws_urls[i] == NULL) {
+            free(list);
+            cmn_err_set(err, "out of memory");
+            return CMN_NOMEM;
+        }
+        if (fin_xmpp_parse_ws_url(c->xmpp_ws_urls[i], &tls, host, sizeof(host),
+                                  &port, upath, sizeof(upath)) != CMN_OK) {
+            cmn_config_errf(c->ini, "finesse",
+                            n != 0 ? "xmpp_websocket_urls" : "nodes", err,
+                            "'%s' is not a usable ws:// or wss:// URL",
+                            c->xmpp_ws_urls[i]);
+            free(list);
+            return CMN_INVALID;
+        }
+    }
+    free(list);
+    return CMN_OK;
+}
+
 static int
 load_finesse(struct cti_config *c, struct cmn_err *err)
 {
@@ -192,8 +258,22 @@ load_finesse(struct cti_config *c, struct cmn_err *err)
         c->nnodes = i + 1;
     }
     free(nodes);
-    if (cmn_config_long(c->ini, "finesse", "xmpp_port", 5222, 1, 65535,
-                        &c->xmpp_port, err) != CMN_OK ||
+    {
+        const char *name;
+        if (cmn_config_str(c->ini, "finesse", "xmpp_transport", false,
+                           "websocket", &name, err) != CMN_OK) {
+            return CMN_INVALID;
+        }
+        if (fin_xmpp_transport_parse(name, &c->xmpp_transport) != CMN_OK) {
+            cmn_config_errf(c->ini, "finesse", "xmpp_transport", err,
+                            "'%s': websocket, tls or starttls", name);
+            return CMN_INVALID;
+        }
+    }
+    if (cmn_config_long(c->ini, "finesse", "xmpp_port",
+                        c->xmpp_transport == FIN_XMPP_TRANSPORT_TLS ? 5223
+                                                                    : 5222,
+                        1, 65535, &c->xmpp_port, err) != CMN_OK ||
         cmn_config_str(c->ini, "finesse", "xmpp_domain", false, NULL,
                        &c->xmpp_domain, err) != CMN_OK ||
         cmn_config_str(c->ini, "finesse", "xmpp_resource", false, "fsc",
@@ -214,7 +294,8 @@ load_finesse(struct cti_config *c, struct cmn_err *err)
                         &c->xmpp_connects_per_s, err) != CMN_OK) {
         return CMN_INVALID;
     }
-    if (load_xmpp_addresses(c, err) != CMN_OK) {
+    if (load_xmpp_addresses(c, err) != CMN_OK ||
+        load_xmpp_websocket(c, err) != CMN_OK) {
         return CMN_INVALID;
     }
     if (strcmp(c->xmpp_resource, "desktop") == 0) {
@@ -349,6 +430,7 @@ cti_config_free(struct cti_config *c)
     for (size_t i = 0; i < c->nnodes; i++) {
         free(c->nodes[i]);
         free(c->xmpp_hosts[i]);
+        free(c->xmpp_ws_urls[i]);
     }
     free(c->org_origins);
     free(c->redis_storage);

@@ -9,6 +9,7 @@
 #include "cmn_log.h"
 #include "cmn_redis.h"
 #include "cmn_secret.h"
+#include "fin_xmpp.h"
 
 #define CTI_MAX_NODES 2
 
@@ -52,14 +53,19 @@ struct cti_config {
     /* [finesse] */
     char *nodes[CTI_MAX_NODES]; /* base URLs, "https://finesse-a:8445" */
     size_t nnodes;
-    long xmpp_port;
-    /* where each node's XMPP service listens: host of the node URL and
-     * xmpp_port unless xmpp_addresses = host:port, host:port says so */
+    /* how notifications arrive: websocket (default: the REST port, which
+     * a stock Finesse 12.5+ opens), tls (5223) or starttls (5222) */
+    enum fin_xmpp_transport xmpp_transport;
+    char *xmpp_ws_urls[CTI_MAX_NODES]; /* websocket: per node */
+    long xmpp_port;                    /* tls 5223, starttls 5222 */
+    /* tls/starttls: where each node's XMPP service listens: host of the
+     * node URL and xmpp_port unless xmpp_addresses = host:port, host:port
+     * says so */
     char *xmpp_hosts[CTI_MAX_NODES];
     int xmpp_ports[CTI_MAX_NODES];
     const char *xmpp_domain;   /* NULL: learnt from SystemInfo */
     const char *xmpp_resource; /* never "desktop" */
-    bool xmpp_tls;             /* STARTTLS required */
+    bool xmpp_tls;             /* starttls: STARTTLS required */
     const char *ca_file;
     long rest_timeout_ms;
     long agents_per_worker;

@@ -93,6 +93,7 @@ cti_engine_new(const struct cti_config *cfg, const char *self_exe,
         .ping_interval_s = (int)cfg->ping_interval_s,
         .ping_timeout_s = 2 * (int)cfg->ping_interval_s,
         .connects_per_100ms = (int)cfg->xmpp_connects_per_s / 10,
+        .transport = cfg->xmpp_transport,
     };
     e->xmpp = fin_xmpp_pool_new(&xo, engine_on_xmpp, e, err);
     if (e->jobs == NULL || e->xmpp == NULL) {

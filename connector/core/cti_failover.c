@@ -27,6 +27,7 @@ void
 engine_xmpp_connect(struct cti_engine *e, struct cti_session *s)
 {
     char jid[FIN_ID_MAX + FIN_NAME_MAX + 2], host[FIN_NAME_MAX];
+    bool websocket = e->cfg->xmpp_transport == FIN_XMPP_TRANSPORT_WEBSOCKET;
     int rc;
 
     pthread_mutex_lock(&s->lock);
@@ -44,8 +45,10 @@ engine_xmpp_connect(struct cti_engine *e, struct cti_session *s)
         .agent = s->id,
         .jid = jid,
         .password = secret != NULL ? secret : "",
-        .host = host,
-        .port = e->cfg->xmpp_ports[s->node],
+        /* websocket: the node's URL; tls/starttls: its host and port */
+        .host = websocket ? NULL : host,
+        .port = websocket ? 0 : e->cfg->xmpp_ports[s->node],
+        .url = websocket ? e->cfg->xmpp_ws_urls[s->node] : NULL,
         .resource = e->cfg->xmpp_resource,
         .tls_required = e->cfg->xmpp_tls,
         .ca_file = e->cfg->ca_file,

@@ -209,18 +209,19 @@ engine_start_session(struct cti_engine *e, struct cti_session *s,
      * XMPP server would be lost. */
     engine_xmpp_connect(e, s);
     for (int waited = 0; waited < 3000; waited += 20) {
-        bool online, tls_failed;
+        bool online, fatal;
         char why[sizeof(s->xmpp_error)];
         pthread_mutex_lock(&s->lock);
         online = s->xmpp_online;
+        fatal = s->xmpp_fatal;
         memcpy(why, s->xmpp_error, sizeof(why));
         pthread_mutex_unlock(&s->lock);
-        tls_failed = strncmp(why, "tls ", 4) == 0;
-        if (tls_failed) {
-            /* the notification server's certificate is not trusted (or
-             * TLS was required and refused): a configuration or security
-             * problem that no retry fixes; signing the agent in blind to
-             * every event would be worse than saying so */
+        if (fatal) {
+            /* the notification server's certificate is not trusted, TLS
+             * was required and refused, the WebSocket endpoint refused
+             * the upgrade or the xmpp subprotocol: a configuration or
+             * security problem that no retry fixes; signing the agent in
+             * blind to every event would be worse than saying so */
             result_set(r, 502, "xmpp_unavailable",
                        "Finesse notifications (XMPP): %s", why);
             return false;

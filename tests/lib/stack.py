@@ -1595,7 +1595,8 @@ class Connector(_ProcBacked):
         self.sections = {
             "server": {"listen": "%s:%d" % (HOST, self.port), "log_level": log_level,
                        "threads": "2"},
-            "finesse": {"nodes": ", ".join(nodes), "xmpp_addresses": ", ".join(xmpp),
+            "finesse": {"nodes": ", ".join(nodes), "xmpp_transport": "starttls",
+                        "xmpp_addresses": ", ".join(xmpp),
                         "xmpp_tls": "false", "ping_interval_s": "2",
                         "rest_timeout_ms": "3000", "failover_check_ms": "500"},
         }

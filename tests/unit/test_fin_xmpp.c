@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
 /* test_fin_xmpp.c - the XMPP worker pool against a real prosody 0.12 started
- * by the test (plain c2s, internal_plain accounts written as files, pubsub
- * component fed through the admin shell, as Finesse's notification service
- * would). The worker executable comes from FSC_XMPP_TEST_WORKER (set by
+ * by the test (internal_plain accounts written as files, pubsub component
+ * fed through the admin shell, as Finesse's notification service would),
+ * once per transport: "starttls" on plain c2s (no TLS offered), "tls" on
+ * prosody's direct-TLS port and "websocket" on mod_websocket over HTTPS
+ * (wss://127.0.0.1:P/ws, RFC 7395), both with a certificate from a CA the
+ * test makes. The worker executable comes from FSC_XMPP_TEST_WORKER (set by
  * CMake) or $FSC_BUILD_DIR/tests/unit/xmpp_test_worker. */
 #include <dirent.h>
 #include <errno.h>
@@ -33,7 +36,12 @@
 static char tmpdir[64];
 static char cfgpath[128];
 static char worker[512];
-static int xmpp_port;
+static int xmpp_port;   /* plain c2s (starttls transport, TLS not offered) */
+static int tls_port;    /* c2s_direct_tls_ports */
+static int https_port;  /* mod_websocket at /ws */
+static char ca_file[160];    /* signs the server certificate */
+static char other_ca[160];   /* an unrelated CA */
+static enum fin_xmpp_transport cur_transport;
 static pid_t prosody_pid;
 static uid_t run_uid;
 static gid_t run_gid;
@@ -49,6 +57,7 @@ struct ev_copy {
     char detail[128];
     char from[128];
     bool available;
+    bool fatal;
 };
 
 static pthread_mutex_t ev_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -77,6 +86,7 @@ on_event(const struct fin_xmpp_event *ev, void *cls)
     snprintf(c->detail, sizeof(c->detail), "%s", ev->detail ? ev->detail : "");
     snprintf(c->from, sizeof(c->from), "%s", ev->from ? ev->from : "");
     c->available = ev->available;
+    c->fatal = ev->fatal;
     if (ev->payload != NULL) {
         c->payload = strndup(ev->payload, ev->payload_len);
     }
@@ -242,10 +252,14 @@ prosody_start(void)
         execlp("prosody", "prosody", "--config", cfgpath, "-F", (char *)NULL);
         _exit(127);
     }
-    for (int i = 0; i < 300 && !port_open(xmpp_port); i++) {
+    for (int i = 0; i < 300 && !(port_open(xmpp_port) && port_open(tls_port) &&
+                                 port_open(https_port));
+         i++) {
         usleep(20000);
     }
     assert_true(port_open(xmpp_port));
+    assert_true(port_open(tls_port));
+    assert_true(port_open(https_port));
 }
 
 static void
@@ -348,11 +362,43 @@ sessions_of(const char *user)
     return n;
 }
 
+/* A CA, a server certificate it signs (localhost, 127.0.0.1) for prosody,
+ * and an unrelated CA, with the openssl command line. */
+static void
+make_certificates(void)
+{
+    char cmd[2048];
+
+    snprintf(ca_file, sizeof(ca_file), "%s/ca.crt", tmpdir);
+    snprintf(other_ca, sizeof(other_ca), "%s/other-ca.crt", tmpdir);
+    snprintf(cmd, sizeof(cmd),
+             "(cd '%s' && "
+             "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "
+             "/CN=fsc-test-ca -keyout ca.key -out ca.crt && "
+             "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "
+             "/CN=fsc-other-ca -keyout other-ca.key -out other-ca.crt && "
+             "openssl req -newkey rsa:2048 -nodes -subj /CN=localhost "
+             "-keyout server.key -out server.csr && "
+             "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > ext && "
+             "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key "
+             "-CAcreateserial -days 2 -extfile ext -out server.crt && "
+             "chmod 644 server.key) >/dev/null 2>&1",
+             tmpdir);
+    if (system(cmd) != 0) {
+        fail_msg("cannot make test certificates: %s", cmd);
+    }
+    if (getuid() == 0) {
+        char path[256];
+        snprintf(path, sizeof(path), "%s/server.key", tmpdir);
+        assert_int_equal(chown(path, run_uid, run_gid), 0);
+    }
+}
+
 static int
 setup_prosody(void **state)
 {
     char path[256];
-    char cfg[2048];
+    char cfg[4096];
     const char *w = getenv("FSC_XMPP_TEST_WORKER");
     const char *bd = getenv("FSC_BUILD_DIR");
     struct passwd *pw;
@@ -396,16 +442,30 @@ setup_prosody(void **state)
     xmpp_port = free_port();
     assert_true(xmpp_port > 0);
     snprintf(cfgpath, sizeof(cfgpath), "%s/prosody.cfg.lua", tmpdir);
+    tls_port = free_port();
+    https_port = free_port();
+    make_certificates();
     snprintf(cfg, sizeof(cfg),
              "daemonize = false\n"
              "pidfile = \"%s/prosody.pid\"\n"
              "data_path = \"%s/data\"\n"
              "admins = { }\n"
              "modules_enabled = { \"roster\"; \"saslauth\"; \"disco\"; "
-             "\"ping\"; \"admin_shell\"; \"posix\" }\n"
+             "\"ping\"; \"admin_shell\"; \"posix\"; \"websocket\" }\n"
+             /* no mod_tls: plain c2s offers no STARTTLS */
              "modules_disabled = { \"s2s\"; \"offline\"; \"tls\" }\n"
              "c2s_ports = { %d }\n"
              "c2s_interfaces = { \"127.0.0.1\" }\n"
+             "c2s_direct_tls_ports = { %d }\n"
+             "c2s_direct_tls_interfaces = { \"127.0.0.1\" }\n"
+             "http_ports = { }\n"
+             "https_ports = { %d }\n"
+             "https_interfaces = { \"127.0.0.1\" }\n"
+             "http_paths = { websocket = \"/ws\" }\n"
+             "consider_websocket_secure = true\n"
+             "ssl = { certificate = \"%s/server.crt\"; key = \"%s/server.key\" }\n"
+             "https_ssl = { certificate = \"%s/server.crt\"; "
+             "key = \"%s/server.key\" }\n"
              "s2s_ports = { }\n"
              "c2s_require_encryption = false\n"
              "allow_unencrypted_plain_auth = true\n"
@@ -413,7 +473,8 @@ setup_prosody(void **state)
              "log = { warn = \"%s/prosody.log\" }\n"
              "VirtualHost \"localhost\"\n"
              "Component \"pubsub.localhost\" \"pubsub\"\n",
-             tmpdir, tmpdir, xmpp_port, tmpdir);
+             tmpdir, tmpdir, xmpp_port, tls_port, https_port, tmpdir, tmpdir,
+             tmpdir, tmpdir, tmpdir);
     write_file(cfgpath, cfg);
     for (int i = 0; i < N_BULK; i++) {
         char user[32];
@@ -482,6 +543,7 @@ pool_new(int per_worker, int max_workers, int ping_interval, int ping_timeout)
     const char *lvl = getenv("FSC_XMPP_TEST_LOG");
     const char *argv[] = {worker, "--log-level", lvl ? lvl : "warn", NULL};
     struct fin_xmpp_pool_opts o = {.worker_path = worker,
+                                   .transport = cur_transport,
                                    .worker_argv = argv,
                                    .agents_per_worker = per_worker,
                                    .max_workers = max_workers,
@@ -500,15 +562,39 @@ pool_new(int per_worker, int max_workers, int ping_interval, int ping_timeout)
     return p;
 }
 
+/* Where the current transport reaches prosody (port: 0 = the real one,
+ * else a port nobody listens on). */
+static void
+target(struct fin_xmpp_login *l, int port, char *url, size_t url_len)
+{
+    switch (cur_transport) {
+    case FIN_XMPP_TRANSPORT_STARTTLS:
+        l->host = "127.0.0.1";
+        l->port = port ? port : xmpp_port;
+        break;
+    case FIN_XMPP_TRANSPORT_TLS:
+        l->host = "127.0.0.1";
+        l->port = port ? port : tls_port;
+        l->ca_file = ca_file;
+        break;
+    case FIN_XMPP_TRANSPORT_WEBSOCKET:
+        snprintf(url, url_len, "wss://127.0.0.1:%d/ws", port ? port : https_port);
+        l->url = url;
+        l->ca_file = ca_file;
+        break;
+    }
+}
+
 static int
 connect_agent(struct fin_xmpp_pool *p, int i, const char *password)
 {
     char agent[32];
     char jid[64];
     char pw[32];
-    struct fin_xmpp_login l = {
-        .host = "127.0.0.1", .port = xmpp_port, .resource = "fsc"};
+    char url[80];
+    struct fin_xmpp_login l = {.resource = "fsc"};
 
+    target(&l, 0, url, sizeof(url));
     snprintf(agent, sizeof(agent), "agent%d", i);
     snprintf(jid, sizeof(jid), "agent%d@localhost", i);
     snprintf(pw, sizeof(pw), "pw%d", i);
@@ -710,12 +796,12 @@ test_fin_xmpp_wrong_password_is_auth_failed(void **state)
     assert_int_equal(conns, 0);
     /* a closed port is a network failure, not an auth failure */
     {
+        char url[80];
         struct fin_xmpp_login l = {.agent = "agentX",
                                    .jid = "agent2@localhost",
                                    .password = "pw2",
-                                   .host = "127.0.0.1",
-                                   .port = free_port(),
                                    .resource = "fsc"};
+        target(&l, free_port(), url, sizeof(url));
         assert_int_equal(fin_xmpp_pool_connect(p, &l), CMN_OK);
         assert_int_equal(ev_wait(FIN_XMPP_OFFLINE, "agentX", 1, 8000), 1);
         assert_true(ev_find(FIN_XMPP_OFFLINE, "agentX", &ev));
@@ -901,6 +987,100 @@ test_fin_xmpp_ping_timeout_and_server_death(void **state)
     pool_done(); /* teardown_case restarts prosody */
 }
 
+/* A server certificate from a CA we do not trust: refused as such, and
+ * marked fatal (no retry fixes it), on both TLS transports. */
+static void
+test_fin_xmpp_untrusted_certificate(void **state)
+{
+    struct fin_xmpp_pool *p;
+    struct ev_copy ev;
+    char url[80];
+    struct fin_xmpp_login l = {.agent = "agent8", .jid = "agent8@localhost",
+                               .password = "pw8", .resource = "fsc"};
+
+    (void)state;
+    REQUIRE_PROSODY();
+    if (cur_transport == FIN_XMPP_TRANSPORT_STARTTLS) {
+        skip(); /* plain c2s here: the integration tests cover STARTTLS */
+    }
+    p = pool_new(150, 2, 10, 20);
+    target(&l, 0, url, sizeof(url));
+    l.ca_file = other_ca;
+    assert_int_equal(fin_xmpp_pool_connect(p, &l), CMN_OK);
+    assert_int_equal(ev_wait(FIN_XMPP_OFFLINE, "agent8", 1, 8000), 1);
+    assert_true(ev_find(FIN_XMPP_OFFLINE, "agent8", &ev));
+    assert_non_null(strstr(ev.detail, "tls certificate rejected"));
+    free(ev.payload);
+    pthread_mutex_lock(&ev_lock);
+    for (size_t i = 0; i < ev_n; i++) {
+        if (evs[i].kind == FIN_XMPP_OFFLINE) {
+            assert_true(evs[i].fatal);
+        }
+    }
+    pthread_mutex_unlock(&ev_lock);
+    assert_int_equal(ev_wait(FIN_XMPP_ONLINE, "agent8", 1, 0), 0);
+    assert_int_equal(sessions_of("agent8"), 0);
+    pool_done();
+}
+
+/* websocket: a path that is no XMPP endpoint answers the upgrade with 404,
+ * which is reported as a refused upgrade (fatal), not as lost network. */
+static void
+test_fin_xmpp_websocket_not_found(void **state)
+{
+    struct fin_xmpp_pool *p;
+    struct ev_copy ev;
+    char url[80];
+    struct fin_xmpp_login l = {.agent = "agent9", .jid = "agent9@localhost",
+                               .password = "pw9", .resource = "fsc",
+                               .ca_file = NULL};
+
+    (void)state;
+    REQUIRE_PROSODY();
+    if (cur_transport != FIN_XMPP_TRANSPORT_WEBSOCKET) {
+        skip();
+    }
+    p = pool_new(150, 2, 10, 20);
+    snprintf(url, sizeof(url), "wss://127.0.0.1:%d/not-xmpp", https_port);
+    l.url = url;
+    l.ca_file = ca_file;
+    assert_int_equal(fin_xmpp_pool_connect(p, &l), CMN_OK);
+    assert_int_equal(ev_wait(FIN_XMPP_OFFLINE, "agent9", 1, 8000), 1);
+    assert_true(ev_find(FIN_XMPP_OFFLINE, "agent9", &ev));
+    assert_non_null(strstr(ev.detail, "websocket upgrade refused"));
+    assert_non_null(strstr(ev.detail, "404"));
+    free(ev.payload);
+    pthread_mutex_lock(&ev_lock);
+    for (size_t i = 0; i < ev_n; i++) {
+        if (evs[i].kind == FIN_XMPP_OFFLINE) {
+            assert_true(evs[i].fatal);
+        }
+    }
+    pthread_mutex_unlock(&ev_lock);
+    pool_done();
+}
+
+static int
+use_starttls(void **state)
+{
+    cur_transport = FIN_XMPP_TRANSPORT_STARTTLS;
+    return setup_prosody(state);
+}
+
+static int
+use_tls(void **state)
+{
+    cur_transport = FIN_XMPP_TRANSPORT_TLS;
+    return setup_prosody(state);
+}
+
+static int
+use_websocket(void **state)
+{
+    cur_transport = FIN_XMPP_TRANSPORT_WEBSOCKET;
+    return setup_prosody(state);
+}
+
 int
 main(void)
 {
@@ -918,6 +1098,19 @@ main(void)
         cmocka_unit_test_teardown(test_fin_xmpp_worker_killed, teardown_case),
         cmocka_unit_test_teardown(test_fin_xmpp_ping_timeout_and_server_death,
                                   teardown_case),
+        cmocka_unit_test_teardown(test_fin_xmpp_untrusted_certificate,
+                                  teardown_case),
+        cmocka_unit_test_teardown(test_fin_xmpp_websocket_not_found,
+                                  teardown_case),
     };
-    return cmocka_run_group_tests(tests, setup_prosody, teardown_prosody);
+    int failed = 0;
+
+    /* the same cases over each transport, each against a fresh prosody */
+    failed += cmocka_run_group_tests_name("starttls", tests, use_starttls,
+                                          teardown_prosody);
+    failed += cmocka_run_group_tests_name("tls", tests, use_tls,
+                                          teardown_prosody);
+    failed += cmocka_run_group_tests_name("websocket", tests, use_websocket,
+                                          teardown_prosody);
+    return failed;
 }

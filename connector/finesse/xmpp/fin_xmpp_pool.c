@@ -221,7 +221,9 @@ pool_spawn(struct fin_xmpp_pool *p, int i)
     cfg.ping_interval_s = p->opts.ping_interval_s;
     cfg.ping_timeout_s = p->opts.ping_timeout_s;
     cfg.connects_per_100ms = p->opts.connects_per_100ms;
-    cmn_log_info("event=worker_spawned worker=%d pid=%d", i, (int)pid);
+    cfg.transport = p->opts.transport;
+    cmn_log_info("event=worker_spawned worker=%d pid=%d transport=%s", i,
+                 (int)pid, fin_xmpp_transport_name(p->opts.transport));
     pool_wake(p);
     return pool_send_cmd(p, i, &cfg);
 }
@@ -472,7 +474,8 @@ fin_xmpp_pool_new(const struct fin_xmpp_pool_opts *o, fin_xmpp_cb cb, void *cls,
         p->opts.connects_per_100ms = 20;
     }
     if (p->opts.agents_per_worker > 900) {
-        /* each worker must stay far below FD_SETSIZE descriptors */
+        /* one thread serves a worker's connections: bound its work (and
+         * its descriptor table, see fin_xmpp_worker.c) */
         cmn_err_set(err, "xmpp pool: agents_per_worker %d > 900",
                     p->opts.agents_per_worker);
         goto fail;
@@ -532,9 +535,12 @@ fin_xmpp_pool_connect(struct fin_xmpp_pool *p, const struct fin_xmpp_login *l)
     struct pool_agent *a;
     int rc;
 
+    bool websocket = p->opts.transport == FIN_XMPP_TRANSPORT_WEBSOCKET;
+
     if (l == NULL || l->agent == NULL || l->agent[0] == '\0' ||
-        l->jid == NULL || l->password == NULL || l->host == NULL ||
-        l->port <= 0 || l->port > 65535 ||
+        l->jid == NULL || l->password == NULL ||
+        (websocket && l->url == NULL) ||
+        (!websocket && (l->host == NULL || l->port <= 0 || l->port > 65535)) ||
         (l->resource != NULL && strcmp(l->resource, "desktop") == 0)) {
         return CMN_INVALID;
     }

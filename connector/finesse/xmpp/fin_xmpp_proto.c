@@ -210,14 +210,17 @@ fin_xmpp_proto_encode_cmd(const struct fin_xmpp_cmd *c, char **out,
     case FIN_XMPP_OP_CONFIG:
         ok = ok && set_int(o, "ping_interval_s", c->ping_interval_s) &&
              set_int(o, "ping_timeout_s", c->ping_timeout_s) &&
-             set_int(o, "connects_per_100ms", c->connects_per_100ms);
+             set_int(o, "connects_per_100ms", c->connects_per_100ms) &&
+             set_str(o, "transport", fin_xmpp_transport_name(c->transport));
         break;
     case FIN_XMPP_OP_CONNECT:
         ok = ok && l->agent != NULL && l->jid != NULL && l->password != NULL &&
-             l->host != NULL;
+             (l->host != NULL || l->url != NULL);
         ok = ok && set_str(o, "agent", l->agent) && set_str(o, "jid", l->jid) &&
              set_str(o, "password", l->password) &&
-             set_str(o, "host", l->host) && set_int(o, "port", l->port) &&
+             set_str(o, "host", l->host) &&
+             (l->host == NULL || set_int(o, "port", l->port)) &&
+             set_str(o, "url", l->url) &&
              set_str(o, "resource", l->resource) &&
              json_object_set_new(o, "tls_required",
                                  json_boolean(l->tls_required)) == 0 &&
@@ -253,6 +256,9 @@ fin_xmpp_proto_encode_event(const struct fin_xmpp_event *ev, long long gen,
     ok = set_str(o, "ev", name) && set_str(o, "agent", ev->agent) &&
          set_str(o, "node", ev->node) && set_str(o, "from", ev->from) &&
          set_str(o, "detail", ev->detail) && set_int(o, "gen", gen);
+    if (ok && ev->fatal) {
+        ok = json_object_set_new(o, "fatal", json_true()) == 0;
+    }
     if (ok && ev->payload != NULL) {
         json_t *v = json_stringn(ev->payload, ev->payload_len);
         ok = v != NULL && json_object_set_new(o, "payload", v) == 0;
@@ -356,6 +362,7 @@ fin_xmpp_proto_decode_cmd(const char *buf, size_t len, struct fin_xmpp_cmd *c)
 {
     struct fin_xmpp_login *l = &c->login;
     const char *op = NULL;
+    const char *name = NULL;
     json_t *root;
     json_t *tls;
     int idx;
@@ -381,7 +388,13 @@ fin_xmpp_proto_decode_cmd(const char *buf, size_t len, struct fin_xmpp_cmd *c)
             get_int(root, "ping_timeout_s", 1, 3600, 20, &c->ping_timeout_s) !=
                 CMN_OK ||
             get_int(root, "connects_per_100ms", 1, 100000, 20,
-                    &c->connects_per_100ms) != CMN_OK) {
+                    &c->connects_per_100ms) != CMN_OK ||
+            get_str(root, "transport", &name) != CMN_OK) {
+            goto out;
+        }
+        c->transport = FIN_XMPP_TRANSPORT_STARTTLS; /* before transports */
+        if (name != NULL &&
+            fin_xmpp_transport_parse(name, &c->transport) != CMN_OK) {
             goto out;
         }
         break;
@@ -391,6 +404,7 @@ fin_xmpp_proto_decode_cmd(const char *buf, size_t len, struct fin_xmpp_cmd *c)
             get_str(root, "jid", &l->jid) != CMN_OK ||
             get_str(root, "password", &l->password) != CMN_OK ||
             get_str(root, "host", &l->host) != CMN_OK ||
+            get_str(root, "url", &l->url) != CMN_OK ||
             get_str(root, "resource", &l->resource) != CMN_OK ||
             get_str(root, "ca_file", &l->ca_file) != CMN_OK ||
             get_int(root, "port", 1, 65535, 5222, &l->port) != CMN_OK ||
@@ -398,7 +412,7 @@ fin_xmpp_proto_decode_cmd(const char *buf, size_t len, struct fin_xmpp_cmd *c)
             goto out;
         }
         if (l->agent == NULL || l->jid == NULL || l->password == NULL ||
-            l->host == NULL || l->agent[0] == '\0') {
+            (l->host == NULL && l->url == NULL) || l->agent[0] == '\0') {
             goto out;
         }
         l->tls_required = tls != NULL && json_is_true(tls);
@@ -480,6 +494,11 @@ fin_xmpp_proto_decode_event(const char *buf, size_t len,
         goto out;
     }
     ev->available = v != NULL && json_is_true(v);
+    v = json_object_get(root, "fatal");
+    if (v != NULL && !json_is_boolean(v)) {
+        goto out;
+    }
+    ev->fatal = v != NULL && json_is_true(v);
     if (get_gen(root, gen) != CMN_OK) {
         goto out;
     }

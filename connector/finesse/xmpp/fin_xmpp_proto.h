@@ -6,14 +6,17 @@
  * bytes of one JSON object. Frames larger than FIN_XMPP_PROTO_MAX_FRAME are
  * a protocol error; the reader then drops the peer.
  *   parent -> worker: {"op":"config", "ping_interval_s", "ping_timeout_s",
- *                      "connects_per_100ms"}             (first frame)
+ *                      "connects_per_100ms", "transport"}  (first frame)
  *                     {"op":"connect", "agent", "jid", "password", "host",
- *                      "port", "resource", "tls_required", "ca_file", "gen"}
+ *                      "port", "url", "resource", "tls_required", "ca_file",
+ *                      "gen"}   (host+port for tls/starttls, url for
+ *                                websocket)
  *                     {"op":"disconnect", "agent"}
  *                     {"op":"shutdown"}
  *   worker -> parent: {"ev":"online"|"offline"|"auth_failed"|"update"|
  *                      "presence", "agent", "node", "payload", "from",
- *                      "available", "detail", "gen"}  (absent = NULL/false/0)
+ *                      "available", "detail", "fatal", "gen"}
+ *                     (absent = NULL/false/0)
  */
 #ifndef FIN_XMPP_PROTO_H
 #define FIN_XMPP_PROTO_H
@@ -42,6 +45,7 @@ struct fin_xmpp_cmd {
     int ping_interval_s;         /* CONFIG */
     int ping_timeout_s;          /* CONFIG */
     int connects_per_100ms;      /* CONFIG */
+    enum fin_xmpp_transport transport; /* CONFIG */
     long long gen;               /* CONNECT: session number, echoed in the
                                     session's events so the pool can drop
                                     late events of a replaced session */
@@ -82,7 +86,8 @@ int fin_xmpp_proto_encode_event(const struct fin_xmpp_event *ev, long long gen,
 /* Decoders take one frame payload (without the header). On CMN_OK the
  * caller owns *root (cmd->root) and must release it with json_decref /
  * fin_xmpp_proto_cmd_cleanup; on error nothing is held. Required fields:
- * connect needs agent, jid, password, host, port 1..65535; disconnect
+ * connect needs agent, jid, password, and host or url (port 1..65535 when
+ * given); config's transport, when given, must be a known name; disconnect
  * needs agent; events need agent (UPDATE also node and payload, PRESENCE
  * from). Strings with embedded NUL are rejected (payload excepted). */
 int fin_xmpp_proto_decode_cmd(const char *buf, size_t len,
