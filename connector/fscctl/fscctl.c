@@ -4,6 +4,8 @@
  *
  *   fscctl [--config FILE | --url URL --key-file FILE] [--ca-file FILE]
  *          status | outbox | replay INDEX | replay all
+ *   fscctl finesse-check --config FILE [--agent ID ...]
+ *          (fscctl_finesse_check.c: can this host reach Finesse?)
  *
  * status  GET /readyz: agents, XMPP sessions online, active Finesse node
  * outbox  GET /admin/v1/outbox: call logs waiting for Salesforce, this
@@ -26,6 +28,7 @@
 #include "cmn_config.h"
 #include "cmn_httpc.h"
 #include "cmn_secret.h"
+#include "fscctl.h"
 
 #define URL_MAX 1024
 
@@ -41,7 +44,9 @@ usage(void)
     fprintf(stderr,
             "usage: fscctl [--config FILE | --url URL --key-file FILE] "
             "[--ca-file FILE]\n"
-            "              status | outbox | replay INDEX | replay all\n");
+            "              status | outbox | replay INDEX | replay all\n"
+            "       fscctl finesse-check --config FILE [--agent ID "
+            "(--password-file F | --token-file F | --handoff CODE)]\n");
     return 2;
 }
 
@@ -237,6 +242,9 @@ main(int argc, char **argv)
     int i, rc;
 
     memset(&c, 0, sizeof(c));
+    if (argc >= 2 && strcmp(argv[1], "finesse-check") == 0) {
+        return fscctl_finesse_check(argc - 1, argv + 1);
+    }
     for (i = 1; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
         if (i + 1 >= argc) {
             return usage();

@@ -416,6 +416,9 @@ fin_xmpp_proto_decode_cmd(const char *buf, size_t len, struct fin_xmpp_cmd *c)
             goto out;
         }
         l->tls_required = tls != NULL && json_is_true(tls);
+        if (l->host == NULL) {
+            l->port = 0; /* websocket: the URL says where */
+        }
         if (get_gen(root, &c->gen) != CMN_OK) {
             goto out;
         }

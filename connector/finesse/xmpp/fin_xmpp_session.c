@@ -262,6 +262,9 @@ sess_on_features(struct fin_xmpp_session *s, const struct fin_xmpp_el *f)
 
     sess_describe_features(f, offered, sizeof(offered));
     sess_progress(s, FIN_XMPP_MS_FEATURES, offered);
+    if (s->state != S_WAIT_FEATURES) {
+        return; /* the owner closed it (a probe that only wanted to know) */
+    }
     if (s->authenticated) {
         struct fin_xmpp_out o = {0};
         const struct fin_xmpp_el *sess = fin_xmpp_el_child(f, "session",
@@ -520,6 +523,9 @@ sess_on_iq(struct fin_xmpp_session *s, const struct fin_xmpp_el *st)
         free(s->bound);
         s->bound = strdup(jid != NULL && jid->text_len ? jid->text : s->bare);
         sess_progress(s, FIN_XMPP_MS_BOUND, s->bound);
+        if (s->state != S_WAIT_BIND) {
+            return;
+        }
         if (s->session_required) {
             struct fin_xmpp_out o = {0};
             fin_xmpp_out_raw(&o, "<iq xmlns='" FIN_XMPP_NS_CLIENT
@@ -589,8 +595,8 @@ sess_on_open(void *cls, const struct fin_xmpp_el *root)
         sess_shutdown(s);
         return;
     }
-    sess_progress(s, FIN_XMPP_MS_STREAM_OPEN, fin_xmpp_el_attr(root, "id"));
     s->state = S_WAIT_FEATURES;
+    sess_progress(s, FIN_XMPP_MS_STREAM_OPEN, fin_xmpp_el_attr(root, "id"));
 }
 
 static void
@@ -754,6 +760,10 @@ fin_xmpp_session_free(struct fin_xmpp_session *s)
 static void
 sess_after_input(struct fin_xmpp_session *s)
 {
+    if (s->state == S_CLOSING || s->state == S_DONE) {
+        s->start_tls = s->restart = false; /* closed meanwhile */
+        return;
+    }
     if (s->start_tls) {
         s->start_tls = false;
         s->state = S_TLS;

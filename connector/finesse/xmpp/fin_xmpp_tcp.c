@@ -256,6 +256,9 @@ tcp_flush(struct tcp *t)
 {
     size_t done = 0;
 
+    if (t->out_len == 0) {
+        return;
+    }
     while (done < t->out_len) {
         ssize_t n;
         if (t->ssl != NULL) {

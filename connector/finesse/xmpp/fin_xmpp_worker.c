@@ -126,6 +126,9 @@ wk_flush(struct wk *w)
 {
     size_t done = 0;
 
+    if (w->out_len == 0) {
+        return;
+    }
     while (done < w->out_len && !w->parent_gone) {
         ssize_t n = send(w->fd, w->out + done, w->out_len - done,
                          MSG_NOSIGNAL | MSG_DONTWAIT);

@@ -233,6 +233,9 @@ ws_on_receive(struct ws *t, struct lws *wsi, const void *in, size_t len)
         ws_kill(t);
         return;
     }
+    if (len == 0 && !last) {
+        return;
+    }
     if (t->in_len + len > FIN_XMPP_WS_MAX_MESSAGE) {
         t->in_bad = true;
         ws_fail(t, FIN_XMPP_DOWN_PROTOCOL, "message larger than %zu bytes",
@@ -255,8 +258,10 @@ ws_on_receive(struct ws *t, struct lws *wsi, const void *in, size_t len)
         t->in = nb;
         t->in_cap = cap;
     }
-    memcpy(t->in + t->in_len, in, len);
-    t->in_len += len;
+    if (len > 0) {
+        memcpy(t->in + t->in_len, in, len);
+        t->in_len += len;
+    }
     if (last) {
         size_t n = t->in_len;
         t->in_len = 0;

@@ -29,6 +29,10 @@ struct fin_xmpp_parser {
     struct fin_xmpp_el *top;    /* stanza being built */
     struct fin_xmpp_el *cur;    /* its innermost open element */
     size_t bytes;               /* counted for top */
+    /* WEBSOCKET: what the message holds, delivered once all of it parsed
+     * (so "<a/><b/>" or "<a/>junk" delivers nothing) */
+    struct fin_xmpp_el *ws_el;  /* the stanza, or <open/>'s attributes */
+    enum { WS_NONE, WS_OPEN, WS_STANZA, WS_CLOSE } ws_kind;
     bool failed;                /* sticky: every later call is refused */
     bool stopped;               /* a callback asked to ignore the rest */
     char error[160];
@@ -244,6 +248,11 @@ xml_on_start(void *user, const xmlChar *localname, const xmlChar *prefix,
             }
             p->depth++;
             p->ws_frame = frame;
+            if (frame) {
+                p->ws_el = el;
+                p->ws_kind = WS_OPEN;
+                return;
+            }
             if (p->cbs.on_open != NULL) {
                 p->cbs.on_open(p->cls, el);
             }
@@ -253,6 +262,7 @@ xml_on_start(void *user, const xmlChar *localname, const xmlChar *prefix,
         if (frame && strcmp((const char *)localname, "close") == 0) {
             p->depth++;
             p->ws_frame = true;
+            p->ws_kind = WS_CLOSE;
             return;
         }
         if (frame) {
@@ -302,10 +312,9 @@ xml_on_end(void *user, const xmlChar *localname, const xmlChar *prefix,
     }
     p->depth--;
     if (p->cur == NULL) {
-        /* the stream root, or an <open/> / <close/> frame */
-        bool closing = p->framing == FIN_XMPP_FRAMING_STREAM ||
-                       strcmp((const char *)localname, "close") == 0;
-        if (closing && p->cbs.on_close != NULL) {
+        /* the stream root (an <open/> or <close/> frame is delivered when
+         * its message has parsed) */
+        if (p->framing == FIN_XMPP_FRAMING_STREAM && p->cbs.on_close != NULL) {
             p->cbs.on_close(p->cls);
         }
         return;
@@ -318,6 +327,11 @@ xml_on_end(void *user, const xmlChar *localname, const xmlChar *prefix,
         struct fin_xmpp_el *done = p->top;
         p->top = p->cur = NULL;
         p->bytes = 0;
+        if (p->framing == FIN_XMPP_FRAMING_WEBSOCKET) {
+            p->ws_el = done;
+            p->ws_kind = WS_STANZA;
+            return;
+        }
         if (p->cbs.on_stanza != NULL) {
             p->cbs.on_stanza(p->cls, done);
         }
@@ -424,6 +438,9 @@ static void
 xml_drop_tree(struct fin_xmpp_parser *p)
 {
     fin_xmpp_el_free(p->top);
+    fin_xmpp_el_free(p->ws_el);
+    p->ws_el = NULL;
+    p->ws_kind = WS_NONE;
     p->top = p->cur = NULL;
     p->bytes = 0;
     p->depth = 0;
@@ -539,9 +556,8 @@ fin_xmpp_parser_message(struct fin_xmpp_parser *p, const char *buf, size_t len)
         xml_fail(p, "message larger than %zu bytes", p->max_stanza);
         return CMN_INVALID;
     }
-    if (len == 0) {
-        xml_fail(p, "empty message");
-        return CMN_INVALID;
+    if (xml_all_space((const xmlChar *)buf, (int)len)) {
+        return CMN_OK; /* nothing, or whitespace: a keepalive at most */
     }
     /* a fresh document per message (RFC 7395 §3.3.3) */
     xml_drop_tree(p);
@@ -558,9 +574,24 @@ fin_xmpp_parser_message(struct fin_xmpp_parser *p, const char *buf, size_t len)
     if (p->stopped) {
         return CMN_OK;
     }
-    if (rc != 0 || p->depth != 0 || p->top != NULL) {
+    if (rc != 0 || p->depth != 0 || p->top != NULL || p->ws_kind == WS_NONE) {
         xml_fail(p, "malformed XML message (libxml2 error %d)", rc);
         return CMN_INVALID;
+    }
+    /* the whole message is one well-formed element: deliver it */
+    {
+        struct fin_xmpp_el *el = p->ws_el;
+        int kind = p->ws_kind;
+        p->ws_el = NULL;
+        p->ws_kind = WS_NONE;
+        if (kind == WS_OPEN && p->cbs.on_open != NULL) {
+            p->cbs.on_open(p->cls, el);
+        } else if (kind == WS_STANZA && p->cbs.on_stanza != NULL) {
+            p->cbs.on_stanza(p->cls, el);
+        } else if (kind == WS_CLOSE && p->cbs.on_close != NULL) {
+            p->cbs.on_close(p->cls);
+        }
+        fin_xmpp_el_free(el);
     }
     return CMN_OK;
 }

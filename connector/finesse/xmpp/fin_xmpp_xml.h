@@ -95,8 +95,8 @@ void fin_xmpp_parser_free(struct fin_xmpp_parser *p);
  * restart after STARTTLS or SASL): the rest of buf is then ignored. */
 int fin_xmpp_parser_feed(struct fin_xmpp_parser *p, const char *buf,
                          size_t len) CMN_NODISCARD;
-/* WEBSOCKET: one whole message (it must be exactly one element). Same
- * return values. */
+/* WEBSOCKET: one whole message (it must be exactly one element; an empty
+ * or all-whitespace message is ignored). Same return values. */
 int fin_xmpp_parser_message(struct fin_xmpp_parser *p, const char *buf,
                             size_t len) CMN_NODISCARD;
 /* Ignore the rest of the bytes being fed (from a callback). */
