@@ -280,8 +280,10 @@ fetch_from_ids(struct sso_keys *k, char *why, size_t why_size)
     return key;
 }
 
-/* Fetch, install and share. True when cur changed; why when it failed. */
-static bool
+enum fetch_result { FETCH_CHANGED, FETCH_SAME, FETCH_FAILED };
+
+/* Fetch, install and share; why says what failed. */
+static enum fetch_result
 fetch_and_install(struct sso_keys *k, char old_fp[17], char fp[17], char *why,
                   size_t why_size)
 {
@@ -289,15 +291,14 @@ fetch_and_install(struct sso_keys *k, char old_fp[17], char fp[17], char *why,
 
     if (key == NULL) {
         set_status(k, why);
-        return false;
+        return FETCH_FAILED;
     }
     sso_jwt_key_fingerprint(key, fp);
     if (!install(k, key, old_fp)) {
-        snprintf(why, why_size, "IdS serves the key already held");
-        return false;
+        return FETCH_SAME;
     }
     cache_put(k);
-    return true;
+    return FETCH_CHANGED;
 }
 
 void
@@ -324,7 +325,7 @@ sso_keys_start(struct sso_keys *k)
         return;
     }
     pthread_mutex_lock(&k->fetch_lock);
-    if (fetch_and_install(k, old_fp, fp, why, sizeof(why))) {
+    if (fetch_and_install(k, old_fp, fp, why, sizeof(why)) != FETCH_FAILED) {
         cmn_log_notice("event=token_verification mode=on verify=%s "
                        "source=ids key=%s url=%s iss=%s reason=\"IdS serves "
                        "its token key (IdS 12.6(2) or later)\"",
@@ -387,18 +388,30 @@ refresh(struct sso_keys *k, unsigned long seen_gen, const char *reason)
         return false;
     }
     k->last_fetch_ms = now;
-    changed = fetch_and_install(k, old_fp, fp, why, sizeof(why));
-    if (changed && strcmp(old_fp, "-") != 0) {
-        cmn_log_notice("event=ids_key_rotated key=%s previous=%s reason=%s",
-                       fp, old_fp, reason);
-    } else if (changed) {
-        cmn_log_notice("event=token_verification mode=on verify=%s "
-                       "source=ids key=%s reason=\"IdS now serves its token "
-                       "key\"",
-                       sso_verify_mode_str(k->cfg->verify), fp);
-    } else {
+    switch (fetch_and_install(k, old_fp, fp, why, sizeof(why))) {
+    case FETCH_CHANGED:
+        changed = true;
+        if (strcmp(old_fp, "-") != 0) {
+            cmn_log_notice("event=ids_key_rotated key=%s previous=%s "
+                           "reason=%s",
+                           fp, old_fp, reason);
+        } else {
+            cmn_log_notice("event=token_verification mode=on verify=%s "
+                           "source=ids key=%s reason=\"IdS now serves its "
+                           "token key\"",
+                           sso_verify_mode_str(k->cfg->verify), fp);
+        }
+        break;
+    case FETCH_SAME:
+        cmn_log_warn("event=ids_key_unchanged key=%s reason=%s detail=\"IdS "
+                     "still serves the key held: the token is not signed by "
+                     "IdS's key\"",
+                     fp, reason);
+        break;
+    default:
         cmn_log_warn("event=ids_key_fetch_failed reason=%s detail=\"%s\"",
                      reason, why);
+        break;
     }
     pthread_mutex_unlock(&k->fetch_lock);
     return changed;
@@ -527,7 +540,7 @@ sso_keys_retry(struct sso_keys *k)
 
     pthread_mutex_lock(&k->fetch_lock);
     got = adopt_cached(k, "not_ready") ||
-          fetch_and_install(k, old_fp, fp, why, sizeof(why));
+          fetch_and_install(k, old_fp, fp, why, sizeof(why)) == FETCH_CHANGED;
     pthread_mutex_unlock(&k->fetch_lock);
     if (got) {
         cmn_log_notice("event=token_verification mode=on verify=%s ready=true "
