@@ -3,7 +3,8 @@
  * code; then either
  *   - the IdS token named a user (IdS 12.6(2) and later): Finesse maps it
  *     to the loginId (GET /finesse/api/User?loginName=, as the Finesse
- *     developer guide's SSO client flow does), or
+ *     developer guide's SSO client flow does; a user_id that is already a
+ *     loginId is confirmed with GET /finesse/api/User/<id>), or
  *   - the token is opaque (IdS before 12.6(2) encrypts it): the agent ID
  *     typed on the softphone (else the login_hint the sign-in started
  *     with) is proven by Finesse answering GET /finesse/api/User/<id> with
@@ -82,7 +83,11 @@ prove_agent(struct cti_engine *e, struct cti_session *s, const char *claimed,
     return true;
 }
 
-/* The IdS user (loginName, or loginId per the guide) to the loginId. */
+/* The IdS user to the loginId. The Finesse developer guide: IdS's user_id
+ * "can be either the loginName or the peripheralId (loginId)", and
+ * GET User?loginName= turns a loginName into the loginId. When no User
+ * has that loginName and the name can be a loginId, it is tried as one:
+ * Finesse answers GET User/<id> only to that agent's own token. */
 static bool
 map_user(struct cti_engine *e, struct cti_session *s, const char *user,
          struct fin_user *u, struct cti_result *r)
@@ -93,7 +98,18 @@ map_user(struct cti_engine *e, struct cti_session *s, const char *user,
     snprintf(path, sizeof(path), "/finesse/api/User?loginName=%s",
              q != NULL ? q : "");
     free(q);
-    return engine_fetch_user(e, s, path, u, r);
+    if (engine_fetch_user(e, s, path, u, r)) {
+        return true;
+    }
+    if (r->status != 401 || !agent_id_ok(user) || strchr(user, '@') != NULL) {
+        return false;
+    }
+    snprintf(path, sizeof(path), "/finesse/api/User/%s", user);
+    if (!engine_fetch_user(e, s, path, u, r)) {
+        return false;
+    }
+    cmn_log_info("event=sso_user_is_login_id agent=%s", u->login_id);
+    return strcmp(u->login_id, user) == 0;
 }
 
 struct cti_session *

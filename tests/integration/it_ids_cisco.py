@@ -11,6 +11,7 @@ Through HAProxy, with [ids] verify left at its default (auto):
   the token verifies;
 - the connector maps it through Finesse (User?loginName=sjefferson ->
   loginId 2001) and the agent signs in: Bearer REST, XMPP with the token;
+  a user_id that is the loginId itself is confirmed with GET User/<id>;
 - [ids] user_claim = upn still selects the upn;
 - a token signed by a key IdS does not serve is refused at the callback
   (502, no session, no handoff), after one look for a rotated key."""
@@ -77,10 +78,22 @@ def check_agent_signs_in(st, fin):
         sse.close()
         status, r = conn.api("POST", "/api/v1/logout", body["token"])
         assert status == 200, "sign-out: %d %r" % (status, r)
+        print("ok  the connector maps user_id through Finesse (loginId 2001); the agent signs "
+              "in, READY over REST + XMPP")
+
+        # the guide: user_id may be the peripheralId (loginId) instead
+        code = st.login(login_hint="1002")
+        status, body = conn.api("POST", "/api/v1/login", body={"handoff": code,
+                                                              "extension": "1002"})
+        assert status == 200 and body["agent"]["id"] == "1002", \
+            "user_id that is a loginId: %d %r" % (status, body)
+        assert "event=sso_user_is_login_id agent=1002" in conn.log_text()
+        status, r = conn.api("POST", "/api/v1/logout", body["token"])
+        assert status == 200, "sign-out: %d %r" % (status, r)
+        print("ok  a user_id that is the loginId (no such loginName) is confirmed with "
+              "GET User/1002")
     finally:
         conn.stop()
-    print("ok  the connector maps user_id through Finesse (loginId 2001); the agent signs in, "
-          "READY over REST + XMPP")
 
 
 def check_user_claim_upn(st):

@@ -1367,7 +1367,8 @@ class Handler(BaseHTTPRequestHandler):
             name = (q.get("loginName") or [""])[0]
             if not name:
                 raise ApiError(400, "Parameter Missing", "loginName is required", "loginName")
-            a = sim.by_login.get(name.lower()) or sim.agents.get(name)
+            # by loginName only: a loginId is read with GET User/{id}
+            a = sim.by_login.get(name.lower())
             if a is None:
                 raise ApiError(404, "Not Found", "User Not Found", name)
             if a is not me:
