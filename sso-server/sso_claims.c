@@ -62,8 +62,8 @@ take_name(const json_t *v, char *out, size_t out_size, const char **what)
 
 /* Step 2: sub holds a JSON object; it must name the user. */
 static int
-user_in_sub(const char *sub, const char *user_claim, char *out,
-            size_t out_size, struct cmn_err *why)
+user_in_sub(const char *sub, const char *user_claim, char *out, size_t out_size,
+            struct cmn_err *why)
 {
     const char *names[3] = {user_claim, "user_id", "upn"};
     char reasons[CMN_ERRLEN] = "";
@@ -72,9 +72,8 @@ user_in_sub(const char *sub, const char *user_claim, char *out,
     int rc = CMN_INVALID;
 
     if (!json_is_object(obj)) {
-        cmn_err_set(why,
-                    "the token's sub looks like JSON but is not a JSON "
-                    "object; it names no user");
+        cmn_err_set(why, "the token's sub looks like JSON but is not a JSON "
+                         "object; it names no user");
         json_decref(obj);
         return CMN_INVALID;
     }
@@ -121,8 +120,8 @@ sso_claims_user(const json_t *claims, const char *user_claim, char *out,
         user_claim = SSO_CLAIMS_DEFAULT_USER;
     }
     out[0] = '\0';
-    if (take_name(json_object_get(claims, user_claim), out, out_size,
-                  &what) == CMN_OK) {
+    if (take_name(json_object_get(claims, user_claim), out, out_size, &what) ==
+        CMN_OK) {
         return CMN_OK;
     }
     sub = json_string_value(json_object_get(claims, "sub"));

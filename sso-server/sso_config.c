@@ -122,8 +122,8 @@ load_verification(struct sso_config *c, struct cmn_err *err)
 {
     const char *verify, *url;
 
-    if (cmn_config_str(c->ini, "ids", "verify", false, "auto", &verify,
-                       err) != CMN_OK ||
+    if (cmn_config_str(c->ini, "ids", "verify", false, "auto", &verify, err) !=
+            CMN_OK ||
         cmn_config_str(c->ini, "ids", "public_key_url", false, NULL, &url,
                        err) != CMN_OK) {
         return CMN_INVALID;

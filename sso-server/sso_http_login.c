@@ -10,9 +10,9 @@
 #include "cmn_httpc.h"
 #include "cmn_log.h"
 #include "cmn_seal.h"
+#include "sso_claims.h"
 #include "sso_http.h"
 #include "sso_ids.h"
-#include "sso_claims.h"
 #include "sso_keys.h"
 #include "sso_out.h"
 #include "sso_url.h"
@@ -200,8 +200,8 @@ finish_login(struct sso_app *app, struct sso_gen *g, struct sso_out *o,
         snprintf(s.user_hint, sizeof(s.user_hint), "%s", ls->login_hint);
         break;
     default:
-        if (sso_claims_user(claims, g->cfg->user_claim, s.user,
-                            sizeof(s.user), &err) != CMN_OK) {
+        if (sso_claims_user(claims, g->cfg->user_claim, s.user, sizeof(s.user),
+                            &err) != CMN_OK) {
             cmn_log_err("event=login_failed reason=no_user claim=%s "
                         "detail=\"%s\"",
                         g->cfg->user_claim, err.msg);

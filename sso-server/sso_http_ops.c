@@ -66,10 +66,10 @@ sso_http_readyz(struct cmn_http_req *req, void *appv)
 
     if (!sso_keys_ready(g->keys, why, sizeof(why))) {
         key_retry_later(app, g);
-        rc = cmn_http_reply_json(
-            req, 503,
-            json_pack("{s:s, s:s, s:s}", "status", "unready", "instance",
-                      g->cfg->instance, "detail", why));
+        rc = cmn_http_reply_json(req, 503,
+                                 json_pack("{s:s, s:s, s:s}", "status",
+                                           "unready", "instance",
+                                           g->cfg->instance, "detail", why));
     } else if (cmn_redis_ping(g->redis, &err)) {
         rc = cmn_http_reply_json(req, 200,
                                  json_pack("{s:s, s:s}", "status", "ready",

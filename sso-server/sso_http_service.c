@@ -45,8 +45,7 @@ handoff_json(const char *sid, const struct sso_session *s)
                          "expires_at", (json_int_t)s->access_expires_at);
     }
     return json_pack("{s:s, s:n, s:s?, s:I}", "session", sid, "user",
-                     "user_hint",
-                     s->user_hint[0] != '\0' ? s->user_hint : NULL,
+                     "user_hint", s->user_hint[0] != '\0' ? s->user_hint : NULL,
                      "expires_at", (json_int_t)s->access_expires_at);
 }
 
@@ -55,8 +54,8 @@ static json_t *
 token_json(const struct sso_session *s)
 {
     return json_pack("{s:s, s:s?, s:I}", "access_token", s->access_token,
-                     "user", s->user[0] != '\0' ? s->user : NULL,
-                     "expires_at", (json_int_t)s->access_expires_at);
+                     "user", s->user[0] != '\0' ? s->user : NULL, "expires_at",
+                     (json_int_t)s->access_expires_at);
 }
 
 int

@@ -8,28 +8,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cmn_httpc.h"
 #include "cmn_log.h"
+#include "sso_ids.h"
 #include "sso_jwt.h"
 #include "sso_keys.h"
 
 #define REFETCH_MIN_MS 60000 /* unknown signature: one IdS fetch a minute */
 #define RETRY_READY_MS 5000  /* verify = required without a key */
-#define KEY_BODY_MAX   (64 * 1024)
 
 struct sso_keys {
     pthread_mutex_t lock;       /* cur, prev, generation, status, retry */
     pthread_mutex_t fetch_lock; /* one refresh at a time; last_fetch_ms */
     const struct sso_config *cfg;
     struct sso_store *store;
-    EVP_PKEY *cur;              /* NULL: no key (yet) */
-    EVP_PKEY *prev;             /* the key before the last rotation */
-    unsigned long generation;   /* bumped whenever cur changes */
-    bool from_file;             /* jwt_public_key_file: never fetched */
-    long long last_fetch_ms;    /* last on-demand IdS fetch (monotonic) */
-    long long last_retry_ms;    /* last readiness retry (monotonic) */
+    EVP_PKEY *cur;            /* NULL: no key (yet) */
+    EVP_PKEY *prev;           /* the key before the last rotation */
+    unsigned long generation; /* bumped whenever cur changes */
+    bool from_file;           /* jwt_public_key_file: never fetched */
+    long long last_fetch_ms;  /* last on-demand IdS fetch (monotonic) */
+    long long last_retry_ms;  /* last readiness retry (monotonic) */
     bool retry_running;
-    char status[200];           /* why there is no key */
+    char status[200]; /* why there is no key */
 };
 
 const char *
@@ -162,10 +161,10 @@ cache_put(struct sso_keys *k)
     (void)snapshot(k, &cur, &prev);
     cur_pem = pem_of(cur);
     prev_pem = pem_of(prev);
-    doc = cur_pem != NULL ? json_pack("{s:s, s:s?, s:I}", "cur", cur_pem,
-                                      "prev", prev_pem, "at",
-                                      (json_int_t)cmn_wall_sec())
-                          : NULL;
+    doc = cur_pem != NULL
+              ? json_pack("{s:s, s:s?, s:I}", "cur", cur_pem, "prev", prev_pem,
+                          "at", (json_int_t)cmn_wall_sec())
+              : NULL;
     text = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
     if (text != NULL && sso_store_idskey_put(k->store, text, &err) != CMN_OK) {
         /* the other instance will fetch for itself */
@@ -225,61 +224,6 @@ adopt_cached(struct sso_keys *k, const char *reason)
     return changed;
 }
 
-/* --- IdS's key endpoint --- */
-
-/* GET public_key_url with the client credentials (IdS: "admin or client
- * credentials"). NULL with why on any failure. */
-static EVP_PKEY *
-fetch_from_ids(struct sso_keys *k, char *why, size_t why_size)
-{
-    static const char *const headers[] = {
-        "Accept: application/x-pem-file, application/x-x509-ca-cert, "
-        "text/plain, */*",
-        NULL,
-    };
-    const struct sso_config *cfg = k->cfg;
-    struct cmn_httpc_req req = {
-        .method = "GET",
-        .url = cfg->public_key_url,
-        .headers = headers,
-        .basic_user = cfg->client_id,
-        .basic_pass = (const char *)cfg->client_secret->data,
-        .ca_file = cfg->ca_file,
-        .timeout_ms = cfg->ids_timeout_ms,
-        .connect_timeout_ms =
-            cfg->ids_timeout_ms < 2000 ? cfg->ids_timeout_ms : 2000,
-        .max_response = KEY_BODY_MAX,
-    };
-    struct cmn_httpc_resp resp = {0};
-    struct cmn_err err = {{0}};
-    EVP_PKEY *key = NULL;
-    int rc = cmn_httpc_do(&req, &resp, &err);
-
-    if (rc != CMN_OK) {
-        snprintf(why, why_size, "%s: %s",
-                 rc == CMN_TIMEOUT ? "timeout" : "unreachable", err.msg);
-    } else if (resp.status == 200) {
-        key = sso_jwt_key_parse(resp.body, resp.body_len, &err);
-        if (key == NULL) {
-            snprintf(why, why_size, "HTTP 200 but %s", err.msg);
-        }
-    } else if (resp.status == 401 || resp.status == 403) {
-        snprintf(why, why_size,
-                 "HTTP %ld: IdS refused the client credentials for its key",
-                 resp.status);
-    } else if (resp.status == 404) {
-        snprintf(why, why_size,
-                 "HTTP 404: no token key endpoint (IdS before 12.6(2) "
-                 "encrypts its tokens)");
-    } else {
-        snprintf(why, why_size, "HTTP %ld", resp.status);
-    }
-    cmn_log_debug("event=ids_key_fetch status=%ld ok=%d ms=%lld", resp.status,
-                  key != NULL, resp.elapsed_ms);
-    cmn_httpc_resp_cleanup(&resp);
-    return key;
-}
-
 enum fetch_result { FETCH_CHANGED, FETCH_SAME, FETCH_FAILED };
 
 /* Fetch, install and share; why says what failed. */
@@ -287,7 +231,7 @@ static enum fetch_result
 fetch_and_install(struct sso_keys *k, char old_fp[17], char fp[17], char *why,
                   size_t why_size)
 {
-    EVP_PKEY *key = fetch_from_ids(k, why, why_size);
+    EVP_PKEY *key = sso_ids_fetch_key(k->cfg, why, why_size);
 
     if (key == NULL) {
         set_status(k, why);
@@ -380,10 +324,14 @@ refresh(struct sso_keys *k, unsigned long seen_gen, const char *reason)
     }
     now = cmn_now_ms();
     if (k->last_fetch_ms != 0 && now - k->last_fetch_ms < REFETCH_MIN_MS) {
-        cmn_log_info("event=ids_key_fetch_skipped reason=%s "
-                     "detail=\"at most one fetch a minute\" next_in_s=%lld",
-                     reason,
-                     (REFETCH_MIN_MS - (now - k->last_fetch_ms) + 999) / 1000);
+        /* an IdS that serves no key (auto) skips at every sign-in: quiet */
+        enum cmn_log_level lvl =
+            strcmp(reason, "no_key") == 0 ? CMN_LOG_DEBUG : CMN_LOG_INFO;
+        cmn_log_(lvl,
+                 "event=ids_key_fetch_skipped reason=%s "
+                 "detail=\"at most one fetch a minute\" next_in_s=%lld",
+                 reason,
+                 (REFETCH_MIN_MS - (now - k->last_fetch_ms) + 999) / 1000);
         pthread_mutex_unlock(&k->fetch_lock);
         return false;
     }
@@ -469,8 +417,7 @@ sso_keys_check(struct sso_keys *k, const char *token, json_t **claims,
                 goto unverified; /* auto: IdS serves no key */
             }
             pthread_mutex_lock(&k->lock);
-            cmn_err_set(err, "no IdS token key to verify with (%s)",
-                        k->status);
+            cmn_err_set(err, "no IdS token key to verify with (%s)", k->status);
             pthread_mutex_unlock(&k->lock);
             json_decref(unchecked);
             return SSO_KEYS_REFUSED;
@@ -508,8 +455,7 @@ sso_keys_ready(struct sso_keys *k, char *why, size_t why_size)
     ok = k->cur != NULL;
     if (!ok) {
         snprintf(why, why_size,
-                 "[ids] verify = required and no IdS token key: %s",
-                 k->status);
+                 "[ids] verify = required and no IdS token key: %s", k->status);
     }
     pthread_mutex_unlock(&k->lock);
     return ok;

@@ -285,8 +285,8 @@ encode_session(struct sso_store *st, const char *key,
 
     o = json_pack("{s:s, s:s, s:s?, s:s?, s:I, s:I, s:I, s:I, s:s}", "u",
                   s->user, "h", s->user_hint, "at", s->access_token, "rt",
-                  s->refresh_token, "ai", (json_int_t)s->access_issued_at,
-                  "ae", (json_int_t)s->access_expires_at, "re",
+                  s->refresh_token, "ai", (json_int_t)s->access_issued_at, "ae",
+                  (json_int_t)s->access_expires_at, "re",
                   (json_int_t)s->refresh_expires_at, "c",
                   (json_int_t)s->created_at, "e", s->ended);
     if (o == NULL) {

@@ -40,7 +40,7 @@ struct sso_login_state {
 };
 
 struct sso_session {
-    long long version; /* bumped by every write */
+    long long version;            /* bumped by every write */
     char user[SSO_USER_MAX];      /* "" when the token is opaque (IdS
                                      before 12.6(2)): the connector proves
                                      who it is with Finesse */

@@ -58,8 +58,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct cmn_err err;
         json_t *verified = NULL;
         /* no key: every token is refused, whatever it claims */
-        if (sso_jwt_check(NULL, text, NULL, &verified, &err) ==
-                SSO_JWT_VALID ||
+        if (sso_jwt_check(NULL, text, NULL, &verified, &err) == SSO_JWT_VALID ||
             verified != NULL) {
             abort();
         }

@@ -112,8 +112,7 @@ test_sso_claims_top_level_claims(void **state)
     const char *top = "{\"sub\":\"s-1\",\"user_id\":\"agent1\","
                       "\"upn\":\"agent1@example.com\"}";
 
-    assert_int_equal(user_of(top, "user_id", user, sizeof(user), &why),
-                     CMN_OK);
+    assert_int_equal(user_of(top, "user_id", user, sizeof(user), &why), CMN_OK);
     assert_string_equal(user, "agent1");
     assert_int_equal(user_of(top, "upn", user, sizeof(user), &why), CMN_OK);
     assert_string_equal(user, "agent1@example.com");
@@ -150,11 +149,10 @@ test_sso_claims_sub_json_without_user_fails(void **state)
     assert_non_null(strstr(why.msg, "user_id absent"));
 
     /* a non-string user_id is skipped, not coerced; upn is used... */
-    assert_int_equal(
-        user_of("{\"sub\":\"{\\\"user_id\\\":1001,\\\"upn\\\":"
-                "\\\"u@example.com\\\"}\"}",
-                "user_id", user, sizeof(user), &why),
-        CMN_OK);
+    assert_int_equal(user_of("{\"sub\":\"{\\\"user_id\\\":1001,\\\"upn\\\":"
+                             "\\\"u@example.com\\\"}\"}",
+                             "user_id", user, sizeof(user), &why),
+                     CMN_OK);
     assert_string_equal(user, "u@example.com");
     /* ...and without upn the sign-in fails, naming the reason */
     static const char *const not_strings[] = {
@@ -177,9 +175,9 @@ test_sso_claims_sub_json_without_user_fails(void **state)
                              "user_id", user, sizeof(user), &why),
                      CMN_INVALID);
     /* looks like JSON but is not an object / does not parse */
-    assert_int_equal(user_of("{\"sub\":\"{not json\"}", "user_id", user,
-                             sizeof(user), &why),
-                     CMN_INVALID);
+    assert_int_equal(
+        user_of("{\"sub\":\"{not json\"}", "user_id", user, sizeof(user), &why),
+        CMN_INVALID);
     assert_non_null(strstr(why.msg, "not a JSON object"));
     /* duplicate members inside sub: refused, not "last one wins" */
     assert_int_equal(
@@ -241,8 +239,7 @@ test_sso_claims_long_sub(void **state)
              "\\\"sjefferson@finesse.com\\\"}\"}",
              pad);
     json_t *claims = parse(text);
-    size_t sub_len =
-        strlen(json_string_value(json_object_get(claims, "sub")));
+    size_t sub_len = strlen(json_string_value(json_object_get(claims, "sub")));
     json_decref(claims);
     assert_int_equal(sub_len, 300);
     assert_int_equal(user_of(text, "user_id", user, sizeof(user), &why),
@@ -275,18 +272,17 @@ test_sso_claims_nothing_names_a_user(void **state)
     char user[256];
     struct cmn_err why;
 
-    assert_int_equal(user_of("{\"iss\":\"ids\"}", "user_id", user,
-                             sizeof(user), &why),
-                     CMN_NOTFOUND);
-    assert_non_null(strstr(why.msg, "names no user"));
     assert_int_equal(
-        user_of("{\"sub\":42,\"user_id\":7}", "user_id", user, sizeof(user),
-                &why),
+        user_of("{\"iss\":\"ids\"}", "user_id", user, sizeof(user), &why),
         CMN_NOTFOUND);
-    /* a user name with a control character or a NUL is refused */
-    assert_int_equal(user_of("{\"sub\":\"a\\tb\"}", "user_id", user,
+    assert_non_null(strstr(why.msg, "names no user"));
+    assert_int_equal(user_of("{\"sub\":42,\"user_id\":7}", "user_id", user,
                              sizeof(user), &why),
                      CMN_NOTFOUND);
+    /* a user name with a control character or a NUL is refused */
+    assert_int_equal(
+        user_of("{\"sub\":\"a\\tb\"}", "user_id", user, sizeof(user), &why),
+        CMN_NOTFOUND);
     assert_int_equal(user_of("{\"sub\":\"ab\\u0000cd\"}", "user_id", user,
                              sizeof(user), &why),
                      CMN_NOTFOUND);
@@ -294,9 +290,8 @@ test_sso_claims_nothing_names_a_user(void **state)
     assert_int_equal(sso_claims_user(arr, "user_id", user, sizeof(user), &why),
                      CMN_NOTFOUND);
     json_decref(arr);
-    assert_int_equal(
-        sso_claims_user(NULL, "user_id", user, sizeof(user), &why),
-        CMN_NOTFOUND);
+    assert_int_equal(sso_claims_user(NULL, "user_id", user, sizeof(user), &why),
+                     CMN_NOTFOUND);
 }
 
 int

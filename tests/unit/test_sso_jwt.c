@@ -261,8 +261,7 @@ test_sso_jwt_alg_pinned_and_crit_refused(void **state)
     for (size_t i = 0; i < sizeof(headers) / sizeof(headers[0]); i++) {
         char *jwt = sign(key, headers[i], c);
         enum sso_jwt_verdict v;
-        assert_int_equal(verify_as(pub_path, jwt, &expect_ids, &v),
-                         CMN_DENIED);
+        assert_int_equal(verify_as(pub_path, jwt, &expect_ids, &v), CMN_DENIED);
         assert_int_equal(v, SSO_JWT_REFUSED);
         free(jwt);
     }
@@ -353,8 +352,8 @@ test_sso_jwt_key_formats(void **state)
         BIO_free(bio);
         EVP_PKEY_free(refused[i]);
     }
-    assert_null(sso_jwt_key_parse("-----BEGIN PUBLIC KEY-----\nAAAA\n", 31,
-                                  &err));
+    assert_null(
+        sso_jwt_key_parse("-----BEGIN PUBLIC KEY-----\nAAAA\n", 31, &err));
     assert_null(sso_jwt_key_parse("{\"keys\":[]}", 11, &err));
     assert_null(sso_jwt_key_parse("", 0, &err));
     assert_null(sso_jwt_key_load("/nonexistent/key.pem", &err));
