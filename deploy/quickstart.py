@@ -26,9 +26,17 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import stack  # noqa: E402
 
 
+def _part(jwt, i):
+    part = jwt.split(".")[i]
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
 def claims(jwt):
-    payload = jwt.split(".")[1]
-    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return _part(jwt, 1)
+
+
+def header(jwt):
+    return _part(jwt, 0)
 
 
 def main():
@@ -38,7 +46,9 @@ def main():
 
     print("starting Redis, ids-sim, fsc-sso A and B, HAProxy, finesse-sim A and B "
           "(prosody), sf-sim, fsc-connector ...")
-    st = stack.Stack(user="agent1001@example.com")
+    # IdS issues tokens as Cisco documents them (IdS 12.6(2)+): RS256, the
+    # user inside a JSON-string sub, the key at /ids/v1/keys/token/public
+    st = stack.Stack(user="agent1001@example.com", token_shape="cisco")
     fin = stack.FinesseSim(agents=5, ids=st.ids, presence_grace_s=60)
     sf = stack.SfSim(tmp=st.tmp)
     conn = stack.Connector(fin, sso_url=st.url, service_key_file=st.secrets.service_key_file,
@@ -132,7 +142,11 @@ def main():
     print("   access_token=%s…%s  user=%s  expires in %d s"
           % (t["access_token"][:16], t["access_token"][-6:], t["user"],
              t["expires_at"] - int(time.time())))
-    print("   claims: iss=%s aud=%s upn=%s" % (c["iss"], c["aud"], c["upn"]))
+    sub = json.loads(c["sub"])
+    print("   Cisco's shape: header %s, claims iss=%s, sub (a JSON string) user_id=%s upn=%s"
+          % (json.dumps(header(t["access_token"]), separators=(",", ":")), c["iss"],
+             sub["user_id"], sub["upn"]))
+    print("   (fsc-sso verified it with the key IdS serves at /ids/v1/keys/token/public)")
     tab.close()
     print()
     if args.once:

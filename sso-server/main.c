@@ -118,6 +118,8 @@ main(int argc, char **argv)
         return 0;
     }
     cmn_log_set_level(app.gen->cfg->log_level);
+    /* not for --check-config: that only reads the file */
+    sso_keys_start(app.gen->keys);
     rc = serve(&app, &signals);
     sso_app_cleanup(&app);
     return rc;

@@ -24,16 +24,12 @@ sso_gen_new(const char *path, struct cmn_err *err)
     if (g->redis == NULL) {
         goto fail;
     }
-    if (g->cfg->jwt_public_key_file != NULL) {
-        g->jwt =
-            sso_jwt_verifier_new(g->cfg->jwt_public_key_file,
-                                 g->cfg->jwt_issuer, g->cfg->jwt_audience, err);
-        if (g->jwt == NULL) {
-            goto fail;
-        }
-    }
     g->store.redis = g->redis;
     g->store.cfg = g->cfg;
+    g->keys = sso_keys_new(g->cfg, &g->store, err);
+    if (g->keys == NULL) {
+        goto fail;
+    }
     return g;
 fail:
     sso_gen_release(g);
@@ -46,7 +42,7 @@ sso_gen_release(struct sso_gen *g)
     if (g == NULL || atomic_fetch_sub(&g->refs, 1) != 1) {
         return;
     }
-    sso_jwt_verifier_free(g->jwt);
+    sso_keys_free(g->keys);
     cmn_redis_free(g->redis);
     sso_config_free(g->cfg);
     free(g);
@@ -127,6 +123,7 @@ sso_app_reload(struct sso_app *app, struct cmn_err *err)
     if (fresh == NULL) {
         return CMN_INVALID;
     }
+    sso_keys_start(fresh->keys);
     pthread_mutex_lock(&app->lock);
     old = app->gen;
     app->gen = fresh;

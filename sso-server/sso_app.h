@@ -12,7 +12,7 @@
 #include "cmn_metrics.h"
 #include "cmn_redis.h"
 #include "sso_config.h"
-#include "sso_jwt.h"
+#include "sso_keys.h"
 #include "sso_store.h"
 
 /* Everything built from one configuration file. A request takes a
@@ -22,7 +22,7 @@ struct sso_gen {
     atomic_int refs;
     struct sso_config *cfg;
     struct cmn_redis *redis;
-    struct sso_jwt_verifier *jwt; /* NULL unless configured */
+    struct sso_keys *keys; /* IdS's token key and the token check */
     struct sso_store store;
 };
 
@@ -49,7 +49,8 @@ struct sso_app {
                               sized at start ([server] jobs) */
 };
 
-/* Build a generation from a config file; NULL with err. */
+/* Build a generation from a config file; NULL with err. Fetches nothing:
+ * sso_keys_start(gen->keys) does, once the daemon is really starting. */
 struct sso_gen *sso_gen_new(const char *path, struct cmn_err *err);
 struct sso_gen *sso_app_acquire(struct sso_app *app);
 void sso_gen_release(struct sso_gen *gen);
@@ -57,7 +58,8 @@ void sso_gen_release(struct sso_gen *gen);
 int sso_app_init(struct sso_app *app, const char *path,
                  struct cmn_err *err) CMN_NODISCARD;
 /* Parse the file again; swap only when the whole new generation is
- * valid. The old one is freed when its last request ends. */
+ * valid (its IdS key fetched first, as at start). The old one is freed
+ * when its last request ends. */
 int sso_app_reload(struct sso_app *app, struct cmn_err *err) CMN_NODISCARD;
 void sso_app_cleanup(struct sso_app *app);
 

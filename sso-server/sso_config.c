@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cmn_server_config.h"
+#include "sso_claims.h"
 #include "sso_config.h"
 #include "sso_url.h"
 
@@ -20,8 +21,8 @@ static const char *const known_keys[] = {
     "redis.wait_timeout_ms", "redis.failover_wait_ms",
     "ids.authorize_url", "ids.token_url", "ids.revoke_url", "ids.client_id",
     "ids.client_secret_file", "ids.ca_file", "ids.redirect_uri", "ids.scope",
-    "ids.timeout_ms", "ids.user_claim", "ids.jwt_public_key_file",
-    "ids.jwt_issuer", "ids.jwt_audience",
+    "ids.timeout_ms", "ids.user_claim", "ids.verify", "ids.public_key_url",
+    "ids.jwt_public_key_file", "ids.jwt_issuer", "ids.jwt_audience",
     "session.seal_key_file", "session.refresh_at", "session.lock_ttl_ms",
     "session.max_lifetime_s", "session.state_ttl_s",
     "service.key_file",
@@ -83,6 +84,84 @@ load_server(struct sso_config *c, struct cmn_err *err)
     return CMN_OK;
 }
 
+/* A claim name: what JSON keys IdS uses, nothing that needs escaping. */
+static bool
+claim_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+
+    return n > 0 && n <= 64 &&
+           strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                     "0123456789_-.:") == n;
+}
+
+/* IdS 12.6(2)+ serves its token-signing key beside the OAuth endpoints:
+ * https://<ids>:8553/ids/v1/keys/token/public (Finesse developer guide,
+ * "Client-side token validation"). */
+static char *
+default_public_key_url(const char *token_url)
+{
+    static const char path[] = "/ids/v1/keys/token/public";
+    char *origin = NULL, *rest = NULL, *url = NULL;
+
+    if (sso_url_split(token_url, &origin, &rest) == CMN_OK) {
+        size_t n = strlen(origin) + sizeof(path);
+        url = malloc(n);
+        if (url != NULL) {
+            snprintf(url, n, "%s%s", origin, path);
+        }
+    }
+    free(origin);
+    free(rest);
+    return url;
+}
+
+/* [ids] verify, public_key_url, jwt_*: how tokens are checked. */
+static int
+load_verification(struct sso_config *c, struct cmn_err *err)
+{
+    const char *verify, *url;
+
+    if (cmn_config_str(c->ini, "ids", "verify", false, "auto", &verify, err) !=
+            CMN_OK ||
+        cmn_config_str(c->ini, "ids", "public_key_url", false, NULL, &url,
+                       err) != CMN_OK) {
+        return CMN_INVALID;
+    }
+    if (strcmp(verify, "auto") == 0) {
+        c->verify = SSO_VERIFY_AUTO;
+    } else if (strcmp(verify, "required") == 0) {
+        c->verify = SSO_VERIFY_REQUIRED;
+    } else if (strcmp(verify, "off") == 0) {
+        c->verify = SSO_VERIFY_OFF;
+    } else {
+        cmn_config_errf(c->ini, "ids", "verify", err,
+                        "expected auto, required or off");
+        return CMN_INVALID;
+    }
+    if (!claim_name_ok(c->user_claim)) {
+        cmn_config_errf(c->ini, "ids", "user_claim", err,
+                        "expected a claim name (letters, digits, _ - . :)");
+        return CMN_INVALID;
+    }
+    if (c->jwt_public_key_file != NULL && c->verify == SSO_VERIFY_OFF) {
+        cmn_config_errf(c->ini, "ids", "verify", err,
+                        "off contradicts jwt_public_key_file (remove one)");
+        return CMN_INVALID;
+    }
+    if (url != NULL &&
+        check_http_url(c->ini, "ids", "public_key_url", url, err) != CMN_OK) {
+        return CMN_INVALID;
+    }
+    c->public_key_url =
+        url != NULL ? strdup(url) : default_public_key_url(c->token_url);
+    if (c->public_key_url == NULL) {
+        cmn_err_set(err, "out of memory");
+        return CMN_NOMEM;
+    }
+    return CMN_OK;
+}
+
 static int
 load_ids(struct sso_config *c, struct cmn_err *err)
 {
@@ -104,8 +183,9 @@ load_ids(struct sso_config *c, struct cmn_err *err)
             CMN_OK ||
         cmn_config_long(c->ini, "ids", "timeout_ms", 5000, 100, 120000,
                         &c->ids_timeout_ms, err) != CMN_OK ||
-        cmn_config_str(c->ini, "ids", "user_claim", false, "upn",
-                       &c->user_claim, err) != CMN_OK ||
+        cmn_config_str(c->ini, "ids", "user_claim", false,
+                       SSO_CLAIMS_DEFAULT_USER, &c->user_claim,
+                       err) != CMN_OK ||
         cmn_config_str(c->ini, "ids", "jwt_public_key_file", false, NULL,
                        &c->jwt_public_key_file, err) != CMN_OK ||
         cmn_config_str(c->ini, "ids", "jwt_issuer", false, NULL, &c->jwt_issuer,
@@ -140,13 +220,7 @@ load_ids(struct sso_config *c, struct cmn_err *err)
         cmn_err_set(err, "out of memory");
         return CMN_NOMEM;
     }
-    if (c->jwt_public_key_file != NULL &&
-        (c->jwt_issuer == NULL || c->jwt_audience == NULL)) {
-        cmn_config_errf(c->ini, "ids", "jwt_public_key_file", err,
-                        "jwt_issuer and jwt_audience must be set with it");
-        return CMN_INVALID;
-    }
-    return CMN_OK;
+    return load_verification(c, err);
 }
 
 static int
@@ -309,6 +383,7 @@ sso_config_free(struct sso_config *c)
     cmn_seal_free(c->seal);
     cmn_secret_free(c->client_secret);
     free(c->redirect_uri);
+    free(c->public_key_url);
     free(c->redis_storage);
     cmn_secret_free(c->tls_cert);
     cmn_secret_free(c->tls_key);

@@ -18,6 +18,13 @@ struct sso_allowed_url {
     char *path;   /* "/softphone/" */
 };
 
+/* [ids] verify: whether access tokens are checked against IdS's key. */
+enum sso_verify_mode {
+    SSO_VERIFY_AUTO,     /* verify when IdS serves a key (12.6(2) and later) */
+    SSO_VERIFY_REQUIRED, /* every token must verify; no key = not ready */
+    SSO_VERIFY_OFF,      /* read claims without checking them */
+};
+
 struct sso_config {
     struct cmn_config *ini;
 
@@ -49,10 +56,13 @@ struct sso_config {
     char *redirect_uri;
     const char *scope;
     long ids_timeout_ms;
-    const char *user_claim;
-    const char *jwt_public_key_file; /* NULL: no local verification */
-    const char *jwt_issuer;
-    const char *jwt_audience;
+    const char *user_claim; /* default "user_id" (sso_claims.h) */
+    enum sso_verify_mode verify;
+    char *public_key_url;            /* IdS token key; default derived from
+                                        token_url: /ids/v1/keys/token/public */
+    const char *jwt_public_key_file; /* set: this key only, never fetched */
+    const char *jwt_issuer;          /* NULL: iss not checked */
+    const char *jwt_audience;        /* NULL: aud not checked */
 
     /* [session] */
     struct cmn_seal *seal;

@@ -10,9 +10,10 @@
 #include "cmn_httpc.h"
 #include "cmn_log.h"
 #include "cmn_seal.h"
+#include "sso_claims.h"
 #include "sso_http.h"
 #include "sso_ids.h"
-#include "sso_jwt.h"
+#include "sso_keys.h"
 #include "sso_out.h"
 #include "sso_url.h"
 
@@ -183,27 +184,33 @@ finish_login(struct sso_app *app, struct sso_gen *g, struct sso_out *o,
     long long now = cmn_wall_sec();
     int rc;
 
-    if (g->jwt != NULL) {
-        if (sso_jwt_verify(g->jwt, tr->access_token, &claims, &err) != CMN_OK) {
-            cmn_log_err("event=login_failed reason=token_verification "
-                        "detail=\"%s\"",
-                        err.msg);
-            rc = sso_out_page(o, 502, "Sign-in failed",
-                              "The identity service returned a token that "
-                              "failed verification.");
-            goto out;
-        }
-    } else if (sso_jwt_claims(tr->access_token, &claims) != CMN_OK) {
-        claims = NULL;
-    }
-    if (claims == NULL || sso_jwt_user(claims, g->cfg->user_claim, s.user,
-                                       sizeof(s.user)) != CMN_OK) {
-        cmn_log_err("event=login_failed reason=no_user claim=%s",
-                    g->cfg->user_claim);
+    switch (sso_keys_check(g->keys, tr->access_token, &claims, &err)) {
+    case SSO_KEYS_REFUSED:
+        cmn_log_err("event=login_failed reason=token_verification "
+                    "detail=\"%s\"",
+                    err.msg);
         rc = sso_out_page(o, 502, "Sign-in failed",
-                          "The identity service's token does not name the "
-                          "user.");
-        goto out;
+                          "The identity service returned a token that "
+                          "failed verification.");
+        goto fail;
+    case SSO_KEYS_OPAQUE:
+        /* IdS before 12.6(2): the token names nobody we can read. The
+         * connector proves the agent with Finesse (GET User/<id> with
+         * this token); the login_hint, if any, is its suggestion. */
+        snprintf(s.user_hint, sizeof(s.user_hint), "%s", ls->login_hint);
+        break;
+    default:
+        if (sso_claims_user(claims, g->cfg->user_claim, s.user, sizeof(s.user),
+                            &err) != CMN_OK) {
+            cmn_log_err("event=login_failed reason=no_user claim=%s "
+                        "detail=\"%s\"",
+                        g->cfg->user_claim, err.msg);
+            rc = sso_out_page(o, 502, "Sign-in failed",
+                              "The identity service's token does not name "
+                              "the user.");
+            goto fail;
+        }
+        break;
     }
     s.access_token = tr->access_token;
     s.refresh_token = tr->refresh_token;
@@ -224,8 +231,10 @@ finish_login(struct sso_app *app, struct sso_gen *g, struct sso_out *o,
     }
     char fp[13];
     cmn_log_fingerprint(sid, fp);
-    cmn_log_notice("event=login_ok user=%s session=%s popup=%d expires_in=%ld",
-                   s.user, fp, ls->popup, tr->expires_in);
+    cmn_log_notice("event=login_ok user=%s session=%s popup=%d expires_in=%ld "
+                   "opaque=%d",
+                   s.user[0] != '\0' ? s.user : "-", fp, ls->popup,
+                   tr->expires_in, s.user[0] == '\0');
     cmn_metric_inc(app->m.logins_ok);
     if (!sso_url_allowed(g->cfg->allowed, g->cfg->nallowed, ls->return_to,
                          &origin)) {
@@ -240,6 +249,9 @@ finish_login(struct sso_app *app, struct sso_gen *g, struct sso_out *o,
     url = sso_url_add_param(ls->return_to, "handoff", code);
     rc = url != NULL ? sso_out_redirect(o, url)
                      : sso_out_page(o, 500, "Sign-in failed", "nomem");
+    goto out;
+fail:
+    cmn_metric_inc(app->m.logins_failed);
 out:
     json_decref(claims);
     free(origin);

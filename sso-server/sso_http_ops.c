@@ -30,15 +30,47 @@ sso_http_healthz(struct cmn_http_req *req, void *app)
     return cmn_http_reply_json(req, 200, json_pack("{s:s}", "status", "ok"));
 }
 
+/* verify = required and IdS served no key yet: ask again on a job thread
+ * (never on the HTTP thread: IdS may be slow), every few seconds while
+ * the load balancer keeps checking. */
+static void
+key_retry_job(void *arg)
+{
+    struct sso_gen *g = arg;
+
+    sso_keys_retry(g->keys);
+    sso_gen_release(g);
+}
+
+static void
+key_retry_later(struct sso_app *app, struct sso_gen *g)
+{
+    if (!sso_keys_retry_due(g->keys)) {
+        return;
+    }
+    atomic_fetch_add(&g->refs, 1); /* the job's reference */
+    if (cmn_jobs_submit(app->jobs, key_retry_job, g) != CMN_OK) {
+        sso_keys_retry(g->keys); /* queue full: a rare, bounded wait */
+        sso_gen_release(g);
+    }
+}
+
 int
 sso_http_readyz(struct cmn_http_req *req, void *appv)
 {
     struct sso_app *app = appv;
     struct sso_gen *g = sso_app_acquire(app);
     struct cmn_err err = {{0}};
+    char why[256];
     int rc;
 
-    if (cmn_redis_ping(g->redis, &err)) {
+    if (!sso_keys_ready(g->keys, why, sizeof(why))) {
+        key_retry_later(app, g);
+        rc = cmn_http_reply_json(req, 503,
+                                 json_pack("{s:s, s:s, s:s}", "status",
+                                           "unready", "instance",
+                                           g->cfg->instance, "detail", why));
+    } else if (cmn_redis_ping(g->redis, &err)) {
         rc = cmn_http_reply_json(req, 200,
                                  json_pack("{s:s, s:s}", "status", "ready",
                                            "instance", g->cfg->instance));

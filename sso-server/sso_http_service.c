@@ -28,6 +28,36 @@ authorised(struct cmn_http_req *req, const struct sso_gen *g)
     return false;
 }
 
+static const char *
+user_or_dash(const struct sso_session *s)
+{
+    return s->user[0] != '\0' ? s->user : "-";
+}
+
+/* {"session", "user", "expires_at"}; for an opaque token (IdS before
+ * 12.6(2)) "user" is null and "user_hint" carries the login_hint given to
+ * /sso/login (or null): the connector must prove who the agent is. */
+static json_t *
+handoff_json(const char *sid, const struct sso_session *s)
+{
+    if (s->user[0] != '\0') {
+        return json_pack("{s:s, s:s, s:I}", "session", sid, "user", s->user,
+                         "expires_at", (json_int_t)s->access_expires_at);
+    }
+    return json_pack("{s:s, s:n, s:s?, s:I}", "session", sid, "user",
+                     "user_hint", s->user_hint[0] != '\0' ? s->user_hint : NULL,
+                     "expires_at", (json_int_t)s->access_expires_at);
+}
+
+/* The token answer: "user" is null for an opaque token's session. */
+static json_t *
+token_json(const struct sso_session *s)
+{
+    return json_pack("{s:s, s:s?, s:I}", "access_token", s->access_token,
+                     "user", s->user[0] != '\0' ? s->user : NULL, "expires_at",
+                     (json_int_t)s->access_expires_at);
+}
+
 int
 sso_http_handoff(struct cmn_http_req *req, void *appv)
 {
@@ -78,11 +108,8 @@ sso_http_handoff(struct cmn_http_req *req, void *appv)
     }
     cmn_metric_inc(app->m.handoffs_ok);
     cmn_log_fingerprint(sid, fp);
-    cmn_log_info("event=handoff_ok user=%s session=%s", s.user, fp);
-    rc = cmn_http_reply_json(req, 200,
-                             json_pack("{s:s, s:s, s:I}", "session", sid,
-                                       "user", s.user, "expires_at",
-                                       (json_int_t)s.access_expires_at));
+    cmn_log_info("event=handoff_ok user=%s session=%s", user_or_dash(&s), fp);
+    rc = cmn_http_reply_json(req, 200, handoff_json(sid, &s));
 out:
     sso_session_cleanup(&s);
     cmn_wipe(sid, sizeof(sid));
@@ -101,10 +128,7 @@ reply_token(struct sso_app *app, struct sso_gen *g, struct sso_out *o,
 
     switch (sso_token_get(app, g, sid, &s, &err)) {
     case SSO_TOKEN_CURRENT:
-        rc = sso_out_json(
-            o, 200,
-            json_pack("{s:s, s:s, s:I}", "access_token", s.access_token, "user",
-                      s.user, "expires_at", (json_int_t)s.access_expires_at));
+        rc = sso_out_json(o, 200, token_json(&s));
         break;
     case SSO_TOKEN_NO_SESSION:
         rc = sso_out_error(o, 404, "unknown_session",
@@ -143,10 +167,7 @@ reply_token_fast(struct sso_app *app, struct sso_gen *g,
     if (sso_store_session_get(&g->store, sid, &s, &err) == CMN_OK &&
         s.ended[0] == '\0' && s.access_expires_at > now &&
         !sso_token_refresh_due(g->cfg, &s, now)) {
-        (void)cmn_http_reply_json(
-            req, 200,
-            json_pack("{s:s, s:s, s:I}", "access_token", s.access_token, "user",
-                      s.user, "expires_at", (json_int_t)s.access_expires_at));
+        (void)cmn_http_reply_json(req, 200, token_json(&s));
         cmn_metric_observe(app->m.token_fetch_seconds,
                            (double)(cmn_now_ms() - t0) / 1000.0);
         done = true;
@@ -172,7 +193,7 @@ logout(struct sso_app *app, struct sso_gen *g, struct sso_out *o,
     }
     cmn_metric_inc(app->m.logouts);
     cmn_log_fingerprint(sid, fp);
-    cmn_log_notice("event=logout user=%s session=%s", s.user, fp);
+    cmn_log_notice("event=logout user=%s session=%s", user_or_dash(&s), fp);
     sso_ids_revoke(g->cfg, s.refresh_token);
     sso_session_cleanup(&s);
     return sso_out_json(o, 200, json_pack("{s:b}", "ok", 1));

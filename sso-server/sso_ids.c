@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
-/* sso_ids.c - the IdS token endpoint client. Request bodies hold secrets
+/* sso_ids.c - the IdS client: token endpoint (code exchange, refresh),
+ * revocation, and the token-signing key. Request bodies hold secrets
  * (codes, verifiers, refresh tokens): they are wiped and never logged. */
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +8,9 @@
 #include "cmn_httpc.h"
 #include "cmn_log.h"
 #include "sso_ids.h"
+#include "sso_jwt.h"
+
+#define KEY_BODY_MAX (64 * 1024) /* a PEM key or certificate */
 
 static void
 post_form(const struct sso_config *cfg, const char *url, char *form,
@@ -139,4 +143,54 @@ sso_ids_revoke(const struct sso_config *cfg, const char *refresh_token)
     post_form(cfg, cfg->revoke_url, form, &out, "revoke");
     sso_token_response_cleanup(&out);
     wipe_free(form);
+}
+
+EVP_PKEY *
+sso_ids_fetch_key(const struct sso_config *cfg, char *why, size_t why_size)
+{
+    static const char *const headers[] = {
+        "Accept: application/x-pem-file, application/x-x509-ca-cert, "
+        "text/plain, */*",
+        NULL,
+    };
+    struct cmn_httpc_req req = {
+        .method = "GET",
+        .url = cfg->public_key_url,
+        .headers = headers,
+        .basic_user = cfg->client_id,
+        .basic_pass = (const char *)cfg->client_secret->data,
+        .ca_file = cfg->ca_file,
+        .timeout_ms = cfg->ids_timeout_ms,
+        .connect_timeout_ms =
+            cfg->ids_timeout_ms < 2000 ? cfg->ids_timeout_ms : 2000,
+        .max_response = KEY_BODY_MAX,
+    };
+    struct cmn_httpc_resp resp = {0};
+    struct cmn_err err = {{0}};
+    EVP_PKEY *key = NULL;
+    int rc = cmn_httpc_do(&req, &resp, &err);
+
+    if (rc != CMN_OK) {
+        snprintf(why, why_size, "%s: %s",
+                 rc == CMN_TIMEOUT ? "timeout" : "unreachable", err.msg);
+    } else if (resp.status == 200) {
+        key = sso_jwt_key_parse(resp.body, resp.body_len, &err);
+        if (key == NULL) {
+            snprintf(why, why_size, "HTTP 200 but %s", err.msg);
+        }
+    } else if (resp.status == 401 || resp.status == 403) {
+        snprintf(why, why_size,
+                 "HTTP %ld: IdS refused the client credentials for its key",
+                 resp.status);
+    } else if (resp.status == 404) {
+        snprintf(why, why_size,
+                 "HTTP 404: no token key endpoint (IdS before 12.6(2) "
+                 "encrypts its tokens)");
+    } else {
+        snprintf(why, why_size, "HTTP %ld", resp.status);
+    }
+    cmn_log_debug("event=ids_key_fetch status=%ld ok=%d ms=%lld", resp.status,
+                  key != NULL, resp.elapsed_ms);
+    cmn_httpc_resp_cleanup(&resp);
+    return key;
 }

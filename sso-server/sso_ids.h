@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
-/* sso_ids.h - calls to the Cisco IdS token endpoint: code exchange,
- * refresh and revocation (client_secret_basic, blocking, with timeout). */
+/* sso_ids.h - calls to Cisco IdS: code exchange, refresh, revocation and
+ * its token-signing key (client_secret_basic, blocking, with timeout). */
 #ifndef SSO_IDS_H
 #define SSO_IDS_H
+
+#include <openssl/evp.h>
 
 #include "sso_config.h"
 #include "sso_token_response.h"
@@ -20,5 +22,13 @@ void sso_ids_refresh(const struct sso_config *cfg, const char *refresh_token,
 
 /* RFC 7009 revocation of a refresh token; best effort (logged). */
 void sso_ids_revoke(const struct sso_config *cfg, const char *refresh_token);
+
+/* IdS 12.6(2)+'s token-signing public key: GET [ids] public_key_url with
+ * the client credentials (Finesse developer guide, "Client-side token
+ * validation": "admin or client credentials"). The key (EVP_PKEY_free), or
+ * NULL with why saying what IdS answered (404: no such endpoint, IdS
+ * before 12.6(2)). */
+EVP_PKEY *sso_ids_fetch_key(const struct sso_config *cfg, char *why,
+                            size_t why_size);
 
 #endif

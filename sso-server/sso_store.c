@@ -283,9 +283,9 @@ encode_session(struct sso_store *st, const char *key,
     json_t *o;
     int rc;
 
-    o = json_pack("{s:s, s:s?, s:s?, s:I, s:I, s:I, s:I, s:s}", "u", s->user,
-                  "at", s->access_token, "rt", s->refresh_token, "ai",
-                  (json_int_t)s->access_issued_at, "ae",
+    o = json_pack("{s:s, s:s, s:s?, s:s?, s:I, s:I, s:I, s:I, s:s}", "u",
+                  s->user, "h", s->user_hint, "at", s->access_token, "rt",
+                  s->refresh_token, "ai", (json_int_t)s->access_issued_at, "ae",
                   (json_int_t)s->access_expires_at, "re",
                   (json_int_t)s->refresh_expires_at, "c",
                   (json_int_t)s->created_at, "e", s->ended);
@@ -335,6 +335,7 @@ decode_session(struct sso_store *st, const char *key, const char *val,
         return CMN_INVALID;
     }
     copy_str(s->user, sizeof(s->user), json_object_get(o, "u"));
+    copy_str(s->user_hint, sizeof(s->user_hint), json_object_get(o, "h"));
     copy_str(s->ended, sizeof(s->ended), json_object_get(o, "e"));
     v = json_object_get(o, "at");
     s->access_token = json_is_string(v) ? strdup(json_string_value(v)) : NULL;
@@ -511,6 +512,74 @@ sso_store_handoff_take(struct sso_store *st, const char *code,
         cmn_wipe(pt, pt_len);
         free(pt);
     }
+    return rc;
+}
+
+/* --- IdS token keys --- */
+
+#define IDSKEY_TTL_S 86400
+
+static void
+idskey_key(const struct sso_store *st, char key[KEY_MAX])
+{
+    snprintf(key, KEY_MAX, "%ssso:idskey", cmn_redis_prefix(st->redis));
+}
+
+int
+sso_store_idskey_put(struct sso_store *st, const char *text,
+                     struct cmn_err *err)
+{
+    char key[KEY_MAX];
+    unsigned char *sealed = NULL;
+    size_t sealed_len = 0;
+    int rc;
+
+    idskey_key(st, key);
+    rc = cmn_seal_seal(st->cfg->seal, key, strlen(key), text, strlen(text),
+                       &sealed, &sealed_len);
+    if (rc == CMN_OK) {
+        rc = set_value(st, key, sealed, sealed_len, "EX", IDSKEY_TTL_S, false,
+                       CMN_REDIS_RETRY, err);
+    }
+    free(sealed);
+    return rc;
+}
+
+int
+sso_store_idskey_get(struct sso_store *st, char **text, struct cmn_err *err)
+{
+    char key[KEY_MAX];
+    unsigned char *pt = NULL;
+    size_t pt_len = 0;
+    redisReply *r;
+    int rc;
+
+    *text = NULL;
+    idskey_key(st, key);
+    r = cmn_redis_cmdf(st->redis, CMN_REDIS_RETRY, err, "GET %s", key);
+    rc = reply_status(r, err);
+    if (rc == CMN_OK && r->type != REDIS_REPLY_STRING) {
+        rc = CMN_NOTFOUND;
+    }
+    if (rc == CMN_OK) {
+        if (cmn_seal_open(st->cfg->seal, key, strlen(key),
+                          (const unsigned char *)r->str, r->len, &pt,
+                          &pt_len) != CMN_OK) {
+            cmn_err_set(err, "cached IdS key does not open under the seal "
+                             "key");
+            rc = CMN_INVALID;
+        } else {
+            *text = malloc(pt_len + 1);
+            if (*text == NULL) {
+                rc = CMN_NOMEM;
+            } else {
+                memcpy(*text, pt, pt_len);
+                (*text)[pt_len] = '\0';
+            }
+            free(pt);
+        }
+    }
+    freeReplyObject(r);
     return rc;
 }
 

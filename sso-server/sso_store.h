@@ -9,6 +9,9 @@
  *   sso:lock:<sha256(sid)>        refresh lock: owner token, PX lock_ttl
  *   sso:rfail:<sha256(sid)>       refresh back-off after a transient IdS
  *                                 failure
+ *   sso:idskey                    IdS's token-signing public key(s) as one
+ *                                 instance fetched them, for the other (a
+ *                                 trust anchor: sealed like the rest), 1 day
  * Redis only ever sees hashes of ids and sealed values, so a copy of the
  * database gives away no session, code or token. Each sealed value is
  * bound (AEAD additional data) to its key. */
@@ -37,8 +40,11 @@ struct sso_login_state {
 };
 
 struct sso_session {
-    long long version; /* bumped by every write */
-    char user[SSO_USER_MAX];
+    long long version;            /* bumped by every write */
+    char user[SSO_USER_MAX];      /* "" when the token is opaque (IdS
+                                     before 12.6(2)): the connector proves
+                                     who it is with Finesse */
+    char user_hint[SSO_USER_MAX]; /* login_hint of /sso/login, or "" */
     char *access_token;           /* secret */
     char *refresh_token;          /* secret; may be NULL */
     long long access_issued_at;   /* unix s */
@@ -89,6 +95,15 @@ int sso_store_handoff_put(struct sso_store *st, const char *code,
 int sso_store_handoff_take(struct sso_store *st, const char *code,
                            char sid[SSO_ID_LEN],
                            struct cmn_err *err) CMN_NODISCARD;
+
+/* --- IdS token keys (sso_keys.c) --- */
+/* Store text (a JSON document of PEM keys) sealed under sso:idskey. */
+int sso_store_idskey_put(struct sso_store *st, const char *text,
+                         struct cmn_err *err) CMN_NODISCARD;
+/* *text malloc'd (free); CMN_NOTFOUND when absent, CMN_INVALID when it
+ * does not open under the seal key (planted or another pair's). */
+int sso_store_idskey_get(struct sso_store *st, char **text,
+                         struct cmn_err *err) CMN_NODISCARD;
 
 /* --- refresh lock --- */
 /* CMN_OK when acquired, CMN_AGAIN when someone holds it. */

@@ -11,6 +11,7 @@
 
 #include "cmn_log.h"
 #include "sso_ids.h"
+#include "sso_keys.h"
 #include "sso_token.h"
 
 #define POLL_MS         20
@@ -79,15 +80,17 @@ redeem(struct sso_app *app, struct sso_gen *g, const char *sid,
         sso_token_response_cleanup(&tr);
         return REDEEM_TRANSIENT;
     }
-    if (g->jwt != NULL) {
-        struct cmn_err jerr;
-        if (sso_jwt_verify(g->jwt, tr.access_token, NULL, &jerr) != CMN_OK) {
-            /* e.g. IdS rotated its signing key before we got the new public
-             * key. The old refresh token is spent now: keep the rotated one
-             * (and the old access token) so the session survives until the
-             * key is fixed, and back off like any transient failure. */
+    {
+        struct cmn_err jerr = {{0}};
+        if (sso_keys_check(g->keys, tr.access_token, NULL, &jerr) ==
+            SSO_KEYS_REFUSED) {
+            /* e.g. a key IdS does not serve (yet), or a wrong
+             * jwt_public_key_file. The old refresh token is spent now:
+             * keep the rotated one (and the old access token) so the
+             * session survives until the key is fixed, and back off like
+             * any transient failure. */
             cmn_log_err("event=ids_token_rejected user=%s detail=\"%s\"",
-                        s->user, jerr.msg);
+                        s->user[0] != '\0' ? s->user : "-", jerr.msg);
             cmn_err_set(err, "IdS token failed verification: %s", jerr.msg);
             cmn_metric_inc(app->m.refresh_failed);
             if (tr.refresh_token != NULL) {

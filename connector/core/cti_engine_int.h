@@ -225,12 +225,26 @@ void engine_log_task(struct cti_engine *e, const char *agent,
 void engine_warm_owner(struct cti_engine *e, const char *agent);
 
 /* cti_sso_client.c */
+/* Redeem a handoff code at fsc-sso: session id, and the IdS user ("" when
+ * fsc-sso answered "user": null, an opaque token) with the login_hint the
+ * sign-in started with ("" when none). */
 int sso_client_handoff(struct cti_engine *e, const char *handoff,
                        char session[128], char user[FIN_NAME_MAX],
-                       struct cmn_err *err);
+                       char user_hint[FIN_NAME_MAX], struct cmn_err *err);
 /* Fetch the current access token into s->bearer (s->lock held). */
 int sso_client_token(struct cti_engine *e, struct cti_session *s,
                      struct cmn_err *err);
 void sso_client_logout(struct cti_engine *e, struct cti_session *s);
+
+/* cti_sso_login.c */
+/* The SSO half of a sign-in: redeem in->handoff and establish which agent
+ * it is (see cti_sso_login.c). A new session (one reference) with its id
+ * the agent's loginId, its fsc-sso session and a fresh agent model, and
+ * *u as Finesse has it; or NULL with r set, the fsc-sso session ended and
+ * nothing signed in. */
+struct cti_session *engine_sso_identify(struct cti_engine *e,
+                                        const struct cti_login *in,
+                                        struct fin_user *u,
+                                        struct cti_result *r);
 
 #endif

@@ -318,39 +318,11 @@ cti_engine_login(struct cti_engine *e, const struct cti_login *in,
     }
 
     if (in->handoff != NULL) {
-        char sso_session[128], user[FIN_NAME_MAX];
-        struct cmn_err err = {{0}};
-        if (sso_client_handoff(e, in->handoff, sso_session, user, &err) !=
-            CMN_OK) {
-            result_set(r, 401, "invalid_handoff", "%s", err.msg);
-            return;
-        }
-        s = engine_session_new(e, "pending");
+        /* redeem the code and establish which agent it is (cti_sso_login.c) */
+        s = engine_sso_identify(e, in, &u, r);
         if (s == NULL) {
-            result_set(r, 503, "internal", "out of memory");
             return;
         }
-        s->sso_session = cmn_secret_new(sso_session, strlen(sso_session));
-        cmn_wipe(sso_session, sizeof(sso_session));
-        char *q = cmn_url_escape(user);
-        snprintf(path, sizeof(path), "/finesse/api/User?loginName=%s",
-                 q != NULL ? q : "");
-        free(q);
-        if (!engine_fetch_user(e, s, path, &u, r)) {
-            sso_client_logout(e, s);
-            session_unref(s);
-            return;
-        }
-        snprintf(s->id, sizeof(s->id), "%s", u.login_id);
-        snprintf(s->login_name, sizeof(s->login_name), "%s", user);
-        cti_agent_unref(s->agent);
-        s->agent = cti_agent_new(s->id);
-        if (s->agent == NULL) {
-            result_set(r, 503, "internal", "out of memory");
-            session_unref(s);
-            return;
-        }
-        cti_agent_set_dialog_hook(s->agent, cti_calls_on_dialog, e);
     } else {
         long long now = cmn_now_ms(), wait_ms = 0, wait2_ms = 0;
         bool by_agent =

@@ -62,9 +62,28 @@ sso_call(struct cti_engine *e, const char *method, const char *path,
     return *out != NULL ? CMN_OK : CMN_INVALID;
 }
 
+/* A user name as fsc-sso gives it: absent or null is "", a string must
+ * fit. */
+static bool
+copy_name(json_t *v, char out[FIN_NAME_MAX])
+{
+    const char *s = json_string_value(v);
+
+    out[0] = '\0';
+    if (v == NULL || json_is_null(v)) {
+        return true;
+    }
+    if (s == NULL || strlen(s) >= FIN_NAME_MAX) {
+        return false;
+    }
+    snprintf(out, FIN_NAME_MAX, "%s", s);
+    return true;
+}
+
 int
 sso_client_handoff(struct cti_engine *e, const char *handoff, char session[128],
-                   char user[FIN_NAME_MAX], struct cmn_err *err)
+                   char user[FIN_NAME_MAX], char user_hint[FIN_NAME_MAX],
+                   struct cmn_err *err)
 {
     json_t *body = json_pack("{s:s}", "handoff", handoff), *out = NULL;
     char *text = json_dumps(body, JSON_COMPACT);
@@ -79,14 +98,16 @@ sso_client_handoff(struct cti_engine *e, const char *handoff, char session[128],
     free(text);
     if (rc == CMN_OK) {
         const char *s = json_string_value(json_object_get(out, "session"));
-        const char *u = json_string_value(json_object_get(out, "user"));
-        if (s == NULL || u == NULL || strlen(s) >= 128 ||
-            strlen(u) >= FIN_NAME_MAX) {
+        /* "user" is required, but may be null: an IdS before 12.6(2)
+         * token nobody can read (user_hint is then the login_hint) */
+        if (s == NULL || strlen(s) >= 128 ||
+            json_object_get(out, "user") == NULL ||
+            !copy_name(json_object_get(out, "user"), user) ||
+            !copy_name(json_object_get(out, "user_hint"), user_hint)) {
             cmn_err_set(err, "fsc-sso: malformed handoff answer");
             rc = CMN_INVALID;
         } else {
             snprintf(session, 128, "%s", s);
-            snprintf(user, FIN_NAME_MAX, "%s", u);
         }
     }
     json_decref(out);

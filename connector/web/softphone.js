@@ -63,6 +63,7 @@
     sforce: null,           // window.sforce.opencti once loaded
     utility: {label: null, icon: null},
     ssoPopup: null,
+    ssoNeedsAgent: false,   // the SSO sign-in needs the Agent ID (opaque IdS tokens)
   };
 
   // ------------------------------------------------------------------ util
@@ -417,7 +418,20 @@
     el.ssoBtn.disabled = false;
     if (r.status !== 200 || !r.body || !r.body.token) {
       setStatus('Signed out');
-      const why = r.status === 401 ? 'Wrong agent ID or password.' : errText(r.body, r.status);
+      const error = r.body && r.body.error;
+      if (body.handoff && (error === 'agent_id_required' || error === 'invalid_agent')) {
+        // An opaque IdS token (IdS before 12.6(2)): the server needs the
+        // Agent ID, proven by Finesse. The handoff is spent; a second SSO
+        // round is quick (the IdP session is still open).
+        st.ssoNeedsAgent = true;
+        el.agentId.setAttribute('aria-invalid', 'true');
+        el.agentId.focus();
+        showError(error === 'agent_id_required'
+          ? 'Single sign-on did not say which agent you are. Enter your Agent ID, then sign in with SSO again.'
+          : 'Sign-in failed: Finesse did not accept this Agent ID for your single sign-on. Enter your own Agent ID, then sign in with SSO again.');
+        return;
+      }
+      const why = r.status === 401 && !body.handoff ? 'Wrong agent ID or password.' : errText(r.body, r.status);
       showError('Sign-in failed: ' + why);
       return;
     }
@@ -449,10 +463,17 @@
 
   el.ssoBtn.addEventListener('click', () => {
     const extension = el.extension.value.trim();
+    for (const f of [el.agentId, el.extension]) f.removeAttribute('aria-invalid');
     if (!extension) {
       el.extension.setAttribute('aria-invalid', 'true');
       showError('Please enter Extension, then sign in with SSO.');
       el.extension.focus();
+      return;
+    }
+    if (st.ssoNeedsAgent && !el.agentId.value.trim()) {
+      el.agentId.setAttribute('aria-invalid', 'true');
+      showError('Please enter Agent ID, then sign in with SSO.');
+      el.agentId.focus();
       return;
     }
     const cfg = st.config || {};
@@ -484,7 +505,11 @@
     const extension = st.ssoExtension;
     st.ssoExtension = null;
     st.ssoPopup = null;
-    loginWith({handoff: data.handoff, extension});
+    // The Agent ID, when known, goes along: the server uses it only when
+    // the IdS token names nobody (IdS before 12.6(2)), and Finesse must
+    // confirm it.
+    const agent = el.agentId.value.trim();
+    loginWith(agent ? {handoff: data.handoff, extension, agent} : {handoff: data.handoff, extension});
   });
 
   el.signoutBtn.addEventListener('click', () => signOut(null));

@@ -2,16 +2,19 @@
 """Run one headless-Chromium test of the softphone page against a real stack.
 
     /usr/bin/python3 tests/browser/run_browser_test.py standalone.test.js [--wrap-up REQUIRED] [--sf]
+        [--sso top-level|cisco|opaque]
 
 Starts finesse-sim (nodes A and B, a prosody each) and fsc-connector (and,
-with --sf, sf-sim: the Salesforce host page + opencti_min.js stand-in) on
-free loopback ports through tests/lib/stack.py, then runs the node test
+with --sf, sf-sim: the Salesforce host page + opencti_min.js stand-in; with
+--sso SHAPE, Redis + ids-sim issuing that token shape + fsc-sso A and B,
+the connector's [sso]) on free loopback ports through tests/lib/stack.py, then runs the node test
 script with the URLs in the environment:
 
     FSC_CONNECTOR_URL   http://127.0.0.1:N (the page is FSC_CONNECTOR_URL/softphone/)
     FSC_FINESSE_CONTROL finesse-sim control API (/sim/...)
     FSC_SF_URL          sf-sim's UI origin (--sf only)
     FSC_SF_CONTROL      sf-sim's control base URL (--sf only)
+    FSC_IDS_URL         ids-sim's base URL (--sso only; fsc-sso A is the [sso] url)
     FSC_ORG_ORIGIN      the origin in [salesforce] org_origins
     FSC_SCREENSHOT_DIR  $FSC_BUILD_DIR/browser-screenshots/<test>/
     FSC_CHROMIUM        /usr/bin/chromium (override with FSC_CHROMIUM)
@@ -61,6 +64,8 @@ def main():
     ap.add_argument("test", help="a *.test.js file in tests/browser/, or a path to one elsewhere")
     ap.add_argument("--wrap-up", default=None, help="finesse-sim --wrap-up mode")
     ap.add_argument("--sf", action="store_true", help="start sf-sim (Salesforce host page)")
+    ap.add_argument("--sso", choices=("top-level", "cisco", "opaque"),
+                    help="an SSO site: ids-sim issuing this token shape + fsc-sso")
     args = ap.parse_args()
     name = os.path.basename(args.test).replace(".test.js", "")
     script = os.path.join(HERE, os.path.basename(args.test))
@@ -81,7 +86,18 @@ def main():
     tmp = stack.session_tmp()
     env = dict(os.environ, NODE_PATH=modules, FSC_SCREENSHOT_DIR=shots, FSC_CHROMIUM=CHROMIUM,
                FSC_TMP=tmp.sub("browser"))
-    with stack.FinesseSim(agents=4, wrap_up=args.wrap_up, tmp=tmp) as fin:
+    sso = None
+    conn_port = stack.free_port()
+    if args.sso:
+        # fsc-sso (instance A, no load balancer) sending the popup back to
+        # the page's sso-done.html; IdS signs every sign-in in as 1002
+        sso = stack.Stack(haproxy=False, user="agent1002@example.com", token_shape=args.sso,
+                          tmp=tmp, sso_extra={"login": {"allowed_return_to":
+                                                        "http://%s:%d/softphone/"
+                                                        % (stack.HOST, conn_port)}})
+        env["FSC_IDS_URL"] = sso.ids.url
+    with stack.FinesseSim(agents=4, wrap_up=args.wrap_up, tmp=tmp,
+                          ids=sso.ids if sso else None) as fin:
         env["FSC_FINESSE_CONTROL"] = fin.control
         sf = redis = None
         extra = {}
@@ -101,7 +117,9 @@ def main():
         else:
             origin = ""  # no Salesforce: the page runs standalone
         env["FSC_ORG_ORIGIN"] = origin
-        conn = stack.Connector(fin, tmp=tmp, extra=extra)
+        conn = stack.Connector(fin, tmp=tmp, extra=extra, port=conn_port,
+                               sso_url=sso.url if sso else None,
+                               service_key_file=sso.secrets.service_key_file if sso else None)
         env["FSC_CONNECTOR_URL"] = conn.url
         try:
             rc = subprocess.run(["node", script], env=env, cwd=HERE, timeout=400).returncode
@@ -110,7 +128,7 @@ def main():
             rc = 1
         finally:
             conn.stop()
-            for c in (sf, redis):
+            for c in (sf, redis, sso):
                 if c is not None:
                     c.stop()
         if rc != 0:

@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "sso_claims.h"
 #include "sso_jwt.h"
 #include "sso_token_response.h"
 
@@ -25,8 +26,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* a parsed token goes on to the claims reader */
         json_t *claims = NULL;
         char user[256];
+        struct cmn_err why;
         if (sso_jwt_claims(r.access_token, &claims) == CMN_OK) {
-            if (sso_jwt_user(claims, "upn", user, sizeof(user)) == CMN_OK &&
+            if (sso_claims_user(claims, "user_id", user, sizeof(user), &why) ==
+                    CMN_OK &&
                 user[0] == '\0') {
                 abort(); /* a found user is never empty */
             }

@@ -3,7 +3,8 @@
 up Redis, ids-sim, fsc-sso A and B behind HAProxy, finesse-sim, sf-sim and
 fsc-connector, signs the demo agent in through the load balancer, and
 prints the call, its screen pop, the call's Task in Salesforce and the
-token."""
+token, which has the shape Cisco documents (the user inside a JSON-string
+sub, RS256, verified with the key IdS serves)."""
 import os
 import re
 import subprocess
@@ -21,6 +22,9 @@ def main():
     assert "quickstart: ok" in out.stdout, "quickstart finished"
     assert re.search(r"access_token=eyJ\S+ +user=agent1001@example.com", out.stdout), \
         "the demo agent's token is printed"
+    assert re.search(r'Cisco\'s shape: header \{"cty":"JWT","alg":"RS256"\}, claims iss=\S+, sub '
+                     r'\(a JSON string\) user_id=agent1001@example.com', out.stdout), \
+        "the token has Cisco's shape (the user inside sub)"
     assert re.search(r"screen pop for the Salesforce tab: SOBJECT \{\"recordId\": \"003\w+\"\}",
                      out.stdout), "the screen pop is printed"
     assert re.search(r"Inbound call from \+14155550100 \| CallType Inbound \| \d+ s \| "

@@ -652,10 +652,15 @@ class Sentinels:
 
 class IdsSim(_ProcBacked):
     """tests/sim/ids-sim/ids_sim.py: Cisco IdS-like OAuth2 server (auto-approve).
-    redirect_uris: one URL or a list. Extra command-line args via extra_args."""
+    redirect_uris: one URL or a list. token_shape: "top-level" (default),
+    "cisco" (the user inside a JSON-string sub, RS256, key endpoint) or
+    "opaque" (encrypted, no key endpoint: IdS before 12.6(2)). keys_status:
+    the key endpoint answers that HTTP status instead of the key. Extra
+    command-line args via extra_args."""
 
     def __init__(self, client_id, client_secret, redirect_uris, user=None, access_ttl=None,
-                 refresh_ttl=None, issuer=None, extra_args=(), tmp=None, start=True):
+                 refresh_ttl=None, issuer=None, extra_args=(), tmp=None, start=True,
+                 token_shape=None, keys_status=None):
         self.tmp = tmp or session_tmp()
         self.client_id, self.client_secret = client_id, client_secret
         self.redirect_uris = [redirect_uris] if isinstance(redirect_uris, str) else list(redirect_uris)
@@ -667,6 +672,10 @@ class IdsSim(_ProcBacked):
         self.port = None
         self.access_ttl, self.refresh_ttl = access_ttl, refresh_ttl
         self.extra_args = list(extra_args)
+        if token_shape:
+            self.extra_args += ["--token-shape", token_shape]
+        if keys_status:
+            self.extra_args += ["--keys-status", str(keys_status)]
         self.proc = None
         if start:
             self.start()
@@ -737,8 +746,20 @@ class IdsSim(_ProcBacked):
         return self._control("DELETE", "/sim/faults")
 
     def config(self, **kw):
-        """POST /sim/config, e.g. config(access_ttl=5)."""
+        """POST /sim/config, e.g. config(access_ttl=5), config(token_shape="cisco"),
+        config(keys_status=503) (0: serve the key again)."""
         return self._control("POST", "/sim/config", kw)
+
+    def rotate_key(self, publish=True):
+        """POST /sim/keys/rotate: sign with a new key; publish=False keeps
+        the key endpoint on the old one (tokens signed by a key nobody
+        can fetch)."""
+        return self._control("POST", "/sim/keys/rotate", {"publish": publish})
+
+    def sign_with(self, kid):
+        """POST /sim/keys/sign: sign with an earlier key again ("ids-sim-1"),
+        like an IdS node that has not switched over yet."""
+        return self._control("POST", "/sim/keys/sign", {"kid": kid})
 
     def reset_stats(self):
         return self._control("POST", "/sim/reset")
@@ -1176,6 +1197,7 @@ class Stack:
 
     Attributes: tmp, redis, replica, sentinels, ids, secrets, a, b, lb,
     public_url, return_to, service_key. sso_extra: extra INI for both.
+    token_shape, keys_status: see IdsSim.
     """
 
     CLIENT_ID = "fsc-connector"
@@ -1183,7 +1205,8 @@ class Stack:
     MASTER_NAME = "fsc"
 
     def __init__(self, sentinel=False, haproxy=True, user="agent1@example.com",
-                 access_ttl=None, refresh_ttl=None, sso_extra=None, jwt=False, tmp=None):
+                 access_ttl=None, refresh_ttl=None, sso_extra=None, jwt=False, tmp=None,
+                 token_shape=None, keys_status=None):
         self.tmp = tmp or session_tmp()
         self.return_to = self.RETURN_TO
         self.redis = Redis(name="redis-master", tmp=self.tmp)
@@ -1200,7 +1223,8 @@ class Stack:
         a_port = free_port()
         redirect = (self.public_url or "http://%s:%d" % (HOST, a_port)) + "/sso/callback"
         self.ids = IdsSim(self.CLIENT_ID, self.secrets.client_secret, [redirect], user=user,
-                          access_ttl=access_ttl, refresh_ttl=refresh_ttl, tmp=self.tmp)
+                          access_ttl=access_ttl, refresh_ttl=refresh_ttl, tmp=self.tmp,
+                          token_shape=token_shape, keys_status=keys_status)
         public = self.public_url or "http://%s:%d" % (HOST, a_port)
         kw = dict(ids=self.ids, public_url=public, allowed_return_to=[self.return_to],
                   secrets=self.secrets, extra=sso_extra, jwt=jwt, tmp=self.tmp)
@@ -1394,8 +1418,8 @@ class FinesseSim:
         fin.call("1001", ani=..., callvariables={...}, ecc={...}) -> dialog id
 
     Agents 1001..(1000+agents): password pw<id>, extension <id>, loginName
-    agent<id>@example.com. ids: an IdsSim (Bearer tokens verified with its
-    public key). nodes=1 starts prosody for A only."""
+    agent<id>@example.com. ids: an IdsSim (Bearer tokens checked with it,
+    any shape). nodes=1 starts prosody for A only."""
 
     def __init__(self, agents=10, ids=None, presence_grace_s=3, nodes=2, domain="finesse.test",
                  wrap_up=None, remote_answer_ms=None, auth_mode=None, extra_args=(),
@@ -1424,7 +1448,9 @@ class FinesseSim:
             argv += ["--prosody-b", "%s:%d" % (HOST, self.prosody_b.component_port),
                      "--xmpp-port-b", str(self.prosody_b.c2s_port)]
         if ids is not None:
-            argv += ["--ids-public-key", ids.public_key_path]
+            # Bearer tokens are checked with ids-sim, as Finesse asks IdS:
+            # any token shape, through key rotations
+            argv += ["--ids-url", ids.url]
         if wrap_up:
             argv += ["--wrap-up", wrap_up]
         if remote_answer_ms is not None:

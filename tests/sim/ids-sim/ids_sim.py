@@ -4,9 +4,12 @@ for tests of fsc-sso.
 
 Implements the authorization code grant (RFC 6749) with PKCE S256
 (RFC 7636), one-time rotating refresh tokens, token revocation (RFC 7009),
-RS256 JWT access tokens like IdS 12.6(2)+, and a /sim/* control API for
-fault injection and statistics. Binds 127.0.0.1 only. Needs the standard
-library and python3-cryptography. See README.md next to this file.
+access tokens in three shapes (top-level claims; Cisco's RS256 token whose
+user is inside a JSON-string `sub`, as IdS 12.6(2)+ issues it, with its
+public-key endpoint; opaque encrypted tokens like IdS before 12.6(2)), key
+rotation, and a /sim/* control API for fault injection and statistics.
+Binds 127.0.0.1 only. Needs the standard library and python3-cryptography.
+See README.md next to this file.
 """
 
 import argparse
@@ -30,15 +33,20 @@ import threading
 import time
 import urllib.parse
 
-from cryptography.exceptions import InvalidSignature
+import datetime
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.x509.oid import NameOID
 
 MAX_BODY = 64 * 1024
 CODE_TTL = 60
 MAX_ENTRIES = 500_000          # per table; oldest-expiring evicted beyond this
 SCOPE = "cc_onprem_apps"
-KID = "ids-sim-1"
+SHAPES = ("top-level", "cisco", "opaque")
 JSON_CT = "application/json;charset=UTF-8"
 VERIFIER_RE = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 FAULT_ERRORS = {400: "invalid_request", 401: "invalid_client",
@@ -64,24 +72,38 @@ class OAuthError(Exception):
 
 
 class Signer:
-    """RS256 JWT signing/verification with a cached key object."""
+    """One RS256 signing key (RSA 2048) and its public forms."""
 
-    def __init__(self, key_file=None):
+    def __init__(self, key_file=None, kid="ids-sim-1"):
         if key_file:
             with open(key_file, "rb") as f:
                 self.key = serialization.load_pem_private_key(f.read(), None)
         else:
             self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.kid = kid
         self.pub = self.key.public_key()
         self.public_pem = self.pub.public_bytes(
             serialization.Encoding.PEM,
             serialization.PublicFormat.SubjectPublicKeyInfo)
-        hdr = {"alg": "RS256", "typ": "JWT", "kid": KID}
-        self.header = b64url(json.dumps(hdr, separators=(",", ":")).encode())
+        self._x509 = None
 
-    def sign(self, claims):
+    def x509_pem(self):
+        """A self-signed certificate for the key (IdS's /x509 endpoint)."""
+        if self._x509 is None:
+            name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ids-sim token signing")])
+            now = datetime.datetime.now(datetime.timezone.utc)
+            cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                    .public_key(self.pub).serial_number(x509.random_serial_number())
+                    .not_valid_before(now - datetime.timedelta(days=1))
+                    .not_valid_after(now + datetime.timedelta(days=365))
+                    .sign(self.key, hashes.SHA256()))
+            self._x509 = cert.public_bytes(serialization.Encoding.PEM)
+        return self._x509
+
+    def sign(self, claims, header):
+        h = b64url(json.dumps(header, separators=(",", ":")).encode())
         payload = b64url(json.dumps(claims, separators=(",", ":")).encode())
-        signing_input = self.header + b"." + payload
+        signing_input = h + b"." + payload
         sig = self.key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
         return (signing_input + b"." + b64url(sig)).decode()
 
@@ -94,6 +116,91 @@ class Signer:
             return json.loads(b64url_decode(p.decode()))
         except (ValueError, InvalidSignature, binascii.Error, UnicodeError):
             return None
+
+
+class Keys:
+    """Every signing key this IdS used (old tokens stay verifiable), the one
+    it signs with now, and the one its key endpoint publishes (normally the
+    same; rotate(publish=False) signs with a key nobody can fetch)."""
+
+    def __init__(self, key_file=None, public_key_out=None):
+        self.signing = self.published = Signer(key_file)
+        self.all = [self.signing]
+        self.public_key_out = public_key_out
+        self.enc_key = AESGCM.generate_key(bit_length=256)   # opaque tokens
+        self._write()
+
+    def _write(self):
+        if self.public_key_out:
+            write_atomic(self.public_key_out, self.published.public_pem)
+
+    def rotate(self, publish=True):
+        s = Signer(kid="ids-sim-%d" % (len(self.all) + 1))
+        self.all.append(s)
+        self.signing = s
+        if publish:
+            self.published = s
+            self._write()
+        return s
+
+    def sign_with(self, kid):
+        """Sign with an earlier key again (an IdS node that has not switched
+        over yet); the key endpoint is unchanged. False for an unknown kid."""
+        for s in self.all:
+            if s.kid == kid:
+                self.signing = s
+                return True
+        return False
+
+    def verify(self, token):
+        for s in reversed(self.all):
+            claims = s.verify(token)
+            if claims is not None:
+                return claims
+        return None
+
+    # IdS before 12.6(2) encrypts its access tokens: a JWE in compact form
+    # (RFC 7516: header.encrypted_key.iv.ciphertext.tag, here alg "dir",
+    # enc "A256GCM"), opaque to everyone but IdS.
+    def encrypt(self, claims):
+        header = b64url(json.dumps({"alg": "dir", "enc": "A256GCM"},
+                                   separators=(",", ":")).encode())
+        iv = os.urandom(12)
+        sealed = AESGCM(self.enc_key).encrypt(
+            iv, json.dumps(claims, separators=(",", ":")).encode(), header)
+        return b".".join([header, b"", b64url(iv), b64url(sealed[:-16]),
+                          b64url(sealed[-16:])]).decode()
+
+    def decrypt(self, token):
+        try:
+            h, _, iv, ct, tag = token.encode("ascii").split(b".")
+            pt = AESGCM(self.enc_key).decrypt(b64url_decode(iv.decode()),
+                                              b64url_decode(ct.decode()) + b64url_decode(tag.decode()),
+                                              h)
+            return json.loads(pt)
+        except (ValueError, InvalidTag, binascii.Error, UnicodeError):
+            return None
+
+    def read(self, token):
+        """(claims, user) of an access token this IdS issued, in any shape;
+        (None, None) for anything else. Expiry not checked."""
+        claims = self.decrypt(token) if token.count(".") == 4 else self.verify(token)
+        if not isinstance(claims, dict):
+            return None, None
+        return claims, token_user(claims)
+
+
+def token_user(claims):
+    """The user a token of ours names: inside a JSON-string sub (Cisco's
+    shape), else user_id, else sub."""
+    sub = claims.get("sub")
+    if isinstance(sub, str) and sub.lstrip().startswith("{"):
+        try:
+            inner = json.loads(sub)
+        except ValueError:
+            return None
+        return inner.get("user_id") if isinstance(inner, dict) else None
+    return claims.get("user_id") or sub
 
 
 class Table:
@@ -114,11 +221,13 @@ class State:
     """All shared state; every access holds self.lock."""
 
     STAT_KEYS = ("reuse_attempts", "invalid_grant", "revocations",
-                 "faults_served", "token_requests", "aborted_after_delay")
+                 "faults_served", "token_requests", "aborted_after_delay",
+                 "key_requests", "key_fetches")
 
-    def __init__(self, access_ttl, refresh_ttl):
+    def __init__(self, access_ttl, refresh_ttl, token_shape="top-level", keys_status=0):
         self.lock = threading.Lock()
         self.access_ttl, self.refresh_ttl = access_ttl, refresh_ttl
+        self.token_shape, self.keys_status = token_shape, keys_status
         self.codes, self.refresh, self.revoked_jti = Table(), Table(), Table()
         self.faults = []
         self.reset_stats()
@@ -133,6 +242,7 @@ class State:
                      if r["status"] == "active" and r["exp"] > now)
         out = {"grants": dict(self.grants), **self.stats}
         out["active_refresh_tokens"] = active
+        out["token_shape"] = self.token_shape
         return out
 
     def take_fault(self, grant_type):
@@ -326,8 +436,34 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     # ---- IdS endpoints --------------------------------------------------
 
+    def key_endpoint(self, body_of):
+        """/ids/v1/keys/token/*: IdS 12.6(2)+ serves its token key to admin
+        or client credentials (Finesse developer guide, "Client-side token
+        validation"). IdS before 12.6(2) (opaque tokens) has no such
+        endpoint: 404. keys_status makes it answer that status instead."""
+        srv, st = self.server, self.server.state
+        with st.lock:
+            st.stats["key_requests"] += 1
+            shape, status = st.token_shape, st.keys_status
+        try:
+            self.authenticate_client({})
+        except OAuthError as e:
+            return self.send_oauth_error(e)
+        if status:
+            return self.send_json(status, {"error": "unavailable", "error_description":
+                                           "key endpoint answers %d (sim)" % status})
+        if shape == "opaque":
+            return self.send_json(404, {"error": "not_found"})
+        with st.lock:
+            st.stats["key_fetches"] += 1
+            body = body_of(srv.keys.published)
+        self.send(200, body, "application/x-pem-file", [("Cache-Control", "no-store")])
+
     def h_public_key(self, _body):
-        self.send(200, self.server.signer.public_pem, "application/x-pem-file")
+        self.key_endpoint(lambda signer: signer.public_pem)
+
+    def h_x509(self, _body):
+        self.key_endpoint(lambda signer: signer.x509_pem())
 
     def h_authorize_get(self, _body):
         try:
@@ -538,15 +674,38 @@ class Handler(http.server.BaseHTTPRequestHandler):
             rec["status"] = "used"
             return rec["user"]
 
+    def access_token(self, cid, user, now, ttl, shape):
+        """An access token of the given shape for user."""
+        srv = self.server
+        jti = secrets.token_hex(16)
+        if shape == "top-level":
+            claims = {"iss": srv.issuer, "aud": cid, "sub": user, "user_id": user, "upn": user,
+                      "realm": "sim", "scope": [SCOPE], "iat": now, "exp": now + ttl, "jti": jti}
+            with srv.state.lock:
+                signer = srv.keys.signing
+            return signer.sign(claims, {"alg": "RS256", "typ": "JWT", "kid": signer.kid})
+        # Cisco's shape (Finesse developer guide, "REST API with SSO -
+        # client integration"): header {"cty":"JWT","alg":"RS256"}, the
+        # user inside sub, a JSON-encoded string with scope, rt, user_id,
+        # realm and upn. user_id is the Finesse loginName (or loginId).
+        upn = user if "@" in user else "%s@%s" % (user, srv.realm)
+        inner = {"scope": [SCOPE], "rt": secrets.token_hex(16), "user_id": user,
+                 "realm": srv.realm, "upn": upn}
+        claims = {"iss": srv.issuer, "sub": json.dumps(inner, separators=(",", ":")),
+                  "iat": now, "exp": now + ttl, "jti": jti}
+        if shape == "opaque":
+            return srv.keys.encrypt(claims)
+        with srv.state.lock:
+            signer = srv.keys.signing
+        return signer.sign(claims, {"cty": "JWT", "alg": "RS256"})
+
     def issue(self, cid, user, grant_type):
         srv, st = self.server, self.server.state
         now = int(time.time())
         with st.lock:
             access_ttl, refresh_ttl = st.access_ttl, st.refresh_ttl
-        claims = {"iss": srv.issuer, "aud": cid, "sub": user, "user_id": user, "upn": user,
-                  "realm": "sim", "scope": [SCOPE], "iat": now, "exp": now + access_ttl,
-                  "jti": secrets.token_hex(16)}
-        access = srv.signer.sign(claims)
+            shape = st.token_shape
+        access = self.access_token(cid, user, now, access_ttl, shape)
         refresh = secrets.token_urlsafe(32)
         rec = {"exp": now + refresh_ttl, "client_id": cid, "user": user, "status": "active"}
         with st.lock:
@@ -574,9 +733,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     rec["status"] = "revoked"
                     st.stats["revocations"] += 1
                 token = None
-        if token is not None and token.count(".") == 2:
-            claims = self.server.signer.verify(token)
-            if claims and claims.get("aud") == cid and claims.get("exp", 0) > now:
+        if token is not None:
+            claims, _ = self.server.keys.read(token)
+            if claims and claims.get("aud", cid) == cid and claims.get("exp", 0) > now:
                 with st.lock:
                     if claims["jti"] not in st.revoked_jti.d:
                         st.revoked_jti.put(claims["jti"], {"exp": claims["exp"]}, now)
@@ -619,15 +778,53 @@ class Handler(http.server.BaseHTTPRequestHandler):
         obj = self.json_body(body)
         if obj is None:
             return
-        if not isinstance(obj, dict) or set(obj) - {"access_ttl", "refresh_ttl"} or any(
-                not isinstance(v, int) or isinstance(v, bool) or v <= 0 for v in obj.values()):
-            return self.send_json(400, {"ok": False,
-                                        "error": "expected access_ttl/refresh_ttl positive integers"})
+        if not isinstance(obj, dict) or set(obj) - {"access_ttl", "refresh_ttl", "token_shape",
+                                                    "keys_status"}:
+            return self.send_json(400, {"ok": False, "error": "expected access_ttl, refresh_ttl, "
+                                        "token_shape or keys_status"})
+        for k in ("access_ttl", "refresh_ttl"):
+            v = obj.get(k, 1)
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                return self.send_json(400, {"ok": False, "error": "%s: a positive integer" % k})
+        if obj.get("token_shape", SHAPES[0]) not in SHAPES:
+            return self.send_json(400, {"ok": False, "error": "token_shape: one of " + ", ".join(SHAPES)})
+        ks = obj.get("keys_status", 0)
+        if not isinstance(ks, int) or isinstance(ks, bool) or not (ks == 0 or 100 <= ks <= 599):
+            return self.send_json(400, {"ok": False, "error": "keys_status: 0 or an HTTP status"})
         st = self.server.state
         with st.lock:
             st.access_ttl = obj.get("access_ttl", st.access_ttl)
             st.refresh_ttl = obj.get("refresh_ttl", st.refresh_ttl)
+            st.token_shape = obj.get("token_shape", st.token_shape)
+            st.keys_status = obj.get("keys_status", st.keys_status)
         self.send_json(200, {"ok": True})
+
+    def h_rotate(self, body):
+        obj = self.json_body(body)
+        if obj is None:
+            return
+        if not isinstance(obj, dict) or set(obj) - {"publish"} or \
+                not isinstance(obj.get("publish", True), bool):
+            return self.send_json(400, {"ok": False, "error": "expected {\"publish\": bool}"})
+        srv = self.server
+        with srv.state.lock:
+            s = srv.keys.rotate(obj.get("publish", True))
+            published = srv.keys.published.kid
+        self.send_json(200, {"ok": True, "signing": s.kid, "published": published})
+
+    def h_sign_with(self, body):
+        obj = self.json_body(body)
+        if obj is None:
+            return
+        if not isinstance(obj, dict) or set(obj) != {"kid"} or not isinstance(obj["kid"], str):
+            return self.send_json(400, {"ok": False, "error": "expected {\"kid\": \"ids-sim-N\"}"})
+        srv = self.server
+        with srv.state.lock:
+            ok = srv.keys.sign_with(obj["kid"])
+            published = srv.keys.published.kid
+        if not ok:
+            return self.send_json(400, {"ok": False, "error": "unknown kid"})
+        self.send_json(200, {"ok": True, "signing": obj["kid"], "published": published})
 
     def h_reset(self, _body):
         with self.server.state.lock:
@@ -647,13 +844,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     "active": rec["status"] == "active" and rec["exp"] > now,
                     "token_type": "refresh_token", "status": rec["status"],
                     "user": rec["user"], "exp": int(rec["exp"])})
-        claims = self.server.signer.verify(token) if token else None
+        claims, user = self.server.keys.read(token) if token else (None, None)
         if not claims:
             return self.send_json(200, {"active": False})
         with st.lock:
             revoked = claims.get("jti") in st.revoked_jti.d
-        self.send_json(200, {"active": not revoked and claims.get("exp", 0) > now,
-                             "token_type": "access_token", "user": claims.get("sub"),
+        self.send_json(200, {"active": not revoked and claims.get("exp", 0) > now and bool(user),
+                             "token_type": "access_token", "user": user,
                              "exp": claims.get("exp")})
 
 
@@ -662,6 +859,9 @@ ROUTES = {
     "/ids/v1/oauth/token": {"POST": Handler.h_token},
     "/ids/v1/oauth/revoke": {"POST": Handler.h_revoke},
     "/ids/v1/keys/token/public": {"GET": Handler.h_public_key},
+    "/ids/v1/keys/token/x509": {"GET": Handler.h_x509},
+    "/sim/keys/rotate": {"POST": Handler.h_rotate},
+    "/sim/keys/sign": {"POST": Handler.h_sign_with},
     "/sim/stats": {"GET": Handler.h_stats},
     "/sim/faults": {"POST": Handler.h_faults_post, "DELETE": Handler.h_faults_delete},
     "/sim/config": {"POST": Handler.h_config},
@@ -699,7 +899,12 @@ def main(argv=None):
     ap.add_argument("--refresh-ttl", type=int, default=36000)
     ap.add_argument("--issuer", default="ids.sim")
     ap.add_argument("--key", help="PEM RSA private key (default: generate 2048-bit)")
-    ap.add_argument("--public-key-out")
+    ap.add_argument("--public-key-out", help="the published public key is (re)written here")
+    ap.add_argument("--token-shape", choices=SHAPES, default="top-level",
+                    help="access tokens: top-level claims, Cisco's sub-JSON RS256, or opaque")
+    ap.add_argument("--realm", default="example.com", help="realm in Cisco-shaped tokens")
+    ap.add_argument("--keys-status", type=int, default=0,
+                    help="the key endpoint answers this HTTP status (0: serves the key)")
     ap.add_argument("--form", action="store_true", help="show a login form instead of auto-approving")
     ap.add_argument("--tls-cert")
     ap.add_argument("--tls-key")
@@ -709,19 +914,20 @@ def main(argv=None):
         ap.error("--tls-cert and --tls-key go together")
     if a.access_ttl <= 0 or a.refresh_ttl <= 0:
         ap.error("TTLs must be positive")
+    if a.keys_status and not 100 <= a.keys_status <= 599:
+        ap.error("--keys-status: 0 or an HTTP status")
     with open(a.client_secret_file, encoding="utf-8") as f:
         secret = f.read().rstrip("\r\n")
     if not secret:
         ap.error("client secret file is empty")
 
-    signer = Signer(a.key)
-    if a.public_key_out:
-        write_atomic(a.public_key_out, signer.public_pem)
+    keys = Keys(a.key, a.public_key_out)
     srv = Server(("127.0.0.1", a.port), Handler)
-    srv.verbose, srv.signer, srv.form = a.verbose, signer, a.form
+    srv.verbose, srv.keys, srv.form = a.verbose, keys, a.form
     srv.client_id, srv.client_secret = a.client_id, secret
     srv.redirect_uris, srv.default_user, srv.issuer = a.redirect_uri, a.user, a.issuer
-    srv.state = State(a.access_ttl, a.refresh_ttl)
+    srv.realm = a.realm
+    srv.state = State(a.access_ttl, a.refresh_ttl, a.token_shape, a.keys_status)
     if a.tls_cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(a.tls_cert, a.tls_key)

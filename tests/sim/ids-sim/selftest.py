@@ -126,6 +126,14 @@ class Sim:
     def stats(self):
         return self.jreq("GET", "/sim/stats")[1]
 
+    def key(self, path="/ids/v1/keys/token/public", auth=True):
+        """GET a key endpoint with the client credentials (IdS asks for them)."""
+        hdr = {}
+        if auth:
+            cred = CID + ":" + SECRET
+            hdr["Authorization"] = "Basic " + base64.b64encode(cred.encode()).decode()
+        return self.req("GET", path, headers=hdr)
+
     def stop(self):
         self.conn.close()
         self.proc.send_signal(signal.SIGTERM)
@@ -145,8 +153,10 @@ def test_flow(sim):
           and tok.get("expires_in") == 3600 and tok.get("refresh_token_expires_in") == 36000
           and tok.get("refresh_token"), "token response fields")
 
-    st, _, pem = sim.req("GET", "/ids/v1/keys/token/public")
+    st, _, pem = sim.key()
     check(st == 200 and pem.startswith(b"-----BEGIN PUBLIC KEY-----"), "public key PEM served")
+    st, _, _ = sim.key(auth=False)
+    check(st == 401, "public key without client credentials -> 401")
     with open(sim.pub_file, "rb") as f:
         check(f.read() == pem, "--public-key-out matches served key")
     check(jwt.get_unverified_header(tok["access_token"]) ==
@@ -319,6 +329,96 @@ def test_config_and_introspect(sim):
     sim.jreq("POST", "/sim/config", {"access_ttl": 3600, "refresh_ttl": 36000})
 
 
+def b64d(part):
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+def new_token(sim, hint="sjefferson"):
+    v, c = pkce()
+    _, q = sim.authorize(c, login_hint=hint)
+    st, _, tok = sim.exchange(q["code"], v)
+    assert st == 200, tok
+    return tok
+
+
+def introspect(sim, token):
+    return sim.jreq("GET", "/sim/tokens/introspect?" + urllib.parse.urlencode({"token": token}))[1]
+
+
+def test_shapes_and_keys(sim):
+    st, r = sim.jreq("POST", "/sim/config", {"token_shape": "cisco"})
+    check(st == 200 and sim.stats()["token_shape"] == "cisco", "token_shape cisco")
+    tok = new_token(sim)
+    h, p, _ = tok["access_token"].split(".")
+    check(json.loads(b64d(h)) == {"cty": "JWT", "alg": "RS256"}, "Cisco header cty JWT, RS256")
+    claims = json.loads(b64d(p))
+    inner = json.loads(claims["sub"])
+    check(isinstance(claims["sub"], str) and inner["user_id"] == "sjefferson"
+          and inner["upn"] == "sjefferson@example.com" and inner["scope"] == ["cc_onprem_apps"]
+          and inner["realm"] == "example.com" and inner.get("rt")
+          and "user_id" not in claims and "upn" not in claims,
+          "Cisco claims: user inside the JSON-string sub only")
+    _, _, pem = sim.key()
+    claims = jwt.decode(tok["access_token"], pem, algorithms=["RS256"], issuer="ids.sim",
+                        options={"verify_aud": False})
+    check(claims["exp"] - claims["iat"] == 3600, "Cisco token verifies with the served key")
+    info = introspect(sim, tok["access_token"])
+    check(info.get("active") is True and info.get("user") == "sjefferson", "introspect: user_id")
+    st, _, cert = sim.key("/ids/v1/keys/token/x509")
+    served = x509.load_pem_x509_certificate(cert).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    check(st == 200 and served == pem, "/x509 certificate carries the same key")
+
+    fetches = sim.stats()["key_fetches"]
+    st, r = sim.jreq("POST", "/sim/keys/rotate", {})
+    check(st == 200 and r["signing"] == r["published"] == "ids-sim-2", "rotate: new key published")
+    _, _, pem2 = sim.key()
+    check(pem2 != pem, "the endpoint serves the new key")
+    with open(sim.pub_file, "rb") as f:
+        check(f.read() == pem2, "--public-key-out follows the rotation")
+    tok2 = new_token(sim)
+    jwt.decode(tok2["access_token"], pem2, algorithms=["RS256"], options={"verify_aud": False})
+    check(introspect(sim, tok["access_token"]).get("active") is True,
+          "a token signed with the old key stays valid")
+    st, r = sim.jreq("POST", "/sim/keys/rotate", {"publish": False})
+    check(st == 200 and r["signing"] == "ids-sim-3" and r["published"] == "ids-sim-2",
+          "rotate without publishing: a key nobody can fetch")
+    tok3 = new_token(sim)
+    try:
+        jwt.decode(tok3["access_token"], pem2, algorithms=["RS256"], options={"verify_aud": False})
+        check(False, "a token of the unpublished key does not verify with the served key")
+    except jwt.InvalidSignatureError:
+        check(True, "a token of the unpublished key does not verify with the served key")
+    check(sim.stats()["key_fetches"] == fetches + 1, "key_fetches counted")
+    st, r = sim.jreq("POST", "/sim/keys/sign", {"kid": "ids-sim-1"})
+    check(st == 200 and r["signing"] == "ids-sim-1" and r["published"] == "ids-sim-2",
+          "sign with an earlier key again")
+    tok1 = new_token(sim)
+    jwt.decode(tok1["access_token"], pem, algorithms=["RS256"], options={"verify_aud": False})
+    st, r = sim.jreq("POST", "/sim/keys/sign", {"kid": "nope"})
+    check(st == 400, "unknown kid -> 400")
+
+    sim.jreq("POST", "/sim/config", {"keys_status": 503})
+    st, _, _ = sim.key()
+    check(st == 503, "keys_status 503: the key endpoint is down")
+    st, r = sim.jreq("POST", "/sim/config", {"keys_status": 7})
+    check(st == 400, "keys_status must be an HTTP status")
+    sim.jreq("POST", "/sim/config", {"keys_status": 0, "token_shape": "opaque"})
+    tok = new_token(sim, hint="1003")
+    parts = tok["access_token"].split(".")
+    check(len(parts) == 5 and json.loads(b64d(parts[0])) == {"alg": "dir", "enc": "A256GCM"},
+          "opaque: a compact JWE (5 parts, dir/A256GCM)")
+    info = introspect(sim, tok["access_token"])
+    check(info.get("active") is True and info.get("user") == "1003", "introspect opaque: user")
+    st, _, _ = sim.key()
+    check(st == 404, "opaque (IdS before 12.6(2)): no key endpoint")
+    tampered = parts[:3] + ["A" + parts[3][1:]] + parts[4:]
+    check(introspect(sim, ".".join(tampered)) == {"active": False}, "tampered opaque: inactive")
+    st, r = sim.jreq("POST", "/sim/config", {"token_shape": "square"})
+    check(st == 400, "unknown token_shape -> 400")
+    sim.jreq("POST", "/sim/config", {"token_shape": "top-level"})
+
+
 def test_form(tmp):
     sim = Sim(tmp, "--form")
     q = {"client_id": CID, "redirect_uri": REDIRECT, "response_type": "code", "state": "xyz"}
@@ -399,6 +499,7 @@ def main():
             test_errors(sim)
             test_faults(sim)
             test_config_and_introspect(sim)
+            test_shapes_and_keys(sim)
             if "--bench" in sys.argv:
                 bench(sim, int(sys.argv[sys.argv.index("--bench") + 1]))
         finally:
