@@ -988,14 +988,16 @@ def _hostport(x):
 # --------------------------------------------------------------------------
 # HTTP helpers
 
-def http(method, url, headers=None, body=None, timeout=5.0, follow=False, cookies=None):
+def http(method, url, headers=None, body=None, timeout=5.0, follow=False, cookies=None,
+         context=None):
     """One HTTP request with http.client. body: bytes, str, or dict/list (sent
     as JSON). follow: follow redirects (GET after 301/302/303). cookies: a
-    Browser whose cookie jar is used. Returns (status, headers, body bytes);
+    Browser whose cookie jar is used. context: an ssl.SSLContext for https
+    (e.g. TestPki.client_context()). Returns (status, headers, body bytes);
     header names are lower-case, repeated headers joined with ", " except
     set-cookie (joined with "\\n")."""
     for _ in range(10):
-        status, hdrs, data = _request_once(method, url, headers, body, timeout, cookies)
+        status, hdrs, data = _request_once(method, url, headers, body, timeout, cookies, context)
         if not follow or status not in (301, 302, 303, 307, 308) or "location" not in hdrs:
             return status, hdrs, data
         url = urllib.parse.urljoin(url, hdrs["location"])
@@ -1004,10 +1006,12 @@ def http(method, url, headers=None, body=None, timeout=5.0, follow=False, cookie
     raise RuntimeError("too many redirects")
 
 
-def _request_once(method, url, headers, body, timeout, cookies):
+def _request_once(method, url, headers, body, timeout, cookies, context=None):
     u = urllib.parse.urlsplit(url)
-    cls = httpclient.HTTPSConnection if u.scheme == "https" else httpclient.HTTPConnection
-    conn = cls(u.hostname, u.port, timeout=timeout)
+    if u.scheme == "https":
+        conn = httpclient.HTTPSConnection(u.hostname, u.port, timeout=timeout, context=context)
+    else:
+        conn = httpclient.HTTPConnection(u.hostname, u.port, timeout=timeout)
     hdrs = dict(headers or {})
     if isinstance(body, (dict, list)):
         body = json.dumps(body).encode()
@@ -1246,6 +1250,64 @@ class Stack:
         if exc_type is not None:
             mark_failed()
         self.stop()
+
+
+# --------------------------------------------------------------------------
+# Throwaway test PKI (openssl CLI)
+
+def _openssl(*args):
+    subprocess.run(["openssl"] + list(args), check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.PIPE)
+
+
+class TestPki:
+    """A throwaway certificate authority, a server certificate it issued, and a
+    second, unrelated CA (an impostor, or a wrong ca_file), under tmp/pki/<name>:
+
+        pki = TestPki(domain="finesse.test")
+        pki.ca_file         the CA to trust (PEM)
+        pki.server          (certificate, key) for DNS:<domain>, DNS:localhost and
+                            IP:127.0.0.1, so both the XMPP domain check and a
+                            https://127.0.0.1 check pass
+        pki.other_ca_file   a CA that issued nothing the servers present
+
+    RSA 2048, valid 2 days; keys are 0600."""
+
+    __test__ = False   # not a pytest test class, despite the name
+
+    def __init__(self, domain="finesse.test", tmp=None, name="pki"):
+        self.tmp = tmp or session_tmp()
+        self.domain = domain
+        self.dir = self.tmp.sub(name)
+        ca_key, self.ca_file = self._ca("test-ca")
+        _, self.other_ca_file = self._ca("impostor-ca")
+        self.server = self._server_cert(ca_key, self.ca_file, domain)
+
+    def _ca(self, cn):
+        key, crt = (os.path.join(self.dir, cn + ext) for ext in (".key", ".crt"))
+        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "2",
+                 "-subj", "/CN=%s (fsc tests)" % cn, "-keyout", key, "-out", crt)
+        os.chmod(key, 0o600)
+        return key, crt
+
+    def _server_cert(self, ca_key, ca_crt, domain):
+        key, csr, crt = (os.path.join(self.dir, "server" + ext) for ext in (".key", ".csr", ".crt"))
+        ext = os.path.join(self.dir, "server.ext")
+        with open(ext, "w") as f:
+            f.write("subjectAltName=DNS:%s,DNS:localhost,IP:%s\nextendedKeyUsage=serverAuth\n"
+                    % (domain, HOST))
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-sha256", "-subj", "/CN=%s" % domain,
+                 "-keyout", key, "-out", csr)
+        _openssl("x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key, "-CAcreateserial",
+                 "-days", "2", "-sha256", "-extfile", ext, "-out", crt)
+        os.chmod(key, 0o600)
+        return crt, key
+
+    def client_context(self, ca_file=None):
+        """An ssl.SSLContext that trusts only ca_file (default: this CA) and
+        checks host names."""
+        import ssl
+        return ssl.create_default_context(cafile=ca_file or self.ca_file)
 
 
 # --------------------------------------------------------------------------
