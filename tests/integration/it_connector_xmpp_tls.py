@@ -10,33 +10,10 @@ a test CA.
 3. xmpp_tls = false against a server that requires TLS: refused as well
    (the connector never falls back to a clear-text password)."""
 import os
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import stack  # noqa: E402
-
-
-def openssl(*args):
-    subprocess.run(["openssl"] + list(args), check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.PIPE)
-
-
-def make_ca(tmp, name):
-    key, crt = tmp.file("pki/%s.key" % name), tmp.file("pki/%s.crt" % name)
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "2",
-            "-subj", "/CN=%s" % name, "-keyout", key, "-out", crt)
-    return key, crt
-
-
-def make_server_cert(tmp, ca_key, ca_crt, domain):
-    key, csr, crt = (tmp.file("pki/%s.%s" % (domain, ext)) for ext in ("key", "csr", "crt"))
-    ext = tmp.write("pki/%s.ext" % domain, "subjectAltName=DNS:%s\n" % domain)
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-sha256", "-subj", "/CN=%s" % domain,
-            "-keyout", key, "-out", csr)
-    openssl("x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key, "-CAcreateserial",
-            "-days", "2", "-sha256", "-extfile", ext, "-out", crt)
-    return crt, key
 
 
 def connector(fin, name, tls, ca):
@@ -47,12 +24,9 @@ def connector(fin, name, tls, ca):
 
 
 def main():
-    tmp = stack.session_tmp()
-    os.makedirs(tmp.file("pki"), exist_ok=True)
-    ca_key, ca_crt = make_ca(tmp, "finesse-test-ca")
-    _, other_crt = make_ca(tmp, "impostor-ca")
-    cert = make_server_cert(tmp, ca_key, ca_crt, "finesse.test")
-    fin = stack.FinesseSim(agents=3, presence_grace_s=30, xmpp_tls=cert)
+    pki = stack.TestPki("finesse.test")
+    ca_crt, other_crt = pki.ca_file, pki.other_ca_file
+    fin = stack.FinesseSim(agents=3, presence_grace_s=30, xmpp_tls=pki.server)
 
     # --- 1. trusted: signed in, notifications over TLS
     conn = connector(fin, "connector-tls", True, ca_crt)

@@ -1009,14 +1009,16 @@ def _hostport(x):
 # --------------------------------------------------------------------------
 # HTTP helpers
 
-def http(method, url, headers=None, body=None, timeout=5.0, follow=False, cookies=None):
+def http(method, url, headers=None, body=None, timeout=5.0, follow=False, cookies=None,
+         context=None):
     """One HTTP request with http.client. body: bytes, str, or dict/list (sent
     as JSON). follow: follow redirects (GET after 301/302/303). cookies: a
-    Browser whose cookie jar is used. Returns (status, headers, body bytes);
+    Browser whose cookie jar is used. context: an ssl.SSLContext for https
+    (e.g. TestPki.client_context()). Returns (status, headers, body bytes);
     header names are lower-case, repeated headers joined with ", " except
     set-cookie (joined with "\\n")."""
     for _ in range(10):
-        status, hdrs, data = _request_once(method, url, headers, body, timeout, cookies)
+        status, hdrs, data = _request_once(method, url, headers, body, timeout, cookies, context)
         if not follow or status not in (301, 302, 303, 307, 308) or "location" not in hdrs:
             return status, hdrs, data
         url = urllib.parse.urljoin(url, hdrs["location"])
@@ -1025,10 +1027,12 @@ def http(method, url, headers=None, body=None, timeout=5.0, follow=False, cookie
     raise RuntimeError("too many redirects")
 
 
-def _request_once(method, url, headers, body, timeout, cookies):
+def _request_once(method, url, headers, body, timeout, cookies, context=None):
     u = urllib.parse.urlsplit(url)
-    cls = httpclient.HTTPSConnection if u.scheme == "https" else httpclient.HTTPConnection
-    conn = cls(u.hostname, u.port, timeout=timeout)
+    if u.scheme == "https":
+        conn = httpclient.HTTPSConnection(u.hostname, u.port, timeout=timeout, context=context)
+    else:
+        conn = httpclient.HTTPConnection(u.hostname, u.port, timeout=timeout)
     hdrs = dict(headers or {})
     if isinstance(body, (dict, list)):
         body = json.dumps(body).encode()
@@ -1273,6 +1277,64 @@ class Stack:
 
 
 # --------------------------------------------------------------------------
+# Throwaway test PKI (openssl CLI)
+
+def _openssl(*args):
+    subprocess.run(["openssl"] + list(args), check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.PIPE)
+
+
+class TestPki:
+    """A throwaway certificate authority, a server certificate it issued, and a
+    second, unrelated CA (an impostor, or a wrong ca_file), under tmp/pki/<name>:
+
+        pki = TestPki(domain="finesse.test")
+        pki.ca_file         the CA to trust (PEM)
+        pki.server          (certificate, key) for DNS:<domain>, DNS:localhost and
+                            IP:127.0.0.1, so both the XMPP domain check and a
+                            https://127.0.0.1 check pass
+        pki.other_ca_file   a CA that issued nothing the servers present
+
+    RSA 2048, valid 2 days; keys are 0600."""
+
+    __test__ = False   # not a pytest test class, despite the name
+
+    def __init__(self, domain="finesse.test", tmp=None, name="pki"):
+        self.tmp = tmp or session_tmp()
+        self.domain = domain
+        self.dir = self.tmp.sub(name)
+        ca_key, self.ca_file = self._ca("test-ca")
+        _, self.other_ca_file = self._ca("impostor-ca")
+        self.server = self._server_cert(ca_key, self.ca_file, domain)
+
+    def _ca(self, cn):
+        key, crt = (os.path.join(self.dir, cn + ext) for ext in (".key", ".crt"))
+        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "2",
+                 "-subj", "/CN=%s (fsc tests)" % cn, "-keyout", key, "-out", crt)
+        os.chmod(key, 0o600)
+        return key, crt
+
+    def _server_cert(self, ca_key, ca_crt, domain):
+        key, csr, crt = (os.path.join(self.dir, "server" + ext) for ext in (".key", ".csr", ".crt"))
+        ext = os.path.join(self.dir, "server.ext")
+        with open(ext, "w") as f:
+            f.write("subjectAltName=DNS:%s,DNS:localhost,IP:%s\nextendedKeyUsage=serverAuth\n"
+                    % (domain, HOST))
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-sha256", "-subj", "/CN=%s" % domain,
+                 "-keyout", key, "-out", csr)
+        _openssl("x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key, "-CAcreateserial",
+                 "-days", "2", "-sha256", "-extfile", ext, "-out", crt)
+        os.chmod(key, 0o600)
+        return crt, key
+
+    def client_context(self, ca_file=None):
+        """An ssl.SSLContext that trusts only ca_file (default: this CA) and
+        checks host names."""
+        import ssl
+        return ssl.create_default_context(cafile=ca_file or self.ca_file)
+
+
+# --------------------------------------------------------------------------
 # Finesse: prosody per node + tests/sim/finesse-sim/finesse_sim.py
 
 FINESSE_SIM_DIR = os.path.join(SOURCE_DIR, "tests", "sim", "finesse-sim")
@@ -1293,21 +1355,48 @@ def _open_for_prosody(path):
 
 
 class Prosody(_ProcBacked):
-    """prosody 0.12 for one Finesse node: c2s on 127.0.0.1 (no TLS, PLAIN allowed),
-    the finesse-sim auth module (authentication = "fsc_sim", files in auth_dir),
-    mod_fsc_sim (presence reports / kill-sessions for the simulator), an external
-    component port for pubsub.<domain>; no s2s, no offline storage, no smacks;
-    ping loaded; storage in memory. Runs as the `prosody` user through setpriv
-    with a raised open-file limit (reference/runtime.md addendum)."""
+    """prosody 0.12 for one Finesse node: the finesse-sim auth module
+    (authentication = "fsc_sim", files in auth_dir), mod_fsc_sim (presence
+    reports / kill-sessions for the simulator), an external component port for
+    pubsub.<domain>; no s2s, no offline storage, no smacks; ping loaded;
+    storage in memory. Runs as the `prosody` user through setpriv with a
+    raised open-file limit (reference/runtime.md addendum).
+
+    The three ways a client reaches the notification service, each on/off:
+      c2s=True          XMPP on TCP (Finesse 5222): plain with PLAIN allowed, or,
+                        with tls, STARTTLS required and PLAIN only inside it.
+                        c2s=False: nothing listens on c2s_port (the port number
+                        is still reserved, so tests can point a client at a
+                        closed port, like a stock Finesse's 5222).
+      direct_tls=True   XMPP on TCP with TLS from the first byte (Finesse 5223):
+                        c2s_direct_tls_ports (the 0.12 name; legacy_ssl_ports is
+                        its deprecated alias). Needs tls.
+      websocket=True    XMPP over WebSocket (RFC 7395, subprotocol "xmpp"):
+                        mod_websocket at ws_path on prosody's plain HTTP port
+                        (127.0.0.1:http_port). A request from 127.0.0.1 (a
+                        trusted proxy by default) with X-Forwarded-Proto: https
+                        counts as secure, which is how finesse_sim.py's wss://
+                        proxy tells prosody the client used TLS."""
 
     def __init__(self, name="prosody", domain="finesse.test", component_secret=None,
                  auth_dir=None, c2s_port=None, component_port=None, nofile=20000,
-                 log_level="info", tmp=None, start=True, tls=None):
-        """tls: (certificate, key) PEM files: c2s then requires STARTTLS (as
-        Finesse's 5222 does) and PLAIN only inside it."""
+                 log_level="info", tmp=None, start=True, tls=None, c2s=True,
+                 direct_tls=False, direct_tls_port=None, websocket=False, http_port=None,
+                 ws_path="/ws"):
+        """tls: (certificate, key) PEM files for the domain: c2s then requires
+        STARTTLS (as Finesse's 5222 does) and PLAIN only inside it, and the
+        direct TLS port presents it."""
+        if direct_tls and not tls:
+            raise ValueError("direct_tls needs tls=(certificate, key)")
+        if not ws_path.startswith("/"):
+            raise ValueError("ws_path must start with /: %r" % ws_path)
         self.tmp = tmp or session_tmp()
         self.name, self.domain = name, domain
+        self.c2s_enabled = bool(c2s)
         self.c2s_port = c2s_port or free_port()
+        self.direct_tls_port = (direct_tls_port or free_port()) if direct_tls else None
+        self.http_port = (http_port or free_port()) if websocket else None
+        self.ws_path = ws_path
         self.component_port = component_port or free_port()
         self.component_secret = component_secret or secrets.token_urlsafe(18)
         self.dir = self.tmp.sub(name)
@@ -1318,48 +1407,59 @@ class Prosody(_ProcBacked):
         self.tmp.add_log(name, self.log_path)
         lua = lambda s: '"%s"' % s.replace("\\", "\\\\").replace('"', '\\"')
         os.makedirs(os.path.join(self.dir, "certs"), exist_ok=True)
-        tls_cfg = ""
+        modules = ["roster", "saslauth", "disco", "ping", "posix", "admin_shell", "fsc_sim"]
+        extra = []
         if tls:
             crt, key = (os.path.join(self.dir, "certs", domain + ext) for ext in (".crt", ".key"))
             shutil.copyfile(tls[0], crt)
             shutil.copyfile(tls[1], key)
-            tls_cfg = ('modules_enabled = { "roster"; "saslauth"; "disco"; "ping"; "posix"; '
-                       '"admin_shell"; "fsc_sim"; "tls" }\n'
-                       "c2s_require_encryption = true\nallow_unencrypted_plain_auth = false\n"
-                       "ssl = { certificate = %s; key = %s }\n" % (lua(crt), lua(key)))
+            modules.append("tls")
+            extra += ["c2s_require_encryption = true", "allow_unencrypted_plain_auth = false",
+                      "ssl = { certificate = %s; key = %s }" % (lua(crt), lua(key))]
+        else:
+            extra += ["c2s_require_encryption = false", "allow_unencrypted_plain_auth = true"]
+        if direct_tls:
+            extra += ["c2s_direct_tls_ports = { %d }" % self.direct_tls_port,
+                      'c2s_direct_tls_interfaces = { "127.0.0.1" }']
+        if websocket:
+            # mod_http serves mod_websocket; no https port (the simulator's REST
+            # listener is the TLS end), requests for any Host go to the domain.
+            modules.append("websocket")
+            extra += ["http_ports = { %d }" % self.http_port, 'http_interfaces = { "127.0.0.1" }',
+                      "https_ports = { }", "http_paths = { websocket = %s }" % lua(ws_path),
+                      "http_default_host = %s" % lua(domain)]
         with open(self.cfg, "w", encoding="utf-8") as f:
             f.write("""-- generated by tests/lib/stack.py
 pidfile = %(pid)s
 data_path = %(data)s
 plugin_paths = { %(plugins)s }
 admins = { }
-modules_enabled = { "roster"; "saslauth"; "disco"; "ping"; "posix"; "admin_shell"; "fsc_sim" }
+modules_enabled = { %(modules)s }
 modules_disabled = { "s2s"; "offline"; "smacks" }
 interfaces = { "127.0.0.1" }
-c2s_ports = { %(c2s)d }
+c2s_ports = { %(c2s)s }
 c2s_interfaces = { "127.0.0.1" }
 component_ports = { %(comp)d }
 component_interfaces = { "127.0.0.1" }
 s2s_ports = { }
-c2s_require_encryption = false
 s2s_require_encryption = false
-allow_unencrypted_plain_auth = true
 authentication = "fsc_sim"
 fsc_sim_auth_dir = %(auth)s
 fsc_sim_component = %(pubsub)s
 storage = "memory"
 log = { %(level)s = %(log)s; error = "*stderr" }
-%(tls)sVirtualHost %(domain)s
+%(extra)s
+VirtualHost %(domain)s
 Component %(pubsub)s
     component_secret = %(secret)s
     component_conflict_resolve = "kick_old"
 """ % {"pid": lua(os.path.join(self.dir, "prosody.pid")), "data": lua(os.path.join(self.dir, "data")),
-       "plugins": lua(FINESSE_SIM_DIR), "c2s": self.c2s_port, "comp": self.component_port,
+       "plugins": lua(FINESSE_SIM_DIR), "modules": "; ".join(lua(m) for m in modules),
+       "c2s": self.c2s_port if c2s else "", "comp": self.component_port,
        "auth": lua(self.auth_dir), "pubsub": lua("pubsub." + domain), "level": log_level,
        "log": lua(self.log_path), "domain": lua(domain), "secret": lua(self.component_secret),
-       "tls": tls_cfg})
+       "extra": "\n".join(extra)})
         os.makedirs(os.path.join(self.dir, "data"), exist_ok=True)
-        os.makedirs(os.path.join(self.dir, "certs"), exist_ok=True)   # silences certmanager
         self.proc = Proc(name, ["sh", "-c", 'ulimit -n %d 2>/dev/null || ulimit -n 4096; exec setpriv '
                                 '--reuid=prosody --regid=prosody --init-groups --pdeathsig SIGKILL prosody --config "$0" -F'
                                 % nofile, self.cfg],
@@ -1369,8 +1469,24 @@ Component %(pubsub)s
 
     @property
     def c2s(self):
-        """(host, port) where XMPP clients connect."""
+        """(host, port) where XMPP clients connect (STARTTLS or plain); nothing
+        listens there with c2s=False."""
         return (HOST, self.c2s_port)
+
+    @property
+    def direct_tls(self):
+        """(host, port) of XMPP with direct TLS, or None."""
+        return (HOST, self.direct_tls_port) if self.direct_tls_port else None
+
+    @property
+    def ws_url(self):
+        """ws://127.0.0.1:<http_port><ws_path> (prosody's own WebSocket endpoint), or None."""
+        return "ws://%s:%d%s" % (HOST, self.http_port, self.ws_path) if self.http_port else None
+
+    @property
+    def ws_upstream(self):
+        """host:port of prosody's HTTP listener (finesse_sim.py --ws-upstream-*), or None."""
+        return "%s:%d" % (HOST, self.http_port) if self.http_port else None
 
     def _chown(self):
         subprocess.run(["chown", "-R", "prosody:prosody", self.dir], check=True)
@@ -1381,8 +1497,10 @@ Component %(pubsub)s
     def start(self, timeout=10.0):
         self._chown()
         self.proc.start()
-        wait_port(self.c2s_port, timeout, proc=self.proc)
-        wait_port(self.component_port, timeout, proc=self.proc)
+        for port in (self.c2s_port if self.c2s_enabled else None, self.direct_tls_port,
+                     self.http_port, self.component_port):
+            if port:
+                wait_port(port, timeout, proc=self.proc)
         return self
 
     def shell(self, command, timeout=10.0):
@@ -1407,37 +1525,65 @@ Component %(pubsub)s
         return _tail(self.log_path, 100000)
 
 
+FINESSE_TRANSPORTS = ("starttls", "tls", "websocket")
+
+
 class FinesseSim:
     """Finesse nodes A and B (finesse_sim.py) with a prosody per node.
 
         fin = FinesseSim(agents=10, ids=ids_sim, presence_grace_s=3)
-        fin.url_a, fin.url_b       REST base URLs (http://127.0.0.1:N; /finesse/api/...)
+        fin.url_a, fin.url_b       REST base URLs (http(s)://127.0.0.1:N; /finesse/api/...)
         fin.control                control API base URL (/sim/...)
-        fin.xmpp_a, fin.xmpp_b     (host, port) of each node's XMPP c2s
+        fin.xmpp_a, fin.xmpp_b     (host, port) of each node's XMPP c2s (5222-like:
+                                   plain or STARTTLS); closed without "starttls"
+        fin.xmpp_tls_a, _b         (host, port) of XMPP with direct TLS (5223-like), or None
+        fin.ws_url_a, _b           ws(s)://127.0.0.1:<REST port>/ws (8445/ws-like), or None
         fin.domain                 XMPP domain (agents are <id>@domain)
         fin.call("1001", ani=..., callvariables={...}, ecc={...}) -> dialog id
+        fin.websocket_mode("404"), fin.websocket_drop("1001"),
+        fin.websocket_inject("1001", "malformed")
 
     Agents 1001..(1000+agents): password pw<id>, extension <id>, loginName
     agent<id>@example.com. ids: an IdsSim (Bearer tokens checked with it,
-    any shape). nodes=1 starts prosody for A only."""
+    any shape). nodes=1 starts prosody for A only.
+
+    transports: which of "starttls" (c2s), "tls" (direct TLS, needs xmpp_tls)
+    and "websocket" (each node's REST port proxies /ws to its prosody) are
+    open. The default, ("starttls", "websocket"), keeps c2s as it always was;
+    a stock Finesse 12.5+ is ("tls", "websocket") with both TLS pairs given."""
 
     def __init__(self, agents=10, ids=None, presence_grace_s=3, nodes=2, domain="finesse.test",
                  wrap_up=None, remote_answer_ms=None, auth_mode=None, extra_args=(),
-                 verbose=False, tmp=None, start=True, xmpp_tls=None):
-        """xmpp_tls: (certificate, key) for both prosodies (STARTTLS required)."""
+                 verbose=False, tmp=None, start=True, xmpp_tls=None,
+                 transports=("starttls", "websocket"), rest_tls=None, ws_path="/ws"):
+        """xmpp_tls: (certificate, key) for both prosodies: STARTTLS required on
+        c2s, and the direct TLS port's certificate. rest_tls: (certificate, key)
+        for the REST ports (https://, and wss:// for /ws)."""
+        transports = tuple(transports)
+        bad = [t for t in transports if t not in FINESSE_TRANSPORTS]
+        if bad:
+            raise ValueError("unknown transport(s) %r; choose from %r" % (bad, FINESSE_TRANSPORTS))
+        if "tls" in transports and not xmpp_tls:
+            raise ValueError('transport "tls" needs xmpp_tls=(certificate, key)')
         self.tmp = tmp or session_tmp()
         self.domain = domain
+        self.transports = transports
+        self.rest_tls = rest_tls
+        self.ws_path = ws_path
         self.dir = self.tmp.sub("finesse-sim")
         self.data_dir = self.tmp.sub("finesse-sim", "data")
         self.auth_dir = self.tmp.sub("finesse-sim", "data", "auth")
         self.secret = secrets.token_urlsafe(18)
         self.secret_file = self.tmp.write("finesse-sim/component-secret", self.secret + "\n", 0o600)
         level = "debug" if verbose else "info"
-        self.prosody_a = Prosody("prosody-a", domain, self.secret, self.auth_dir, log_level=level,
-                                 tmp=self.tmp, start=False, tls=xmpp_tls)
-        self.prosody_b = (Prosody("prosody-b", domain, self.secret, self.auth_dir, log_level=level,
-                                  tmp=self.tmp, start=False, tls=xmpp_tls)
-                          if nodes >= 2 else None)
+
+        def prosody(name):
+            return Prosody(name, domain, self.secret, self.auth_dir, log_level=level, tmp=self.tmp,
+                           start=False, tls=xmpp_tls, c2s="starttls" in transports,
+                           direct_tls="tls" in transports, websocket="websocket" in transports,
+                           ws_path=ws_path)
+        self.prosody_a = prosody("prosody-a")
+        self.prosody_b = prosody("prosody-b") if nodes >= 2 else None
         self.port_file = os.path.join(self.dir, "ports.json")
         argv = [PYTHON, FINESSE_SIM, "--port-file", self.port_file, "--xmpp-domain", domain,
                 "--component-secret-file", self.secret_file, "--data-dir", self.data_dir,
@@ -1447,6 +1593,12 @@ class FinesseSim:
         if self.prosody_b:
             argv += ["--prosody-b", "%s:%d" % (HOST, self.prosody_b.component_port),
                      "--xmpp-port-b", str(self.prosody_b.c2s_port)]
+        if "websocket" in transports:
+            argv += ["--ws-path", ws_path, "--ws-upstream-a", self.prosody_a.ws_upstream]
+            if self.prosody_b:
+                argv += ["--ws-upstream-b", self.prosody_b.ws_upstream]
+        if rest_tls:
+            argv += ["--tls-cert", rest_tls[0], "--tls-key", rest_tls[1]]
         if ids is not None:
             # Bearer tokens are checked with ids-sim, as Finesse asks IdS:
             # any token shape, through key rotations
@@ -1499,11 +1651,21 @@ class FinesseSim:
             return all(st[n]["xmpp_connected"] for n in want)
         wait_until(up, timeout, what="finesse-sim component links %s" % want)
 
-    url_a = property(lambda self: "http://%s:%d" % (HOST, self.ports["a"]))
-    url_b = property(lambda self: "http://%s:%d" % (HOST, self.ports["b"]))
+    _scheme = property(lambda self: "https" if self.rest_tls else "http")
+    url_a = property(lambda self: "%s://%s:%d" % (self._scheme, HOST, self.ports["a"]))
+    url_b = property(lambda self: "%s://%s:%d" % (self._scheme, HOST, self.ports["b"]))
     control = property(lambda self: "http://%s:%d" % (HOST, self.ports["control"]))
     xmpp_a = property(lambda self: self.prosody_a.c2s)
     xmpp_b = property(lambda self: self.prosody_b.c2s if self.prosody_b else None)
+    xmpp_tls_a = property(lambda self: self.prosody_a.direct_tls)
+    xmpp_tls_b = property(lambda self: self.prosody_b.direct_tls if self.prosody_b else None)
+
+    def _ws_url(self, port_key, prosody):
+        if "websocket" not in self.transports or prosody is None:
+            return None
+        return "%s://%s:%d%s" % ("wss" if self.rest_tls else "ws", HOST, self.ports[port_key], self.ws_path)
+    ws_url_a = property(lambda self: self._ws_url("a", self.prosody_a))
+    ws_url_b = property(lambda self: self._ws_url("b", self.prosody_b))
 
     def _control(self, method, path, body=None, ok=(200,)):
         status, _, data = http(method, self.control + path, body=body)
@@ -1573,6 +1735,33 @@ class FinesseSim:
 
     def stats(self):
         return self._control("GET", "/sim/stats")
+
+    def websocket_mode(self, mode, node=None):
+        """POST /sim/websocket: how new /ws upgrades are answered on node A, B or
+        both (None): "ok" (proxied), "404", or "no_subprotocol" (101 without
+        Sec-WebSocket-Protocol: xmpp)."""
+        return self._control("POST", "/sim/websocket", {"node": node, "mode": mode})
+
+    def websocket_drop(self, agent=None, node=None):
+        """POST /sim/websocket/drop: close the agent's (or every) proxied
+        connection abruptly; returns how many were closed."""
+        return self._control("POST", "/sim/websocket/drop", {"node": node, "agent": agent})["dropped"]
+
+    def websocket_inject(self, agent, kind, nbytes=None, text=None, fragments=None, node=None):
+        """POST /sim/websocket/inject: one frame (or fragmented message) to the
+        agent's proxied connection(s), between two of prosody's frames. kind:
+        "malformed", "oversized" (nbytes, default 4 MiB; fragments), "binary"
+        (nbytes), "text" (text). Returns how many connections got it."""
+        body = {"node": node, "agent": agent, "kind": kind}
+        for k, v in (("bytes", nbytes), ("text", text), ("fragments", fragments)):
+            if v is not None:
+                body[k] = v
+        return self._control("POST", "/sim/websocket/inject", body)["injected"]
+
+    def websocket_stats(self, node="A"):
+        """The node's websocket counters from /sim/stats (accepted, refused,
+        live, live_agents, mode, injected, dropped, ...), or None."""
+        return self.stats()["nodes"][node]["websocket"]
 
     def kill(self, sig=signal.SIGKILL):
         """Kill the simulator process (prosodies keep running)."""

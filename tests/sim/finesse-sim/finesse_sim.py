@@ -6,7 +6,9 @@ Written against /work/shared/reference/finesse.md, not against the connector.
 Two HTTP listeners (nodes A and B) share one CTI state (agents, dialogs).
 Notifications (<Update> documents) are delivered as XEP-0060 event messages
 from pubsub.<domain> through each node's prosody, to which this process is
-connected as an external component (XEP-0114). See README.md.
+connected as an external component (XEP-0114). With --ws-upstream-a/-b, each
+node's REST port also serves XMPP over WebSocket at /ws (ws_proxy.py), like
+Finesse's 8445/ws. See README.md.
 
 Standard library + python3-jwt/python3-cryptography (only for Bearer tokens
 checked locally with --ids-public-key; --ids-url asks ids-sim instead).
@@ -36,6 +38,8 @@ import uuid
 import xml.etree.ElementTree as ET
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from xml.sax.saxutils import escape as _esc
+
+import ws_proxy  # noqa: E402  (next to this file: XMPP over WebSocket on the REST port)
 
 NS_EVENT = "http://jabber.org/protocol/pubsub#event"
 NS_PUBSUB = "http://jabber.org/protocol/pubsub"
@@ -227,6 +231,7 @@ class Sim:
         self.pubsub = "pubsub." + self.domain
         self.node_status = {"A": "IN_SERVICE", "B": "IN_SERVICE"}
         self.links = {}                # node -> ComponentLink
+        self.ws = {}                   # node -> ws_proxy.WsProxy (only with --ws-upstream-*)
         self.presence = {"A": {}, "B": {}}     # node -> {agent id: n available}
         self.stats = collections.Counter()
         self.req_stats = collections.Counter()
@@ -1326,6 +1331,9 @@ class Handler(BaseHTTPRequestHandler):
                 return self.control(method, path, u.query)
             if self.server.node is None:
                 raise ApiError(404, "Not Found", "Not Found", path)
+            proxy = sim.ws.get(self.server.node)
+            if method == "GET" and proxy is not None and proxy.matches(path):
+                return self.websocket(proxy)
             return self.finesse(method, path, urllib.parse.parse_qs(u.query))
         except ApiError as e:
             sim.stats["http_%d" % e.status] += 1
@@ -1340,6 +1348,15 @@ class Handler(BaseHTTPRequestHandler):
             import traceback
             traceback.print_exc()
             self.reply(500, api_errors("Internal Error", "RUNTIME_EXCEPTION", repr(e)[:200]))
+
+    def websocket(self, proxy):
+        """GET /ws with Upgrade: websocket: proxied to this node's prosody."""
+        self.server.sim.req_stats["GET websocket"] += 1
+        try:
+            proxy.handle(self)
+        except ws_proxy.WsRefused as e:
+            self.close_connection = True
+            raise ApiError(e.status, e.etype, e.message)
 
     # ---- Finesse REST -----------------------------------------------------
     def finesse(self, method, path, q):
@@ -1501,7 +1518,8 @@ class Handler(BaseHTTPRequestHandler):
                                   "xmpp_connected": bool(sim.links.get(n) and sim.links[n].connected),
                                   "xmpp_connects": sim.links[n].connects if sim.links.get(n) else 0,
                                   "queue": sim.links[n].q.qsize() if sim.links.get(n) else 0,
-                                  "present": len(sim.presence[n])}
+                                  "present": len(sim.presence[n]),
+                                  "websocket": sim.ws[n].stats() if n in sim.ws else None}
                               for n in ("A", "B")},
                     "agents": len(sim.agents), "dialogs": len(sim.dialogs)})
         if parts == ["calls"] and method == "POST":
@@ -1584,6 +1602,8 @@ class Handler(BaseHTTPRequestHandler):
                         a.drop_notifications = max(0, int(b["drop_notifications"]))
                     return self.jreply(200, sim.agent_json(a))
             raise ApiError(404, "not_found", path)
+        if parts and parts[0] == "websocket" and method == "POST":
+            return self.websocket_control(parts[1:], b)
         if parts == ["faults"] and method == "POST":
             aid = str(b.get("agent") or "")
             if aid not in sim.agents:
@@ -1603,6 +1623,39 @@ class Handler(BaseHTTPRequestHandler):
                 sim.stats["faults_sent"] += 1
             return self.jreply(200, {"ok": True})
         raise ApiError(404, "not_found", path)
+
+    def websocket_control(self, verb, b):
+        """POST /sim/websocket {"node","mode"}, /sim/websocket/drop {"node","agent"},
+        /sim/websocket/inject {"node","agent","kind","bytes","text","fragments"}."""
+        sim = self.server.sim
+        node = b.get("node")
+        if node not in (None, "A", "B"):
+            raise ApiError(400, "bad_request", "node must be A, B or null")
+        proxies = [sim.ws[n] for n in ("A", "B") if n in sim.ws and node in (None, n)]
+        if not proxies:
+            raise ApiError(409, "websocket_disabled", "no WebSocket upstream for node %s" % (node or "A/B"))
+        agent = b.get("agent")
+        agent = None if agent is None else str(agent)
+        if verb == []:
+            mode = str(b.get("mode") or "")
+            if mode not in ws_proxy.MODES:
+                raise ApiError(400, "bad_request", "mode must be one of %s" % ", ".join(ws_proxy.MODES))
+            for p in proxies:
+                p.set_mode(mode)
+            return self.jreply(200, {"nodes": [p.node for p in proxies], "mode": mode})
+        if verb == ["drop"]:
+            return self.jreply(200, {"dropped": sum(p.drop(agent) for p in proxies)})
+        if verb == ["inject"]:
+            try:
+                nbytes = None if b.get("bytes") is None else int(b["bytes"])
+                frames = ws_proxy.inject_frames(str(b.get("kind") or ""), nbytes, b.get("text"),
+                                                int(b.get("fragments") or 1), sim.domain, agent or "")
+            except (TypeError, ValueError) as e:
+                raise ApiError(400, "bad_request", str(e))
+            n = sum(p.inject(agent, frames) for p in proxies)
+            sim.stats["websocket_injected"] += n
+            return self.jreply(200, {"injected": n})
+        raise ApiError(404, "not_found", "/sim/websocket/" + "/".join(verb))
 
     def sim_action(self, d, verb, b):
         """Drive a dialog on behalf of an agent (no auth), e.g. the "other agent" of a
@@ -1688,11 +1741,16 @@ def main():
     ap.add_argument("--wrap-up", default="OPTIONAL",
                     choices=("OPTIONAL", "REQUIRED", "REQUIRED_WITH_WRAP_UP_DATA", "NOT_ALLOWED"))
     ap.add_argument("--remote-answer-ms", type=int, default=300)
-    ap.add_argument("--tls-cert")
+    ap.add_argument("--tls-cert", help="serve the node ports over HTTPS (and /ws as wss://)")
     ap.add_argument("--tls-key")
+    ap.add_argument("--ws-upstream-a", help="HOST:PORT of node A prosody's HTTP port (mod_websocket)")
+    ap.add_argument("--ws-upstream-b", help="HOST:PORT of node B prosody's HTTP port (mod_websocket)")
+    ap.add_argument("--ws-path", default="/ws", help="WebSocket path on the node ports and at prosody")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
     VERBOSE = args.verbose
+    if not args.ws_path.startswith("/"):
+        ap.error("--ws-path must start with /")
     if args.component_secret_file:
         with open(args.component_secret_file) as f:
             args.component_secret = f.read().strip()
@@ -1706,6 +1764,9 @@ def main():
                "B": Server((args.bind, args.port_b), sim, "B", ctx),
                "control": Server((args.bind, args.control_port), sim, None)}
     sim.ports = {k: s.server_address[1] for k, s in servers.items()}
+    for node, spec in (("A", args.ws_upstream_a), ("B", args.ws_upstream_b)):
+        if spec:
+            sim.ws[node] = ws_proxy.WsProxy(node, hostport(spec), args.ws_path, args.xmpp_domain, vlog)
     for node, spec in (("A", args.prosody_a), ("B", args.prosody_b)):
         if spec:
             h, p = hostport(spec)

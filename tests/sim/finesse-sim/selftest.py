@@ -1,135 +1,28 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: AGPL-3.0-or-later
 """Self-test of finesse-sim: two prosodies + the simulator via tests/lib/stack.py,
-a minimal raw-socket XMPP client (stream, SASL PLAIN, bind, presence), REST calls.
-Exits non-zero on the first failure. ~25 s."""
+a minimal XMPP client (xmpp_test_client.py: stream, SASL PLAIN, bind, presence),
+REST calls. Then the three XMPP transports of a Finesse 12.5+ (STARTTLS,
+direct TLS, WebSocket on the REST port) end to end, the WebSocket knobs
+(404, no_subprotocol, drop, inject) seen from the client, and a stock
+configuration whose c2s port is closed.
+Exits non-zero on the first failure. ~20 s."""
 
 import base64
 import os
 import queue
 import socket
+import ssl
 import sys
 import threading
 import time
-import uuid
 import xml.etree.ElementTree as ET
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "lib"))
 import stack  # noqa: E402
-
-NS_EVENT = "http://jabber.org/protocol/pubsub#event"
-NS_PUBSUB = "http://jabber.org/protocol/pubsub"
-
-
-class AuthFailed(Exception):
-    pass
-
-
-class Xmpp:
-    """Just enough XMPP client: plain TCP, SASL PLAIN, bind, <presence/>."""
-
-    def __init__(self, addr, user, domain, password, resource="selftest"):
-        self.sock = socket.create_connection(addr, timeout=5)
-        self.domain, self.user = domain, user
-        self.updates = queue.Queue()
-        self.stanzas = queue.Queue()
-        self.closed = threading.Event()
-        self._open()
-        feats = self._next()
-        mechs = [m.text for m in feats.iter("{urn:ietf:params:xml:ns:xmpp-sasl}mechanism")]
-        assert mechs == ["PLAIN"], "mechanisms offered: %r" % mechs
-        cred = base64.b64encode(("\0%s\0%s" % (user, password)).encode()).decode()
-        self.sock.sendall(("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>%s</auth>"
-                           % cred).encode())
-        r = self._next()
-        if not r.tag.endswith("success"):
-            raise AuthFailed(ET.tostring(r)[:200])
-        self._open()
-        self._next()   # features
-        self.sock.sendall(("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
-                           "<resource>%s</resource></bind></iq>" % resource).encode())
-        r = self._next()
-        assert r.get("type") == "result", ET.tostring(r)
-        self.sock.sendall(b"<presence/>")
-        self.sock.settimeout(None)
-        threading.Thread(target=self._reader, daemon=True).start()
-
-    def _open(self):
-        self.parser = ET.XMLPullParser(events=("start", "end"))
-        self.depth = 0
-        self.pending = []
-        self.sock.sendall(("<?xml version='1.0'?><stream:stream to='%s' xmlns='jabber:client' "
-                           "xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>"
-                           % self.domain).encode())
-
-    def _events(self):
-        for ev, el in self.parser.read_events():
-            if ev == "start":
-                self.depth += 1
-            else:
-                self.depth -= 1
-                if self.depth == 1:
-                    self.pending.append(el)
-                elif self.depth == 0:      # </stream:stream>: close our side too
-                    self.sock.close()
-                    raise ConnectionError("stream ended by the server")
-
-    def _next(self):
-        while True:
-            self._events()
-            if self.pending:
-                return self.pending.pop(0)
-            data = self.sock.recv(65536)
-            if not data:
-                raise ConnectionError("stream closed")
-            self.parser.feed(data)
-
-    def _reader(self):
-        try:
-            while True:
-                el = self._next()
-                self.stanzas.put(el)
-                ev = el.find("{%s}event" % NS_EVENT)
-                if el.tag.endswith("message") and ev is not None:
-                    items = ev.find("{%s}items" % NS_EVENT)
-                    for it in items.findall("{%s}item" % NS_EVENT):
-                        n = it.find("{%s}notification" % NS_PUBSUB)
-                        self.updates.put((items.get("node"), n.text or "", el.get("from")))
-        except (OSError, ConnectionError, ET.ParseError):
-            pass
-        finally:
-            self.closed.set()
-
-    def wait(self, pred, timeout=5.0, what="update"):
-        """Next Update (parsed) for which pred(node, upd) is true; others skipped."""
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError("timed out waiting for %s" % what)
-            try:
-                node, txt, frm = self.updates.get(timeout=left)
-            except queue.Empty:
-                continue
-            try:
-                upd = ET.fromstring(txt)
-            except ET.ParseError:
-                continue
-            if pred(node, upd):
-                assert frm == "pubsub." + self.domain, frm
-                return upd
-
-    def drain(self):
-        while not self.updates.empty():
-            self.updates.get_nowait()
-
-    def close(self):
-        try:
-            self.sock.sendall(b"</stream:stream>")
-            self.sock.close()
-        except OSError:
-            pass
+from xmpp_test_client import (AuthFailed, HandshakeRefused, NoSubprotocol, StreamLink,  # noqa: E402
+                              WsLink, Xmpp)
 
 
 def basic(user, pw):
@@ -142,13 +35,13 @@ def check(cond, msg):
     print("ok  ", msg, flush=True)
 
 
-def rest(method, url, auth, body=None, rid=None):
+def rest(method, url, auth, body=None, rid=None, context=None):
     h = dict(auth)
     if body is not None:
         h["Content-Type"] = "application/xml"
     if rid:
         h["requestId"] = rid
-    return stack.http(method, url, headers=h, body=body)
+    return stack.http(method, url, headers=h, body=body, context=context)
 
 
 def main():
@@ -384,10 +277,265 @@ def main():
     st = fin.stats()
     check(st["notifications"]["A"] > n and st["async_errors"] >= 1, "stats: %r" % {
         k: st[k] for k in ("notifications", "async_errors")})
-    print("selftest passed in %.1f s" % (time.monotonic() - t0))
+    plain_websocket(fin)
     fin.stop()
     ids.stop()
+
+    pki = stack.TestPki(tmp=tmp)
+    three_transports(tmp, pki)
+    stock_finesse(tmp, pki)
+    print("selftest passed in %.1f s" % (time.monotonic() - t0))
     return 0
+
+
+# --------------------------------------------------------------------------
+# The three transports of a Finesse 12.5+ (5222 STARTTLS, 5223 TLS, 8445/ws)
+
+def plain_websocket(fin):
+    """ws:// on a default FinesseSim's REST port (no TLS anywhere)."""
+    check(fin.ws_url_b == fin.url_b.replace("http://", "ws://") + "/ws", "ws_url_b is node B's REST port + /ws")
+    x = Xmpp(None, "1003", fin.domain, "pw1003", link=WsLink(fin.ws_url_b), resource="ws")
+    stack.wait_until(lambda: fin.agent("1003")["presence"]["B"] == 1, 5, what="presence over ws")
+    fin.set_state("1003", "LOGIN", extension="1003")
+    x.wait(lambda n, u: n == "/finesse/api/User/1003" and u.findtext("data/user/state") == "NOT_READY")
+    check(True, "ws:// on node B's REST port: SASL PLAIN, bind, presence, then a User Update")
+    s, _, body = stack.http("GET", fin.url_b + "/ws")
+    check(s == 400 and b"Invalid Input" in body, "GET /ws without Upgrade: websocket -> 400 ApiErrors")
+    fin.node("OUT_OF_SERVICE", node="B", xmpp="drop")
+    x.closed.wait(5)
+    err = next_in(x.stanzas, lambda el: el.tag == "{http://etherx.jabber.org/streams}error", 1, "stream error")
+    check(x.closed.is_set() and "<close/>" in str(x.end)
+          and err.find("{urn:ietf:params:xml:ns:xmpp-streams}system-shutdown") is not None,
+          "node B xmpp=drop ends WebSocket sessions too (stream error system-shutdown, then <close/>)")
+    fin.node("IN_SERVICE", node="B")
+    fin.set_state("1003", "LOGOUT")
+
+
+def signed_in(fin, ctx, agent, link, **kw):
+    """Sign agent in over link, LOGIN by REST (HTTPS); return the client once
+    the NOT_READY Update arrived over that link."""
+    x = Xmpp(None, agent, fin.domain, "pw" + agent, link=link, **kw)
+    assert x.secure, "the link is not encrypted"
+    s, _, _ = rest("PUT", fin.url_a + "/finesse/api/User/" + agent, basic(agent, "pw" + agent),
+                   "<User><state>LOGIN</state><extension>%s</extension></User>" % agent,
+                   rid="rq-" + agent, context=ctx)
+    assert s == 202, s
+    u = x.wait(lambda n, u: u.findtext("requestId") == "rq-" + agent, what="LOGIN Update for " + agent)
+    assert u.findtext("data/user/state") == "NOT_READY", ET.tostring(u)
+    return x
+
+
+def certificate_refused(connect):
+    try:
+        connect().close()
+    except ssl.SSLCertVerificationError:
+        return True
+    return False
+
+
+def next_in(q, pred, timeout, what):
+    """The next item of queue q for which pred(item) is true (others dropped)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError("timed out waiting for %s" % what)
+        try:
+            item = q.get(timeout=left)
+        except queue.Empty:
+            continue
+        if pred(item):
+            return item
+
+
+def drain(q):
+    while not q.empty():
+        q.get_nowait()
+
+
+def three_transports(tmp, pki):
+    """STARTTLS, direct TLS and wss:// on one FinesseSim, each end to end."""
+    ctx = pki.client_context()
+    impostor = pki.client_context(pki.other_ca_file)
+    fin = stack.FinesseSim(agents=4, presence_grace_s=30, transports=("starttls", "tls", "websocket"),
+                           xmpp_tls=pki.server, rest_tls=pki.server, tmp=tmp)
+    s, _, body = stack.http("GET", fin.url_a + "/finesse/api/SystemInfo", context=ctx)
+    check(fin.url_a.startswith("https://") and s == 200
+          and ET.fromstring(body).findtext("primaryNode/xmppPort") == str(fin.xmpp_a[1]),
+          "REST over HTTPS (test CA); SystemInfo's xmppPort is the c2s port, as before")
+
+    # STARTTLS (5222-like): required, PLAIN only inside it
+    link = StreamLink(fin.xmpp_a)
+    link.open(fin.domain)
+    feats = link.next()
+    link.close()
+    check(feats.find("{urn:ietf:params:xml:ns:xmpp-tls}starttls/{urn:ietf:params:xml:ns:xmpp-tls}required")
+          is not None and not list(feats.iter("{urn:ietf:params:xml:ns:xmpp-sasl}mechanism")),
+          "starttls: before TLS the c2s port offers STARTTLS (required) and no SASL mechanism")
+    x1 = signed_in(fin, ctx, "1001", StreamLink(fin.xmpp_a, ctx=ctx), starttls=True)
+    check(True, "starttls: TLS, SASL PLAIN, bind, presence on node A; User Update after REST LOGIN")
+
+    # direct TLS (5223-like), node B
+    check(certificate_refused(lambda: StreamLink(fin.xmpp_tls_b, ctx=impostor, direct_tls=True)),
+          "tls: a client that trusts another CA refuses the certificate")
+    x2 = signed_in(fin, ctx, "1002", StreamLink(fin.xmpp_tls_b, ctx=ctx, direct_tls=True))
+    check(True, "tls: direct TLS on node B, SASL PLAIN, bind, presence; User Update after REST LOGIN")
+
+    # WebSocket on the REST port (8445/ws-like), node A
+    check(certificate_refused(lambda: WsLink(fin.ws_url_a, ctx=impostor)),
+          "wss: a client that trusts another CA refuses the REST port's certificate")
+    plain = WsLink(fin.prosody_a.ws_url)          # prosody's own port: no TLS in front of it
+    plain.open(fin.domain)
+    err = plain.next()
+    plain.close()
+    check(err.tag == "{http://etherx.jabber.org/streams}error" and "No stream features" in ET.tostring(err).decode(),
+          "ws:// straight to prosody (no TLS) is refused with a stream error: no clear-text PLAIN")
+    x3 = signed_in(fin, ctx, "1003", WsLink(fin.ws_url_a, ctx=ctx))
+    ws = fin.websocket_stats("A")
+    check(fin.ws_url_a.startswith("wss://") and ws["accepted"] == 1 and ws["live"] == 1
+          and ws["live_agents"] == ["1003"],
+          "wss: /ws on node A's REST port, proxied to prosody, knows the agent from the bind result")
+    websocket_knobs(fin, ctx, x3)
+    for x in (x1, x2):
+        check(not x.closed.is_set(), "agent %s's %s session outlived the WebSocket knobs"
+              % (x.user, "STARTTLS" if x is x1 else "direct TLS"))
+        x.close()
+    fin.stop()
+
+
+def websocket_knobs(fin, ctx, x):
+    """404, no_subprotocol, inject and drop, each as the client sees it."""
+    A = fin.url_a + "/finesse/api"
+    au = basic(x.user, "pw" + x.user)
+
+    fin.websocket_mode("404", node="A")
+    try:
+        WsLink(fin.ws_url_a, ctx=ctx).close()
+        check(False, "mode 404: the upgrade is refused")
+    except HandshakeRefused as e:
+        check(e.status == 404 and b"<ErrorType>Not Found</ErrorType>" in e.body,
+              "mode 404 on A: the upgrade gets HTTP 404 with ApiErrors")
+    other = WsLink(fin.ws_url_b, ctx=ctx)
+    check(other.status == 101, "node B still upgrades while A answers 404")
+    other.close()
+
+    fin.websocket_mode("no_subprotocol", node="A")
+    before = fin.websocket_stats("A")
+    try:
+        WsLink(fin.ws_url_a, ctx=ctx).close()
+        check(False, "mode no_subprotocol: 101 without Sec-WebSocket-Protocol")
+    except NoSubprotocol as e:
+        check(e.headers.get("upgrade", "").lower() == "websocket" and "sec-websocket-protocol" not in e.headers,
+              "mode no_subprotocol: 101 Switching Protocols without Sec-WebSocket-Protocol (the client closes)")
+    ws = stack.wait_until(lambda: [w for w in [fin.websocket_stats("A")] if w["live"] == before["live"]],
+                          5, what="the no_subprotocol connection to end")[0]
+    check(ws["no_subprotocol_answered"] == before["no_subprotocol_answered"] + 1
+          and ws["data_frames_after_no_subprotocol"] == 0,
+          "stats: one no_subprotocol answer, no XMPP frame from the client after it")
+    fin.websocket_mode("ok")
+
+    def then_update(tag):
+        """A REST state change whose Update must still reach x after an injection."""
+        state = "READY" if tag % 2 else "NOT_READY"
+        rest("PUT", A + "/User/" + x.user, au, "<User><state>%s</state></User>" % state,
+             rid="rq-inj-%d" % tag, context=ctx)
+        x.wait(lambda n, u: u.findtext("requestId") == "rq-inj-%d" % tag, what="the Update after injection %d" % tag)
+
+    n = fin.websocket_inject(x.user, "malformed")
+    got = x.bad.get(timeout=5)
+    then_update(1)
+    check(n == 1 and got == ("text", b"<message><a></b>"),
+          "inject malformed: <message><a></b> arrived as a text frame; the next Update still arrives")
+
+    n = fin.websocket_inject(x.user, "binary", nbytes=32)
+    got = x.bad.get(timeout=5)
+    then_update(2)
+    check(n == 1 and got[0] == "binary" and len(got[1]) == 32,
+          "inject binary: one 32-byte binary frame; the next Update still arrives")
+
+    text = ("<message xmlns='jabber:client' from='pubsub.%s' to='%s@%s'><body>injected text</body></message>"
+            % (fin.domain, x.user, fin.domain))
+    n = fin.websocket_inject(x.user, "text", text=text)
+    next_in(x.stanzas, lambda el: el.findtext("{jabber:client}body") == "injected text", 5, "the injected text")
+    check(n == 1, "inject text: the given stanza arrived as one text frame")
+
+    drain(x.link.frames)
+    size = 4 * 1024 * 1024
+    n = fin.websocket_inject(x.user, "oversized", nbytes=size, fragments=4)
+    op, payload = next_in(x.link.frames, lambda f: len(f[1]) > 1024 * 1024, 30, "the oversized message")
+    then_update(3)
+    check(n == 1 and op == 0x1 and len(payload) == size and payload.startswith(b"<message"),
+          "inject oversized: one 4 MiB text message in 4 frames (text + continuations)")
+
+    s, _, _ = stack.http("POST", fin.control + "/sim/websocket/inject", body={"agent": x.user, "kind": "bogus"})
+    check(s == 400 and fin.websocket_inject("9999", "text", text="<x/>") == 0,
+          "inject: unknown kind -> 400; an agent without a connection -> injected 0")
+
+    # injections land between prosody's frames while large notifications flow
+    drain(x.updates)
+    drain(x.stanzas)
+    burst, mids, pad = 40, 20, 120 * 1024
+
+    def publish():
+        for i in range(burst):
+            fin.fault(agent=x.user, node="A", size=pad,
+                      notification="<Update><data/><event>PUT</event><requestId>burst-%d</requestId>"
+                                   "<source>/finesse/api/User/%s</source></Update>" % (i, x.user))
+    t = threading.Thread(target=publish)
+    t.start()
+    injected = sum(fin.websocket_inject(x.user, "text", text="<message xmlns='jabber:client'><body>mid-%d</body>"
+                                                              "</message>" % i) for i in range(mids))
+    t.join()
+    seen_burst, seen_mid = set(), set()
+    deadline = time.monotonic() + 20
+    while (len(seen_burst) < burst or len(seen_mid) < mids) and time.monotonic() < deadline:
+        try:
+            el = x.stanzas.get(timeout=0.5)
+        except queue.Empty:
+            continue
+        body = el.findtext("{jabber:client}body") or ""
+        if body.startswith("mid-"):
+            seen_mid.add(body)
+        for n_el in el.iter("{http://jabber.org/protocol/pubsub}notification"):
+            if "burst-" in (n_el.text or ""):
+                seen_burst.add(n_el.text[:120])
+    check(injected == mids and len(seen_mid) == mids and len(seen_burst) == burst and x.bad.empty()
+          and not x.closed.is_set(),
+          "%d frames injected while %d notifications of 120 KiB flowed: all arrived intact (%d, %d)"
+          % (mids, burst, len(seen_mid), len(seen_burst)))
+
+    n = fin.websocket_drop(x.user)
+    x.closed.wait(5)
+    check(n == 1 and x.closed.is_set() and not x.link.close_frame
+          and isinstance(x.end, (ConnectionError, ssl.SSLEOFError)),
+          "drop: the connection went away mid-session without a close frame (%r)" % x.end)
+    stack.wait_until(lambda: fin.agent(x.user)["presence"]["A"] == 0, 5, what="presence gone after the drop")
+    ws = fin.websocket_stats("A")
+    check(ws["live"] == 0 and ws["dropped"] == 1 and ws["refused"] == 1,
+          "after the drop prosody saw the session end; stats %r" % {k: ws[k] for k in ("accepted", "refused",
+                                                                                        "live", "dropped", "injected")})
+
+
+def stock_finesse(tmp, pki):
+    """transports=("tls", "websocket"): c2s closed on both nodes, like a stock
+    Finesse 12.5+ with 5222 disabled; TLS and wss still work."""
+    ctx = pki.client_context()
+    fin = stack.FinesseSim(agents=2, presence_grace_s=30, transports=("tls", "websocket"),
+                           xmpp_tls=pki.server, rest_tls=pki.server, tmp=tmp)
+    for node, addr, prosody in (("A", fin.xmpp_a, fin.prosody_a), ("B", fin.xmpp_b, fin.prosody_b)):
+        try:
+            socket.create_connection(addr, timeout=2).close()
+            refused = False
+        except ConnectionRefusedError:
+            refused = True
+        check(refused and "Activated service 'c2s' on no ports" in prosody.log_text(),
+              "c2s off: nothing listens on node %s's c2s port %d" % (node, addr[1]))
+    x1 = signed_in(fin, ctx, "1001", WsLink(fin.ws_url_a, ctx=ctx))
+    x2 = signed_in(fin, ctx, "1002", StreamLink(fin.xmpp_tls_b, ctx=ctx, direct_tls=True))
+    check(True, "c2s off: wss on node A and direct TLS on node B still carry notifications")
+    x1.close()
+    x2.close()
+    fin.stop()
 
 
 if __name__ == "__main__":
