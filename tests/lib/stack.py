@@ -1567,6 +1567,7 @@ class FinesseSim:
             raise ValueError('transport "tls" needs xmpp_tls=(certificate, key)')
         self.tmp = tmp or session_tmp()
         self.domain = domain
+        self.xmpp_tls = xmpp_tls
         self.transports = transports
         self.rest_tls = rest_tls
         self.ws_path = ws_path
@@ -1799,21 +1800,33 @@ class Connector(_ProcBacked):
         conn.api("POST", "/api/v1/state", token, {"state": "READY"})"""
 
     def __init__(self, fin, sso_url=None, service_key_file=None, extra=None, port=None,
-                 log_level="debug", tmp=None, start=True, name="connector"):
+                 log_level="debug", tmp=None, start=True, name="connector",
+                 transport="starttls", ca_file=None):
+        """transport: [finesse] xmpp_transport: "starttls" (c2s, the
+        default here, TLS required only when fin has xmpp_tls), "tls" (each
+        node's direct TLS port) or "websocket" (the URL derived from each
+        node's REST URL, i.e. the sim's /ws). ca_file: [finesse] ca_file."""
         self.tmp = tmp or session_tmp()
         self.fin = fin
         self.port = port or free_port()
         self.name = name
         self.dir = self.tmp.sub(name)
         nodes = [fin.url_a] + ([fin.url_b] if fin.prosody_b else [])
-        xmpp = ["%s:%d" % fin.xmpp_a] + (["%s:%d" % fin.xmpp_b] if fin.prosody_b else [])
+        finesse = {"nodes": ", ".join(nodes), "xmpp_transport": transport,
+                   "ping_interval_s": "2", "rest_timeout_ms": "3000",
+                   "failover_check_ms": "500"}
+        if transport in ("starttls", "tls"):
+            ends = [fin.xmpp_a, fin.xmpp_b] if transport == "starttls" else \
+                [fin.xmpp_tls_a, fin.xmpp_tls_b]
+            finesse["xmpp_addresses"] = ", ".join("%s:%d" % e for e in ends[:len(nodes)])
+        if transport == "starttls":
+            finesse["xmpp_tls"] = "true" if getattr(fin, "xmpp_tls", None) else "false"
+        if ca_file:
+            finesse["ca_file"] = ca_file
         self.sections = {
             "server": {"listen": "%s:%d" % (HOST, self.port), "log_level": log_level,
                        "threads": "2"},
-            "finesse": {"nodes": ", ".join(nodes), "xmpp_transport": "starttls",
-                        "xmpp_addresses": ", ".join(xmpp),
-                        "xmpp_tls": "false", "ping_interval_s": "2",
-                        "rest_timeout_ms": "3000", "failover_check_ms": "500"},
+            "finesse": finesse,
         }
         if sso_url:
             self.sections["sso"] = {"url": sso_url, "service_key_file": service_key_file}
