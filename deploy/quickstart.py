@@ -49,10 +49,13 @@ def main():
     # IdS issues tokens as Cisco documents them (IdS 12.6(2)+): RS256, the
     # user inside a JSON-string sub, the key at /ids/v1/keys/token/public
     st = stack.Stack(user="agent1001@example.com", token_shape="cisco")
-    fin = stack.FinesseSim(agents=5, ids=st.ids, presence_grace_s=60)
+    # Finesse as a stock 12.5+ node serves notifications: XMPP over
+    # WebSocket on the REST port (/ws), 5222 closed
+    fin = stack.FinesseSim(agents=5, ids=st.ids, presence_grace_s=60,
+                           transports=("websocket",))
     sf = stack.SfSim(tmp=st.tmp)
     conn = stack.Connector(fin, sso_url=st.url, service_key_file=st.secrets.service_key_file,
-                           log_level="info", extra={
+                           log_level="info", transport="websocket", extra={
                                "server": {"session_key_file": st.tmp.write(
                                    "secrets/connector-session.key", os.urandom(32), 0o600)},
                                "redis": {"url": st.redis.url, "prefix": "fsc-connector:"},
@@ -72,6 +75,8 @@ def main():
     print("  IdS simulator           : %s" % st.ids.url)
     print("  Redis                   : %s" % st.redis.url)
     print("  Finesse A / B (sim)     : %s  %s" % (fin.url_a, fin.url_b))
+    print("  notifications (XMPP)    : %s  %s (WebSocket, as Finesse 12.5+)"
+          % (fin.ws_url_a, fin.ws_url_b))
     print("  fsc-connector           : %s" % conn.url)
     print("  Salesforce (sim) API    : %s" % sf.api_url)
     print("  softphone in Salesforce : %s/lightning/page/home?%s"

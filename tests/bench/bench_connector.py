@@ -5,7 +5,16 @@ session and one SSE stream; inbound calls at R/s; notification-to-SSE
 latency, RSS, CPU, sign-in time and failover re-sync time. Not pass/fail;
 the figures are on the last line:
 
-    agents=... p50_ms=... p99_ms=... rss_mb=... cpu_pct=... login_all_s=... resync_s=...
+    agents=... p50_ms=... p99_ms=... rss_mb=... cpu_pct=... login_all_s=... resync_s=... transport=...
+
+--transport picks how the connector receives notifications, as in its
+[finesse] xmpp_transport:
+  starttls   (default) prosody's c2s, plain (no TLS in the test set-up);
+  tls        prosody's direct-TLS port (5223-like), certificate from a test CA;
+  websocket  XMPP over WebSocket (RFC 7395) over TLS, to each prosody's own
+             wss:// listener (xmpp_websocket_urls): the simulator's Python /ws
+             proxy on the REST port would be measured instead of the
+             connector.
 
 finesse-sim (nodes A and B, one prosody each) and ONE fsc-connector
 (log_level warn, threads 2) from tests/lib/stack.py, all on loopback. The
@@ -648,6 +657,8 @@ def main():
     ap.add_argument("--login-timeout", type=float, default=300.0)
     ap.add_argument("--failover-timeout", type=float, default=120.0)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--transport", choices=("starttls", "tls", "websocket"), default="starttls",
+                    help="the connector's [finesse] xmpp_transport")
     ap.add_argument("--observers", type=int, default=0,
                     help="diagnostic: K extra XMPP sessions (second resource of K agents, on "
                          "node A) that time the notification at prosody's output; adds load")
@@ -667,11 +678,23 @@ def main():
 
     tmp = stack.TempDir(prefix="fsc-bench-conn-")
     say("temp dir %s, RLIMIT_NOFILE %d/%d" % (tmp.path, want, hard))
-    fin = stack.FinesseSim(agents=n, presence_grace_s=600, tmp=tmp)
+    # c2s stays open for --observers (plain XMPP sessions of this client)
+    pki = None
+    fin_kw = {}
+    if args.transport != "starttls":
+        pki = stack.TestPki(domain="finesse.test", tmp=tmp)
+        fin_kw = {"xmpp_tls": pki.server,
+                  "transports": ("starttls", args.transport) if args.transport == "tls"
+                  else ("starttls", "websocket"),
+                  "prosody_wss": args.transport == "websocket"}
+    fin = stack.FinesseSim(agents=n, presence_grace_s=600, tmp=tmp, **fin_kw)
     finesse = {"ping_interval_s": str(args.ping_interval_s)}
     if args.agents_per_worker:
         finesse["agents_per_worker"] = str(args.agents_per_worker)
-    conn = stack.Connector(fin, log_level="warn", extra={"finesse": finesse}, tmp=tmp)
+    if args.transport == "websocket":
+        finesse["xmpp_websocket_urls"] = "%s, %s" % (fin.prosody_a.wss_url, fin.prosody_b.wss_url)
+    conn = stack.Connector(fin, log_level="warn", extra={"finesse": finesse}, tmp=tmp,
+                           transport=args.transport, ca_file=pki.ca_file if pki else None)
     say("finesse-sim pid %d, prosody A %d, B %d, fsc-connector pid %d"
         % (fin.proc.pid, fin.prosody_a.proc.pid, fin.prosody_b.proc.pid, conn.proc.pid))
     b = Bench(args, fin, conn)
@@ -831,8 +854,10 @@ def main():
     p("  connector log lines (level proc event x count): %s"
       % (", ".join("%s x%d" % kv for kv in sorted(warn_counts.items(), key=lambda kv: -kv[1]))
          or "nothing"))
-    p("agents=%d p50_ms=%.1f p99_ms=%.1f rss_mb=%.1f cpu_pct=%.1f login_all_s=%.2f resync_s=%.2f"
-      % (b.logins_ok, pct(lat, 50), pct(lat, 99), rss_mb, cpu_conn, b.login_all_s, b.resync_s))
+    p("agents=%d p50_ms=%.1f p99_ms=%.1f rss_mb=%.1f cpu_pct=%.1f login_all_s=%.2f resync_s=%.2f "
+      "transport=%s"
+      % (b.logins_ok, pct(lat, 50), pct(lat, 99), rss_mb, cpu_conn, b.login_all_s, b.resync_s,
+         args.transport))
     sys.stdout.flush()
     stack.stop_all()
 
