@@ -97,7 +97,7 @@ collect_ids(struct verify *v, xmlNodePtr top)
             for (size_t i = 0; i < v->nids; i++) {
                 if (strcmp(v->ids[i], val) == 0) {
                     return fail(v, "unique_ids", SAML_R_DUPLICATE_ID,
-                                "ID \"%.80s\" appears twice", val);
+                                "ID '%.80s' appears twice", val);
                 }
             }
             if (v->nids == MAX_IDS) {
@@ -255,7 +255,7 @@ check_response(struct verify *v, xmlNodePtr resp)
     } else if (dest != NULL ? strcmp(dest, v->sp->acs_url) != 0
                             : v->out->response_signed) {
         return fail(v, "destination", SAML_R_DESTINATION,
-                    "Destination \"%.120s\" is not this ACS",
+                    "Destination '%.120s' is not this ACS",
                     dest ? dest : "(absent in a signed Response)");
     } else {
         saml_check(v->report, "destination", dest ? SAML_PASS : SAML_SKIP,
@@ -278,7 +278,7 @@ check_response(struct verify *v, xmlNodePtr resp)
     issuer = saml_child(resp, SAML_NS_ASSERTION, "Issuer");
     if (issuer != NULL && !issuer_ok(issuer, v->idp->entity_id)) {
         return fail(v, "response_issuer", SAML_R_ISSUER,
-                    "Response Issuer \"%.120s\" is not the IdP's entityID",
+                    "Response Issuer '%.120s' is not the IdP's entityID",
                     cmn_xml_text(issuer) ? cmn_xml_text(issuer) : "?");
     }
     saml_check(v->report, "response_issuer", issuer ? SAML_PASS : SAML_SKIP,
@@ -497,7 +497,7 @@ check_assertion(struct verify *v, xmlNodePtr a)
     issuer = saml_child(a, SAML_NS_ASSERTION, "Issuer");
     if (issuer == NULL || !issuer_ok(issuer, v->idp->entity_id)) {
         return fail(v, "assertion_issuer", SAML_R_ISSUER,
-                    "Assertion Issuer \"%.120s\" is not the IdP's entityID",
+                    "Assertion Issuer '%.120s' is not the IdP's entityID",
                     issuer && cmn_xml_text(issuer) ? cmn_xml_text(issuer)
                                                    : "(absent)");
     }
@@ -558,7 +558,7 @@ check_assertion(struct verify *v, xmlNodePtr a)
     }
     if (!usable_user(v->out->user)) {
         return fail(v, "user", SAML_R_ATTRIBUTE,
-                    "\"%.100s\" cannot be a user id (printable ASCII, no "
+                    "'%.100s' cannot be a user id (printable ASCII, no "
                     "spaces)",
                     v->out->user);
     }
