@@ -3,11 +3,11 @@
 which signs and encrypts through the xmlsec1 command-line tool: responses are
 made by an implementation independent of fsc-sso's verifier.
 
-Run with /usr/bin/python3. Used as a library by the integration tests and
-the benchmark (Idp below), and as a small HTTP server (main) that answers
-the HTTP-Redirect binding at /idp/sso and /idp/slo with an auto-submitting
-HTTP-POST form, the way an IdP's browser endpoints do (SAML 2.0 Bindings
-§3.4, §3.5).
+Run with /usr/bin/python3. A library for the integration tests, the
+benchmark and the fuzz-seed generator (Idp below); it has no HTTP server
+yet: tests read the AuthnRequest from fsc-sso's redirect themselves and
+POST the Response to the ACS as the browser's auto-submitted form would
+(SAML 2.0 Bindings §3.4, §3.5).
 
 Shapes follow the OASIS SAML 2.0 Core (saml-core-2.0-os) and Profiles
 (saml-profiles-2.0-os §4.1.4: Web Browser SSO response rules: Destination,
