@@ -10,13 +10,16 @@ PKGS=(
   # libraries (DESIGN.md §3)
   libmicrohttpd-dev libcurl4-openssl-dev libxml2-dev libxmlsec1-dev
   libwebsockets-dev libhiredis-dev libjansson-dev libssl-dev
-  libinih-dev libcmocka-dev
+  libinih-dev libcmocka-dev zlib1g-dev
   # real peers started by the tests
   redis-server redis-sentinel haproxy prosody lua-unbound
   # headless browser for tests/browser (driven by playwright-core from npm)
   chromium
   # simulators (run with /usr/bin/python3) and benchmarks
   python3 python3-jwt python3-cryptography wrk curl procps openssl
+  # the test SAML IdP (tests/sim/saml-idp): pysaml2 signs and encrypts
+  # through the xmlsec1 command-line tool
+  python3-pysaml2 xmlsec1
 )
 
 missing=()

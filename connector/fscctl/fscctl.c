@@ -6,6 +6,8 @@
  *          status | outbox | replay INDEX | replay all
  *   fscctl finesse-check --config FILE [--agent ID ...]
  *          (fscctl_finesse_check.c: can this host reach Finesse?)
+ *   fscctl saml-verify --metadata FILE [--at TIME] RESPONSE
+ *          (fscctl_saml_verify.c: every check of fsc-sso's SAML verifier)
  *
  * status  GET /readyz: agents, XMPP sessions online, active Finesse node
  * outbox  GET /admin/v1/outbox: call logs waiting for Salesforce, this
@@ -46,7 +48,9 @@ usage(void)
             "[--ca-file FILE]\n"
             "              status | outbox | replay INDEX | replay all\n"
             "       fscctl finesse-check --config FILE [--agent ID "
-            "(--password-file F | --token-file F | --handoff CODE)]\n");
+            "(--password-file F | --token-file F | --handoff CODE)]\n"
+            "       fscctl saml-verify --metadata FILE [--at TIME] "
+            "[options] RESPONSE\n");
     return 2;
 }
 
@@ -244,6 +248,9 @@ main(int argc, char **argv)
     memset(&c, 0, sizeof(c));
     if (argc >= 2 && strcmp(argv[1], "finesse-check") == 0) {
         return fscctl_finesse_check(argc - 1, argv + 1);
+    }
+    if (argc >= 2 && strcmp(argv[1], "saml-verify") == 0) {
+        return fscctl_saml_verify(argc - 1, argv + 1);
     }
     for (i = 1; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
         if (i + 1 >= argc) {

@@ -7,4 +7,8 @@
  * "finesse-check". Returns the exit status. */
 int fscctl_finesse_check(int argc, char **argv);
 
+/* fscctl saml-verify ... (fscctl_saml_verify.c): a SAML Response checked
+ * offline by fsc-sso's verifier; argv[0] is "saml-verify". */
+int fscctl_saml_verify(int argc, char **argv);
+
 #endif
