@@ -11,6 +11,7 @@
 #include "cmn_secret.h"
 #include "cti_engine.h"
 #include "cti_lease.h"
+#include "cti_popmark.h"
 #include "cti_resume.h"
 #include "cti_throttle.h"
 #include "fin_rest.h"
@@ -112,12 +113,16 @@ struct cti_engine {
     long long last_renew_ms;   /* tick thread only */
     struct cti_lease *lease;   /* NULL: single host */
     struct cti_resume *resume; /* NULL: sessions end with the process */
+    struct cti_popmark *popmark; /* NULL: no [redis], pops marked in memory */
     struct cti_throttle *throttle_agent; /* failed sign-ins per agent ID */
     struct cti_throttle *throttle_addr;  /* ... per client address */
     struct cmn_metric *m_resumed;        /* sessions picked up from Redis */
     struct cmn_metric *m_throttled;      /* sign-ins refused by throttling */
     struct cmn_metric *m_spooled;        /* call logs written to the spool */
     struct cmn_metric *m_spool_waiting;  /* 1 while the spool holds any */
+    struct cmn_metric *m_pops;           /* pops offered to a tab */
+    struct cmn_metric *m_pop_reoffers;   /* ... offered to the next tab */
+    struct cmn_metric *m_pops_skipped;   /* ... not sent: popped before */
     struct resuming *resuming;           /* agents being resumed (under lock) */
 
     /* Salesforce (sf_enabled false: no [salesforce] section) */
