@@ -36,9 +36,9 @@
     if (s.warned) return;
     s.warned = true;
     console.warn('fsc softphone: the browser refused ' + what + ' (' +
-      ((e && (e.name || e.message)) || String(e)) + '); the session is kept ' +
-      (s.mode === 'cookie' ? 'in the cookie the browser granted' : 'in memory') +
-      ' (see "Agents\' browsers" in the connector README)');
+      ((e && (e.name || e.message)) || String(e)) + '): third-party storage is blocked for ' +
+      'this frame; the session is kept in memory, or in cookies the browser grants ' +
+      '(see "Agents\' browsers" in the connector README)');
   }
 
   function probeLocal() {

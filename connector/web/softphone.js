@@ -42,7 +42,8 @@
     dialpad: $('dialpad'), dialForm: $('dial-form'), dialNumber: $('dial-number'),
     dialBtn: $('dial-btn'), tpl: $('call-template'),
     storageNote: $('storage-note'), storageNoteText: $('storage-note-text'),
-    storageAllow: $('storage-allow'),
+    storageAllow: $('storage-allow'), storageFix: $('storage-note-fix'),
+    storageDismiss: $('storage-dismiss'),
   };
   const store = window.fscStorage;
 
@@ -260,13 +261,15 @@
 
   function hostActivity() {
     st.hostActive = true;
-    reportFocus(false);
+    reportFocus(true);
   }
 
-  window.addEventListener('focus', () => reportFocus(false));
+  // the agent acting in this tab is news even when the state is the same:
+  // the server ranks focused tabs by their latest report
+  window.addEventListener('focus', () => reportFocus(true));
+  document.addEventListener('pointerdown', () => reportFocus(true), true);
   window.addEventListener('blur', () => reportFocus(false));
   document.addEventListener('visibilitychange', () => reportFocus(false));
-  document.addEventListener('pointerdown', () => reportFocus(false), true);
   // for people debugging multi-tab behaviour (and for the browser tests)
   window.fscSoftphone = {
     stream: () => st.stream, storage: () => store.mode(), focus: focusState,
@@ -329,16 +332,23 @@
   // button that asks the browser for this frame's storage.
   function renderStorageNote() {
     const blocked = store.mode() === 'memory';
-    el.storageNote.hidden = !blocked;
+    el.storageNote.hidden = !blocked || st.storageNoteDismissed;
     if (!blocked) return;
     const text = st.token
-      ? 'This browser blocks storage for the softphone; a reload will ask you to sign in again. '
-      : 'Sign in again after each reload: this browser blocks storage for the softphone. ';
-    const fix = 'Your administrator can allow it with a browser policy that allows cookies and ' +
-      'site data for ' + location.origin + ' inside Salesforce (CookiesAllowedForUrls).';
-    if (el.storageNoteText.textContent !== text + fix) el.storageNoteText.textContent = text + fix;
+      ? 'This browser blocks storage for the softphone; a reload will ask you to sign in again.'
+      : 'Sign in again after each reload: this browser blocks storage for the softphone.';
+    if (el.storageNoteText.textContent !== text) el.storageNoteText.textContent = text;
+    el.storageFix.textContent = 'Allow cookies and site data for ' + location.origin +
+      ' when Salesforce frames it: in Chrome and Edge the CookiesAllowedForUrls policy ' +
+      '(or a site exception under third-party cookies); see "Agents\' browsers" in the ' +
+      'connector\'s README.';
     el.storageAllow.hidden = !store.canAskAccess();
   }
+
+  el.storageDismiss.addEventListener('click', () => {
+    st.storageNoteDismissed = true; // until the next reload, which will say it again
+    renderStorageNote();
+  });
 
   el.storageAllow.addEventListener('click', async () => {
     el.storageAllow.disabled = true;
