@@ -199,8 +199,7 @@ submit(struct cmn_http_req *req, struct api_job *j)
 }
 
 struct cti_agent *
-cti_api_authed(struct cmn_http_req *req, struct cti_app *app,
-               const char *token)
+cti_api_authed(struct cmn_http_req *req, struct cti_app *app, const char *token)
 {
     struct cti_agent *a = cti_engine_agent(app->engine, token);
     bool busy = false;

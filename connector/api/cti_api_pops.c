@@ -20,8 +20,7 @@ stream_id_ok(const char *s, size_t len)
 /* A JSON boolean member: required ones must be there, optional ones
  * default to dflt. false when present but not a boolean, or missing. */
 static bool
-bool_member(json_t *body, const char *name, bool required, bool dflt,
-            bool *out)
+bool_member(json_t *body, const char *name, bool required, bool dflt, bool *out)
 {
     json_t *v = json_object_get(body, name);
 
@@ -64,8 +63,8 @@ tab_focus(struct cmn_http_req *req, struct cti_app *app, const char *stream)
                                     "\"focused\" and \"visible\" are "
                                     "booleans (\"can_pop\" too, if given)");
     }
-    rc = cti_agent_tab_focus(a, stream, focused, visible, can_pop,
-                             cmn_now_ms());
+    rc =
+        cti_agent_tab_focus(a, stream, focused, visible, can_pop, cmn_now_ms());
     cti_agent_unref(a);
     if (rc != CMN_OK) {
         return cmn_http_reply_error(req, 404, "unknown_stream",
@@ -133,8 +132,7 @@ cti_api_call_popped(struct cmn_http_req *req, struct cti_app *app,
     cti_agent_unref(a);
     switch (rc) {
     case CMN_OK:
-        return cmn_http_reply_json(req, 200,
-                                   json_pack("{s:b}", "claimed", 1));
+        return cmn_http_reply_json(req, 200, json_pack("{s:b}", "claimed", 1));
     case CMN_DENIED:
         return cmn_http_reply_error(req, 409, "already_popped",
                                     "another tab popped this call");

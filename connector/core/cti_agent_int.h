@@ -14,8 +14,8 @@
 
 struct tab {
     struct cmn_http_stream *stream;
-    atomic_bool closed; /* set by on_close (no agent lock there) */
-    atomic_int refs;    /* the agent's list + the stream's on_close */
+    atomic_bool closed;         /* set by on_close (no agent lock there) */
+    atomic_int refs;            /* the agent's list + the stream's on_close */
     char id[CTI_STREAM_ID_MAX]; /* random, told to the tab on attach */
     struct cti_tab_focus focus;
     struct tab *next;

@@ -127,8 +127,7 @@ cti_agent_offer_pop(struct cti_agent *a, const char *dialog_id, json_t *pop,
     pthread_mutex_lock(&a->lock);
     /* the call may have ended while the pop was decided (a SOSL search) */
     if (text == NULL || agent_find_dialog(a, dialog_id) < 0 ||
-        find_pop(a, dialog_id) != NULL ||
-        (p = calloc(1, sizeof(*p))) == NULL) {
+        find_pop(a, dialog_id) != NULL || (p = calloc(1, sizeof(*p))) == NULL) {
         pthread_mutex_unlock(&a->lock);
         free(text);
         return;

@@ -258,8 +258,9 @@ pop_job(void *arg)
     /* once per dialog per agent across hosts: a session that moved here
      * (or this host after a restart) meets calls popped before */
     if (decide && !cti_popmark_first(j->e->popmark, agent, j->dialog_id)) {
-        cmn_log_info("event=pop_skipped agent=%s dialog=%s reason=popped_before",
-                     agent, j->dialog_id);
+        cmn_log_info(
+            "event=pop_skipped agent=%s dialog=%s reason=popped_before", agent,
+            j->dialog_id);
         cmn_metric_inc(j->e->m_pops_skipped);
         decide = false;
     }

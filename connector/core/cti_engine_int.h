@@ -113,9 +113,10 @@ struct cti_engine {
     long long last_renew_ms;   /* tick thread only */
     struct cti_lease *lease;   /* NULL: single host */
     struct cti_resume *resume; /* NULL: sessions end with the process */
-    struct cti_popmark *popmark; /* NULL: no [redis], pops marked in memory */
     struct cti_throttle *throttle_agent; /* failed sign-ins per agent ID */
     struct cti_throttle *throttle_addr;  /* ... per client address */
+    struct cti_popmark *popmark;         /* NULL: no [redis] (pops marked
+                                            in memory only) */
     struct cmn_metric *m_resumed;        /* sessions picked up from Redis */
     struct cmn_metric *m_throttled;      /* sign-ins refused by throttling */
     struct cmn_metric *m_spooled;        /* call logs written to the spool */

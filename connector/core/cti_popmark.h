@@ -12,7 +12,7 @@
 #include "cmn_redis.h"
 #include "cti_config.h"
 
-#define CTI_POPMARK_TTL_S                                                \
+#define CTI_POPMARK_TTL_S                                               \
     (8 * 3600) /* a call (and its pop) is over well within a shift; the \
                   mark only has to outlive the call */
 

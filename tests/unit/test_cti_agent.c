@@ -310,7 +310,6 @@ test_cti_agent_resume_replays_missed_events(void **state)
     tab_close(&t);
 }
 
-
 static void
 ring(const char *id)
 {
@@ -378,8 +377,7 @@ static void
 test_cti_agent_pop_moves_on_when_unclaimed(void **state)
 {
     struct tab t1, t2, t3;
-    char id1[CTI_STREAM_ID_MAX], id2[CTI_STREAM_ID_MAX],
-        id3[CTI_STREAM_ID_MAX];
+    char id1[CTI_STREAM_ID_MAX], id2[CTI_STREAM_ID_MAX], id3[CTI_STREAM_ID_MAX];
     long long now = cmn_now_ms();
     (void)state;
 
@@ -404,8 +402,8 @@ test_cti_agent_pop_moves_on_when_unclaimed(void **state)
     assert_int_equal(cti_agent_pops_tick(agent, now + 1100), 0);
     assert_false(tab_wait(&t2, "event: pop", 200));
     /* t1 did not claim in time: the most recently visible other tab */
-    assert_int_equal(
-        cti_agent_pops_tick(agent, now + 100 + CTI_POP_CONFIRM_MS), 1);
+    assert_int_equal(cti_agent_pops_tick(agent, now + 100 + CTI_POP_CONFIRM_MS),
+                     1);
     assert_true(tab_until(&t2, "event: pop\ndata: {\"dialog_id\":\"P3\""));
     assert_int_equal(cti_agent_pop_claim(agent, "P3", id2), CMN_OK);
     /* t1 wakes up late: the pop is taken */
@@ -418,8 +416,8 @@ test_cti_agent_pop_moves_on_when_unclaimed(void **state)
      * claimed: the pop happens once, in the tab that was slow */
     ring("P4");
     cti_agent_offer_pop(agent, "P4", pop_of("P4"), now + 200);
-    assert_int_equal(
-        cti_agent_pops_tick(agent, now + 200 + CTI_POP_CONFIRM_MS), 1);
+    assert_int_equal(cti_agent_pops_tick(agent, now + 200 + CTI_POP_CONFIRM_MS),
+                     1);
     assert_int_equal(cti_agent_pop_claim(agent, "P4", id1), CMN_OK);
     assert_int_equal(cti_agent_pop_claim(agent, "P4", id2), CMN_DENIED);
     hang_up("P4");
