@@ -74,8 +74,9 @@ offer_next(struct cti_agent *a, struct pending_pop *p, long long now_ms)
         }
         snprintf(p->current, sizeof(p->current), "%s", t->id);
         p->offered_at_ms = now_ms;
-        cmn_log_debug("event=pop_offered agent=%s dialog=%s tab=%zu", a->id,
-                      p->dialog_id, p->noffered);
+        cmn_log_debug("event=pop_offered agent=%s dialog=%s tab=%llu "
+                      "offer=%zu",
+                      a->id, p->dialog_id, t->focus.seq, p->noffered);
         return true;
     }
     if (tried) {
@@ -109,6 +110,10 @@ cti_agent_tab_focus(struct cti_agent *a, const char *stream, bool focused,
     struct tab *t = agent_find_tab(a, stream);
     if (t != NULL) {
         cti_tab_focus_report(&t->focus, focused, visible, can_pop, now_ms);
+        cmn_log_debug("event=tab_focus agent=%s tab=%llu focused=%d visible=%d "
+                      "can_pop=%d",
+                      a->id, t->focus.seq, t->focus.focused, t->focus.visible,
+                      t->focus.can_pop);
         rc = CMN_OK;
     }
     pthread_mutex_unlock(&a->lock);

@@ -360,13 +360,19 @@ task_job(void *arg)
 {
     struct call_job *j = arg;
     json_t *fields = NULL;
+    bool popped = false;
 
     pthread_mutex_lock(&j->e->calls_lock);
     struct cti_call *c = find_call(j->e, cti_agent_id(j->agent), j->dialog_id);
     if (c != NULL && c->ended_at != 0) {
         fields = cti_call_task_fields(c);
+        popped = c->popped;
     }
     pthread_mutex_unlock(&j->e->calls_lock);
+    if (popped) {
+        /* over: nothing pops it again (again after wrap-up: harmless) */
+        cti_popmark_done(j->e->popmark, cti_agent_id(j->agent), j->dialog_id);
+    }
     if (fields != NULL) {
         engine_log_task(j->e, cti_agent_id(j->agent), j->dialog_id, fields);
     }

@@ -182,7 +182,7 @@ void engine_spool_drain_later(struct cti_engine *e);
 /* cti_resume_ops.c */
 /* Store what it takes to resume s elsewhere (no-op without resume). */
 void engine_resume_save(struct cti_engine *e, struct cti_session *s);
-/* The session is over for good: its resume record goes. */
+/* The session is over for good: its resume record and pop marks go. */
 void engine_resume_forget(struct cti_engine *e, const char *agent);
 
 /* cti_failover.c */

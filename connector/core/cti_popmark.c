@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
-/* cti_popmark.c - pop marks in Redis; see cti_popmark.h. Key:
- * <prefix>agent:<id>:popped:<dialog id>, value: the process that popped
- * (its host and a random id drawn at start: the same host after a
- * restart is another process, and must not pop again). */
+/* cti_popmark.c - pop marks in Redis; see cti_popmark.h. A mark's value
+ * is the process that popped (its host and a random id drawn at start: the
+ * same host after a restart is another process, and must not pop again). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,11 +15,14 @@ struct cti_popmark {
     char self[600]; /* host + " " + process id */
 };
 
-/* first mark, or our own mark seen again (a retry after a lost reply) */
+/* first mark, or our own mark seen again (a retry after a lost reply):
+ * 1, and the agent's hash lives CTI_POPMARK_TTL_S from now; else 0 */
 static struct cmn_redis_script mark_script = {
-    .source = "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) "
-              "then return 1 end\n"
-              "if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end\n"
+    .source = "if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 or "
+              "redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then\n"
+              "  redis.call('EXPIRE', KEYS[1], ARGV[3])\n"
+              "  return 1\n"
+              "end\n"
               "return 0\n",
 };
 
@@ -62,26 +64,32 @@ cti_popmark_free(struct cti_popmark *m)
     }
 }
 
+static void
+key_of(const struct cti_popmark *m, const char *agent, char *out, size_t size)
+{
+    snprintf(out, size, "%sagent:%s:popped", cmn_redis_prefix(m->redis), agent);
+}
+
 bool
 cti_popmark_first(struct cti_popmark *m, const char *agent,
                   const char *dialog_id)
 {
     struct cmn_err err = {{0}};
     char key[512], ttl[16];
-    const char *args[3];
+    const char *args[4];
     redisReply *r;
     bool first = true;
 
     if (m == NULL) {
         return true;
     }
-    snprintf(key, sizeof(key), "%sagent:%s:popped:%s",
-             cmn_redis_prefix(m->redis), agent, dialog_id);
+    key_of(m, agent, key, sizeof(key));
     snprintf(ttl, sizeof(ttl), "%d", CTI_POPMARK_TTL_S);
     args[0] = key;
-    args[1] = m->self;
-    args[2] = ttl;
-    r = cmn_redis_eval(m->redis, &mark_script, CMN_REDIS_RETRY, 1, 2, args,
+    args[1] = dialog_id;
+    args[2] = m->self;
+    args[3] = ttl;
+    r = cmn_redis_eval(m->redis, &mark_script, CMN_REDIS_RETRY, 1, 3, args,
                        NULL, &err);
     if (r == NULL || r->type != REDIS_REPLY_INTEGER) {
         cmn_log_warn("event=popmark_unavailable agent=%s dialog=%s "
@@ -93,4 +101,31 @@ cti_popmark_first(struct cti_popmark *m, const char *agent,
     }
     freeReplyObject(r);
     return first;
+}
+
+void
+cti_popmark_done(struct cti_popmark *m, const char *agent,
+                 const char *dialog_id)
+{
+    struct cmn_err err = {{0}};
+    char key[512];
+
+    if (m != NULL) {
+        key_of(m, agent, key, sizeof(key));
+        freeReplyObject(cmn_redis_cmdf(m->redis, CMN_REDIS_RETRY, &err,
+                                       "HDEL %s %s", key, dialog_id));
+    }
+}
+
+void
+cti_popmark_forget(struct cti_popmark *m, const char *agent)
+{
+    struct cmn_err err = {{0}};
+    char key[512];
+
+    if (m != NULL) {
+        key_of(m, agent, key, sizeof(key));
+        freeReplyObject(
+            cmn_redis_cmdf(m->redis, CMN_REDIS_RETRY, &err, "DEL %s", key));
+    }
 }

@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
 /* cti_popmark.h - "this call has been popped for this agent", shared by
- * every connector host through Redis (SET NX), so that a session picked
- * up by another host (or by this one after a restart) never pops a call
- * again that was popped before the move. Within one process the call
- * record says so already; this covers what outlives the process. */
+ * every connector host through Redis, so that a session picked up by
+ * another host (or by this one after a restart) never pops a call again
+ * that was popped before the move. Within one process the call record
+ * says so already; this covers what outlives the process. One hash per
+ * agent, <prefix>agent:<id>:popped, a field per live call (HSETNX): the
+ * field goes when the call ends, the hash when the agent signs out, and
+ * the hash expires CTI_POPMARK_TTL_S after the agent's last pop. */
 #ifndef CTI_POPMARK_H
 #define CTI_POPMARK_H
 
@@ -30,5 +33,10 @@ void cti_popmark_free(struct cti_popmark *m);
  * second one needs a host move during this very outage. */
 bool cti_popmark_first(struct cti_popmark *m, const char *agent,
                        const char *dialog_id);
+/* The call ended: its mark is no longer needed (best effort). */
+void cti_popmark_done(struct cti_popmark *m, const char *agent,
+                      const char *dialog_id);
+/* The agent's session is over (signed out): every mark goes. */
+void cti_popmark_forget(struct cti_popmark *m, const char *agent);
 
 #endif

@@ -17,9 +17,9 @@ void
 cti_tab_focus_report(struct cti_tab_focus *f, bool focused, bool visible,
                      bool can_pop, long long now_ms)
 {
-    /* a focused tab is visible whatever the page said: focus inside a
-     * hidden tab cannot happen, a stale visibility report can */
-    visible = visible || focused;
+    /* a hidden tab is not where the agent is, whatever else it says (a
+     * browser may leave a background page its focus) */
+    focused = focused && visible;
     if (focused) {
         f->focus_ms = now_ms;
     }

@@ -27,7 +27,8 @@ struct cti_tab_focus {
  * visible, so it ranks by seq only (newest first). */
 void cti_tab_focus_init(struct cti_tab_focus *f, unsigned long long seq);
 
-/* A report from the tab at now_ms. */
+/* A report from the tab at now_ms. A tab that says it is hidden is not
+ * focused. */
 void cti_tab_focus_report(struct cti_tab_focus *f, bool focused, bool visible,
                           bool can_pop, long long now_ms);
 

@@ -244,19 +244,36 @@
   function focusState() {
     const visible = document.visibilityState === 'visible';
     if (!visible) st.hostActive = false;
-    return {focused: document.hasFocus() || (st.hostActive && visible), visible,
+    // a background tab may keep document.hasFocus(): hidden is never focused
+    return {focused: visible && (document.hasFocus() || st.hostActive), visible,
       can_pop: !!sfOrigin};
   }
 
+  // One report in flight at a time, the state read when it is sent: two
+  // requests racing could reach the server in the wrong order (a click
+  // into the frame sends one on pointerdown and one on focus).
+  const focusQ = {busy: false, again: false, force: false};
+
   async function reportFocus(force) {
-    const stream = st.stream;
-    if (!st.token || !stream) return;
-    const f = focusState();
-    const sig = stream + JSON.stringify(f);
-    if (!force && sig === st.focusSent) return;
-    st.focusSent = sig;
-    const r = await api('POST', '/tabs/' + encodeURIComponent(stream) + '/focus', f);
-    if (r.status !== 200 && st.focusSent === sig) st.focusSent = ''; // say it again next time
+    focusQ.force = focusQ.force || !!force;
+    if (focusQ.busy) { focusQ.again = true; return; }
+    focusQ.busy = true;
+    try {
+      do {
+        focusQ.again = false;
+        const stream = st.stream;
+        if (!st.token || !stream) break;
+        const f = focusState();
+        const sig = stream + JSON.stringify(f);
+        if (!focusQ.force && sig === st.focusSent) continue;
+        focusQ.force = false;
+        st.focusSent = sig;
+        const r = await api('POST', '/tabs/' + encodeURIComponent(stream) + '/focus', f);
+        if (r.status !== 200 && st.focusSent === sig) st.focusSent = ''; // say it again next time
+      } while (focusQ.again);
+    } finally {
+      focusQ.busy = false;
+    }
   }
 
   function hostActivity() {
@@ -267,7 +284,8 @@
   // the agent acting in this tab is news even when the state is the same:
   // the server ranks focused tabs by their latest report
   window.addEventListener('focus', () => reportFocus(true));
-  document.addEventListener('pointerdown', () => reportFocus(true), true);
+  // after the click's own default action: focus has moved by then
+  document.addEventListener('pointerdown', () => setTimeout(() => reportFocus(true), 0), true);
   window.addEventListener('blur', () => reportFocus(false));
   document.addEventListener('visibilitychange', () => reportFocus(false));
   // for people debugging multi-tab behaviour (and for the browser tests)

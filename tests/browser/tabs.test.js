@@ -47,7 +47,10 @@ run('tabs', async (context) => {
 
   // the agent works in tab 2 (the leader from now on): clicks into it
   await t2.bringToFront();
+  const reported = t2.waitForResponse((r) => /\/api\/v1\/tabs\/[^/]+\/focus$/.test(r.url()) &&
+    r.status() === 200 && (r.request().postData() || '').includes('"focused":true'));
   await f2.getByRole('heading', {name: 'Softphone'}).click();
+  await reported; // the server ranks tabs by these reports
   await f2.getByLabel('Agent state').selectOption({label: 'Ready'});
   await fin.waitAgent(AGENT, 'READY');
   await waitFor(async () => (await f1.getByLabel('Agent state').inputValue()) === 'READY', 't1 follows: Ready');

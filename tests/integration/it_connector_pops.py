@@ -219,9 +219,9 @@ def check_across_hosts(one, two, fin, redis, token, c):
     did = ring(fin)
     c.wait_pop(did)
     assert c.claim(did)[0] == 200
-    mark = "fsc:agent:%s:popped:%s" % (AGENT, did)
-    assert redis.cli("EXISTS", mark) == 1 and 0 < redis.cli("TTL", mark) <= 8 * 3600, \
-        "the pop is marked in Redis with a TTL"
+    mark = "fsc:agent:%s:popped" % AGENT
+    assert redis.cli("HEXISTS", mark, did) == 1 and 0 < redis.cli("TTL", mark) <= 8 * 3600, \
+        "the pop is marked in Redis (the agent's hash, with a TTL)"
     # host one dies mid-ring; the agent (its browser) signs in at host two
     c.close()
     one.kill()
@@ -244,13 +244,19 @@ def check_across_hosts(one, two, fin, redis, token, c):
     print("ok  host one popped %s and died mid-ring; host two (after %.1f s) re-read the call "
           "and did not pop it again (Redis mark)" % (did, time.time() - t0))
     hang_up(fin, did)
+    stack.wait_until(lambda: redis.cli("HEXISTS", mark, did) == 0, 5,
+                     what="the call's mark dropped when it ended")
     did2 = ring(fin)
     t.wait_pop(did2)
     assert t.claim(did2)[0] == 200
     assert two.metric("fsc_connector_pops_total") == 1
     hang_up(fin, did2)
+    status, r = two.api("POST", "/api/v1/logout", body["token"])
+    assert status == 200, "sign-out: %d %r" % (status, r)
+    assert redis.cli("EXISTS", mark) == 0, "sign-out drops the agent's pop marks"
     t.close()
-    print("ok  host two's next call pops normally")
+    print("ok  host two's next call pops normally; marks go with the call, and all of them "
+          "with the sign-out")
 
 
 def main():

@@ -44,11 +44,15 @@ test_cti_tab_rank_focused_beats_visible_beats_hidden(void **state)
     assert_true(cti_tab_rank_cmp(&focused, &visible) < 0);
     assert_true(cti_tab_rank_cmp(&visible, &hidden) < 0);
     assert_true(cti_tab_rank_cmp(&focused, &hidden) < 0);
-    /* a focused tab is visible even if its report says otherwise */
+    /* a hidden tab is not focused, whatever its report says (a browser
+     * can leave a background page its focus) */
     struct cti_tab_focus odd = tab(4);
     cti_tab_focus_report(&odd, true, false, true, 4000);
-    assert_true(odd.visible);
+    assert_false(odd.focused);
+    assert_int_equal(odd.focus_ms, 0);
+    assert_true(cti_tab_rank_cmp(&focused, &odd) < 0);
     /* two focused tabs (two windows): the latest focus report wins */
+    cti_tab_focus_report(&odd, true, true, true, 4500);
     assert_true(cti_tab_rank_cmp(&odd, &focused) < 0);
     cti_tab_focus_report(&focused, true, true, true, 5000);
     assert_true(cti_tab_rank_cmp(&focused, &odd) < 0);
