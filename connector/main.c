@@ -121,7 +121,12 @@ main(int argc, char **argv)
         cti_config_free(cfg);
         return 1;
     }
-    cti_api_metrics_init(&app);
+    if (cti_api_init(&app) != CMN_OK) {
+        cmn_log_err("event=start_failed detail=\"out of memory\"");
+        cti_engine_free(app.engine);
+        cti_config_free(cfg);
+        return 1;
+    }
     struct cmn_httpd_opts opts = {
         .listen = cfg->listen,
         .max_body = (size_t)cfg->max_body,
@@ -136,6 +141,7 @@ main(int argc, char **argv)
         cmn_httpd_start(&opts, cti_api_routes, cti_api_nroutes, &app, &err);
     if (d == NULL) {
         cmn_log_err("event=start_failed detail=\"%s\"", err.msg);
+        cti_api_cleanup(&app);
         cti_engine_free(app.engine);
         cti_config_free(cfg);
         return 1;
@@ -158,6 +164,7 @@ main(int argc, char **argv)
     atomic_store(&stopping, true);
     pthread_join(tick, NULL);
     cmn_httpd_stop(d, DRAIN_MS);
+    cti_api_cleanup(&app);
     cti_engine_free(app.engine);
     cti_config_free(cfg);
     cmn_log_notice("event=stopped");

@@ -162,7 +162,7 @@ def main():
         print("quickstart: ok")
         return
     print("Try it yourself:")
-    print("  curl -N '%s/api/v1/events?token=%s' &" % (conn.url, token))
+    print("  curl -N -H 'Authorization: Bearer %s' %s/api/v1/events &" % (token, conn.url))
     print("  curl -s -X POST %s/sim/calls -d '{\"agent\": \"1001\", \"ani\": \"+15551234\"}'"
           % fin.control)
     print("Ctrl-C stops everything.")

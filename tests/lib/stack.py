@@ -17,6 +17,8 @@ Pieces, one job each:
   IdsSim                               tests/sim/ids-sim/ids_sim.py
   SsoSecrets, SsoInstance              fsc-sso daemons sharing secrets
   Haproxy                              ha/haproxy-sso.cfg.in in front of A, B
+  HttpProxy                            haproxy in front of one server, request
+                                       lines logged (a reverse proxy's view)
   http, json_body, Browser             HTTP client helpers (http.client)
   start_login, finish_login, login_flow  a browser's sign-in against ids-sim
   SsoClient                            the service API, as fsc-connector uses it
@@ -997,8 +999,47 @@ class Haproxy(_ProcBacked):
         return self.start(timeout)
 
 
+class HttpProxy(_ProcBacked):
+    """haproxy as a plain reverse proxy in front of one HTTP server (e.g.
+    fsc-connector): X-Forwarded-For added (option forwardfor), every
+    request logged with its request line (option httplog) to its log, as a
+    site's proxy would; long server timeout for event streams.
+    request_lines() returns what it logged."""
+
+    def __init__(self, backend, port=None, tmp=None, start=True, name="proxy"):
+        self.tmp = tmp or session_tmp()
+        self.port = port or free_port()
+        self.dir = self.tmp.sub(name)
+        self.cfg = os.path.join(self.dir, "haproxy.cfg")
+        with open(self.cfg, "w", encoding="utf-8") as f:
+            f.write("\n".join([
+                "global", "    log stdout format raw local0 info", "    maxconn 2000",
+                "defaults", "    mode http", "    log global", "    option httplog",
+                "    option forwardfor", "    timeout connect 1s", "    timeout client 60s",
+                "    timeout server 60s", "    timeout http-request 10s",
+                "frontend fe", "    bind %s:%d" % (HOST, self.port), "    default_backend be",
+                "backend be", "    server s1 %s" % _hostport(backend), ""]))
+        self.proc = Proc("haproxy-" + name, ["haproxy", "-f", self.cfg, "-db"],
+                         os.path.join(self.dir, "haproxy.log"), tmp=self.tmp)
+        if start:
+            self.start()
+
+    @property
+    def url(self):
+        return "http://%s:%d" % (HOST, self.port)
+
+    def start(self, timeout=10.0):
+        self.proc.start()
+        wait_port(self.port, timeout, proc=self.proc)
+        return self
+
+    def request_lines(self):
+        """The quoted request line of every logged request ("GET /x?y HTTP/1.1")."""
+        return re.findall(r'"([A-Z]+ [^"]*)"', self.proc.log_text())
+
+
 def _hostport(x):
-    if isinstance(x, SsoInstance):
+    if isinstance(x, SsoInstance) or hasattr(x, "port") and not isinstance(x, str):
         return "%s:%d" % (HOST, x.port)
     if "://" in x:
         u = urllib.parse.urlsplit(x)
@@ -1010,15 +1051,18 @@ def _hostport(x):
 # HTTP helpers
 
 def http(method, url, headers=None, body=None, timeout=5.0, follow=False, cookies=None,
-         context=None):
+         context=None, source=None):
     """One HTTP request with http.client. body: bytes, str, or dict/list (sent
     as JSON). follow: follow redirects (GET after 301/302/303). cookies: a
     Browser whose cookie jar is used. context: an ssl.SSLContext for https
-    (e.g. TestPki.client_context()). Returns (status, headers, body bytes);
+    (e.g. TestPki.client_context()). source: the local address to send
+    from (another loopback address, "127.0.0.2", is another client).
+    Returns (status, headers, body bytes);
     header names are lower-case, repeated headers joined with ", " except
     set-cookie (joined with "\\n")."""
     for _ in range(10):
-        status, hdrs, data = _request_once(method, url, headers, body, timeout, cookies, context)
+        status, hdrs, data = _request_once(method, url, headers, body, timeout, cookies, context,
+                                           source)
         if not follow or status not in (301, 302, 303, 307, 308) or "location" not in hdrs:
             return status, hdrs, data
         url = urllib.parse.urljoin(url, hdrs["location"])
@@ -1027,12 +1071,15 @@ def http(method, url, headers=None, body=None, timeout=5.0, follow=False, cookie
     raise RuntimeError("too many redirects")
 
 
-def _request_once(method, url, headers, body, timeout, cookies, context=None):
+def _request_once(method, url, headers, body, timeout, cookies, context=None, source=None):
     u = urllib.parse.urlsplit(url)
+    src = (source, 0) if source else None
     if u.scheme == "https":
-        conn = httpclient.HTTPSConnection(u.hostname, u.port, timeout=timeout, context=context)
+        conn = httpclient.HTTPSConnection(u.hostname, u.port, timeout=timeout, context=context,
+                                          source_address=src)
     else:
-        conn = httpclient.HTTPConnection(u.hostname, u.port, timeout=timeout)
+        conn = httpclient.HTTPConnection(u.hostname, u.port, timeout=timeout,
+                                         source_address=src)
     hdrs = dict(headers or {})
     if isinstance(body, (dict, list)):
         body = json.dumps(body).encode()
@@ -1065,9 +1112,10 @@ def _request_once(method, url, headers, body, timeout, cookies, context=None):
         conn.close()
 
 
-def json_body(method, url, headers=None, body=None, timeout=5.0):
+def json_body(method, url, headers=None, body=None, timeout=5.0, source=None):
     """http() and parse the body as JSON: returns (status, obj or None)."""
-    status, _, data = http(method, url, headers=headers, body=body, timeout=timeout)
+    status, _, data = http(method, url, headers=headers, body=body, timeout=timeout,
+                           source=source)
     try:
         return status, json.loads(data) if data else None
     except ValueError:
@@ -1753,6 +1801,10 @@ class FinesseSim:
         """POST /sim/faults, e.g. fault(agent="1001", notification="<Update><bad")."""
         return self._control("POST", "/sim/faults", kw)
 
+    def rest_delay(self, ms, for_s=60):
+        """POST /sim/rest_delay: every REST request waits ms for for_s seconds."""
+        return self._control("POST", "/sim/rest_delay", {"ms": ms, "for_s": for_s})
+
     def stats(self):
         return self._control("GET", "/sim/stats")
 
@@ -1878,17 +1930,20 @@ class Connector(_ProcBacked):
         wait_http(self.url + "/healthz", timeout, expect_status=200, proc=self.proc)
         return self
 
-    def api(self, method, path, token=None, body=None, timeout=10.0, headers=None):
-        """-> (status, JSON or None)"""
+    def api(self, method, path, token=None, body=None, timeout=10.0, headers=None, via=None,
+            source=None):
+        """-> (status, JSON or None). via: a base URL in front of the
+        connector (an HttpProxy's); source: the local address to send from."""
         h = dict(headers or {})
         if token:
             h["Authorization"] = "Bearer %s" % token
-        return json_body(method, self.url + path, h, body, timeout)
+        return json_body(method, (via or self.url) + path, h, body, timeout, source=source)
 
-    def login(self, agent, password, extension, **kw):
+    def login(self, agent, password, extension, via=None, source=None, headers=None, **kw):
         """POST /api/v1/login -> (status, JSON)"""
         return self.api("POST", "/api/v1/login", body=dict(agent=agent, password=password,
-                                                          extension=extension, **kw))
+                                                          extension=extension, **kw),
+                        via=via, source=source, headers=headers)
 
     def metric(self, name):
         """One sample of GET /metrics, e.g. metric("fsc_connector_agents")
@@ -1899,17 +1954,41 @@ class Connector(_ProcBacked):
                 return float(line.split()[-1])
         return 0.0
 
-    def events(self, token, last_event_id=None):
-        return SseClient(self.url + "/api/v1/events?token=" + urllib.parse.quote(token),
-                         last_event_id=last_event_id)
+    def ticket(self, token, via=None):
+        """POST /api/v1/events/ticket -> (status, JSON): a single-use
+        ticket that opens one event stream."""
+        return self.api("POST", "/api/v1/events/ticket", token, via=via)
+
+    def events(self, token, last_event_id=None, via=None):
+        """An SseClient on /api/v1/events?ticket=..., with a fresh ticket
+        for token (as the page does: the token itself never goes in a
+        URL). When the ticket is refused, an SseClient that never opened,
+        with .status the ticket request's status and .body its JSON."""
+        status, body = self.ticket(token, via)
+        if status != 200:
+            return SseClient.refused(status, body)
+        return SseClient((via or self.url) + "/api/v1/events?ticket=" +
+                         urllib.parse.quote(body["ticket"]), last_event_id=last_event_id)
 
 
 class SseClient:
     """Reads a Server-Sent Events stream on a thread; events land in a queue
     as dicts {"id", "event", "data" (parsed JSON)}."""
 
+    @classmethod
+    def refused(cls, status, body=None):
+        """A stream that was never opened (its ticket was refused)."""
+        import queue
+        c = cls.__new__(cls)
+        c.events = queue.Queue()
+        c.status, c.body, c.conn, c.resp = status, body, None, None
+        c.closed = threading.Event()
+        c.closed.set()
+        return c
+
     def __init__(self, url, last_event_id=None, timeout=30.0):
         import queue
+        self.body = None
         self.events = queue.Queue()
         self.status = None
         self.closed = threading.Event()
@@ -1970,6 +2049,8 @@ class SseClient:
                 return ev
 
     def close(self):
+        if self.conn is None:
+            return
         try:
             self.conn.sock.shutdown(socket.SHUT_RDWR)
         except (OSError, AttributeError):
