@@ -1003,7 +1003,8 @@ class HttpProxy(_ProcBacked):
     """haproxy as a plain reverse proxy in front of one HTTP server (e.g.
     fsc-connector): X-Forwarded-For added (option forwardfor), every
     request logged with its request line (option httplog) to its log, as a
-    site's proxy would; long server timeout for event streams.
+    site's proxy would, as soon as its answer starts (option logasap: event
+    streams too); long server timeout for event streams.
     request_lines() returns what it logged."""
 
     def __init__(self, backend, port=None, tmp=None, start=True, name="proxy"):
@@ -1015,6 +1016,8 @@ class HttpProxy(_ProcBacked):
             f.write("\n".join([
                 "global", "    log stdout format raw local0 info", "    maxconn 2000",
                 "defaults", "    mode http", "    log global", "    option httplog",
+                # a stream is logged when its answer starts, not when it ends
+                "    option logasap",
                 "    option forwardfor", "    timeout connect 1s", "    timeout client 60s",
                 "    timeout server 60s", "    timeout http-request 10s",
                 "frontend fe", "    bind %s:%d" % (HOST, self.port), "    default_backend be",
