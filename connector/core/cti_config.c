@@ -42,6 +42,7 @@ static const char *const known_keys[] = {
     "salesforce.outbox_max_attempts", "salesforce.outbox_writers",
     "salesforce.outbox_upsert_batch", "salesforce.outbox_reclaim_ms",
     "salesforce.outbox_backoff_max_ms", "salesforce.spool_dir",
+    "salesforce.outbox_key_file",
     NULL,
 };
 /* clang-format on */

@@ -1865,6 +1865,17 @@ class FinesseSim:
 FSC_CONNECTOR = os.path.join(BUILD_DIR, "connector", "fsc-connector")
 
 
+def outbox_key_file(tmp=None):
+    """[salesforce] outbox_key_file: 32 random bytes (0600), one per temp
+    dir, so that every connector a test starts shares it (as every host of
+    a site must)."""
+    tmp = tmp or session_tmp()
+    path = tmp.file("secrets", "outbox.key")
+    if not os.path.exists(path):
+        tmp.write("secrets/outbox.key", secrets.token_bytes(32), 0o600)
+    return path
+
+
 class Connector(_ProcBacked):
     """fsc-connector in front of a FinesseSim (nodes A and B), optionally
     with fsc-sso (sso=an SsoInstance or Stack, for the [sso] section).
@@ -1910,6 +1921,10 @@ class Connector(_ProcBacked):
                     self.sections.get(sec, {}).pop(k, None)
                 else:
                     self.sections.setdefault(sec, {})[k] = v
+        sf = self.sections.get("salesforce")
+        if sf is not None and "outbox_key_file" not in sf:
+            # one key per test run: every connector of a site shares it
+            sf["outbox_key_file"] = outbox_key_file(self.tmp)
         self.cfg = os.path.join(self.dir, "fsc-connector.ini")
         self.write_config()
         self.proc = Proc("fsc-" + name, [FSC_CONNECTOR, "--config", self.cfg],
