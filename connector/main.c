@@ -139,6 +139,17 @@ main(int argc, char **argv)
     };
     struct cmn_httpd *d =
         cmn_httpd_start(&opts, cti_api_routes, cti_api_nroutes, &app, &err);
+    struct cmn_httpd *m = NULL;
+    if (d != NULL && cfg->metrics_listen != NULL) {
+        /* /metrics on its own address, away from agents' browsers */
+        struct cmn_httpd_opts mo = {.listen = cfg->metrics_listen};
+        m = cmn_httpd_start(&mo, cti_api_metrics_routes,
+                            cti_api_metrics_nroutes, &app, &err);
+        if (m == NULL) {
+            cmn_httpd_stop(d, 0);
+            d = NULL;
+        }
+    }
     if (d == NULL) {
         cmn_log_err("event=start_failed detail=\"%s\"", err.msg);
         cti_api_cleanup(&app);
@@ -164,6 +175,7 @@ main(int argc, char **argv)
     atomic_store(&stopping, true);
     pthread_join(tick, NULL);
     cmn_httpd_stop(d, DRAIN_MS);
+    cmn_httpd_stop(m, 0);
     cti_api_cleanup(&app);
     cti_engine_free(app.engine);
     cti_config_free(cfg);

@@ -643,6 +643,22 @@ h_readyz(struct cmn_http_req *req, void *appv)
                   (json_int_t)st.xmpp_online));
 }
 
+static int h_metrics(struct cmn_http_req *req, void *appv);
+
+/* /metrics on [server] listen: 404 when metrics have their own address */
+static int
+h_metrics_public(struct cmn_http_req *req, void *appv)
+{
+    struct cti_app *app = appv;
+
+    if (app->cfg->metrics_listen != NULL) {
+        return cmn_http_reply_error(req, 404, "not_found",
+                                    "metrics are served on [server] "
+                                    "metrics_listen");
+    }
+    return h_metrics(req, appv);
+}
+
 static int
 h_metrics(struct cmn_http_req *req, void *appv)
 {
@@ -681,7 +697,13 @@ const struct cmn_http_route cti_api_routes[] = {
     {"POST", "/admin/v1/outbox/replay", cti_admin_replay},
     {"GET",  "/healthz",                h_healthz},
     {"GET",  "/readyz",                 h_readyz},
+    {"GET",  "/metrics",                h_metrics_public},
+};
+/* [server] metrics_listen: the second socket serves only these */
+const struct cmn_http_route cti_api_metrics_routes[] = {
     {"GET",  "/metrics",                h_metrics},
+    {"GET",  "/healthz",                h_healthz},
 };
 /* clang-format on */
 const size_t cti_api_nroutes = CMN_ARRAY_LEN(cti_api_routes);
+const size_t cti_api_metrics_nroutes = CMN_ARRAY_LEN(cti_api_metrics_routes);

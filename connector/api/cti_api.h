@@ -35,5 +35,8 @@ struct cti_agent *cti_api_authed(struct cmn_http_req *req, struct cti_app *app,
 
 extern const struct cmn_http_route cti_api_routes[];
 extern const size_t cti_api_nroutes;
+/* [server] metrics_listen's routes: /metrics and /healthz */
+extern const struct cmn_http_route cti_api_metrics_routes[];
+extern const size_t cti_api_metrics_nroutes;
 
 #endif

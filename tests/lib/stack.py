@@ -802,7 +802,12 @@ class SsoInstance(_ProcBacked):
     (the HAProxy URL; default: this instance's own URL). allowed_return_to:
     str or list. secrets: an SsoSecrets shared by the pair (created if None).
     extra: {"section": {"key": "value" | None}} to override/add (None
-    removes). The INI uses the keys of deploy/fsc-sso.ini.sample."""
+    removes). The INI uses the keys of deploy/fsc-sso.ini.sample. Two
+    test defaults differ from the daemon's: [login] starts_per_minute is
+    high (tests start far more sign-ins from 127.0.0.1 than a site's
+    address does; remove it with extra={"login": {"starts_per_minute":
+    None}} for the shipped limit), and [server] trusted_proxies is
+    127.0.0.1 (the HAProxy of Stack connects from there)."""
 
     def __init__(self, name, redis, ids, public_url=None, allowed_return_to=(),
                  secrets=None, extra=None, port=None, client_id=None, log_level="debug",
@@ -818,7 +823,8 @@ class SsoInstance(_ProcBacked):
             allowed_return_to = [allowed_return_to]
         sections = {
             "server": {"listen": "%s:%d" % (HOST, self.port), "public_url": self.public_url,
-                       "instance": name, "log_level": log_level},
+                       "instance": name, "log_level": log_level,
+                       "trusted_proxies": HOST},
             "redis": self._redis_keys(redis),
             "ids": {"authorize_url": ids.authorize_url, "token_url": ids.token_url,
                     "revoke_url": ids.revoke_url,
@@ -826,7 +832,8 @@ class SsoInstance(_ProcBacked):
                     "client_secret_file": self.secrets.client_secret_file} if ids else {},
             "session": {"seal_key_file": self.secrets.seal_key_file},
             "service": {"key_file": self.secrets.service_key_file},
-            "login": {"allowed_return_to": ", ".join(allowed_return_to)},
+            "login": {"allowed_return_to": ", ".join(allowed_return_to),
+                      "starts_per_minute": "100000"},
         }
         if jwt and ids:
             sections["ids"].update({"jwt_public_key_file": ids.public_key_path,
@@ -908,8 +915,20 @@ class Haproxy(_ProcBacked):
     host:port strings (or SsoInstances)."""
 
     BACKEND = "be_sso"
+    # not 127.0.0.0/8: every /metrics through the LB is refused in tests
+    MONITORING_NETS = "192.0.2.0/24"
 
-    def __init__(self, backends, port=None, tmp=None, start=True):
+    @staticmethod
+    def production_login_rate():
+        """The sign-in starts per minute ha/haproxy-sso.cfg allows one
+        address (the test that floods uses the shipped value)."""
+        with open(os.path.join(HA_DIR, "haproxy-sso.cfg"), encoding="utf-8") as f:
+            return int(re.search(r"sc_http_req_rate\(0\) gt (\d+)", f.read()).group(1))
+
+    def __init__(self, backends, port=None, tmp=None, start=True, login_rate=100000):
+        """login_rate: sign-in starts per client address and minute (the
+        shipped config's is production_login_rate(); tests that sign in
+        often keep the default, high)."""
         if len(backends) != 2:
             raise ValueError("the template has exactly two servers (a, b)")
         self.tmp = tmp or session_tmp()
@@ -923,7 +942,9 @@ class Haproxy(_ProcBacked):
                                  {"BIND": "%s:%d" % (HOST, self.port),
                                   "SSO_A": _hostport(backends[0]),
                                   "SSO_B": _hostport(backends[1]),
-                                  "STATS_SOCKET": self.socket_path})
+                                  "STATS_SOCKET": self.socket_path,
+                                  "MONITORING_NETS": self.MONITORING_NETS,
+                                  "LOGIN_STARTS_PER_MIN": str(login_rate)})
         r = subprocess.run(["haproxy", "-c", "-f", self.cfg], stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, timeout=30)
         if r.returncode != 0:
