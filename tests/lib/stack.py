@@ -1097,6 +1097,7 @@ def http(method, url, headers=None, body=None, timeout=5.0, follow=False, cookie
 
 def _request_once(method, url, headers, body, timeout, cookies, context=None, source=None):
     u = urllib.parse.urlsplit(url)
+    source = source or getattr(cookies, "source", None)
     src = (source, 0) if source else None
     if u.scheme == "https":
         conn = httpclient.HTTPSConnection(u.hostname, u.port, timeout=timeout, context=context,
@@ -1149,12 +1150,17 @@ def json_body(method, url, headers=None, body=None, timeout=5.0, source=None):
 class Browser:
     """A cookie jar, per host name (ports ignored, like browsers do, so
     instances A and B on 127.0.0.1 share cookies as they would behind one
-    load balancer). Path, Secure, SameSite are not enforced."""
+    load balancer). Path, Secure, SameSite are not enforced. source: the
+    local address its requests come from (another loopback address is
+    another client)."""
 
-    def __init__(self):
+    def __init__(self, source=None):
         self.jar = {}       # host -> {name: value}
+        self.source = source
+        self.set_cookies = []   # every Set-Cookie header received, in order
 
     def set_cookie(self, host, header):
+        self.set_cookies.append(header)
         nv = header.split(";", 1)[0]
         name, _, value = nv.partition("=")
         attrs = header.lower()
@@ -1273,7 +1279,9 @@ class Stack:
 
     Attributes: tmp, redis, replica, sentinels, ids, secrets, a, b, lb,
     public_url, return_to, service_key. sso_extra: extra INI for both.
-    token_shape, keys_status: see IdsSim.
+    token_shape, keys_status: see IdsSim. lb_login_rate: HAProxy's sign-in
+    starts per client address and minute (Haproxy.production_login_rate()
+    for the shipped value).
     """
 
     CLIENT_ID = "fsc-connector"
@@ -1282,7 +1290,7 @@ class Stack:
 
     def __init__(self, sentinel=False, haproxy=True, user="agent1@example.com",
                  access_ttl=None, refresh_ttl=None, sso_extra=None, jwt=False, tmp=None,
-                 token_shape=None, keys_status=None):
+                 token_shape=None, keys_status=None, lb_login_rate=100000):
         self.tmp = tmp or session_tmp()
         self.return_to = self.RETURN_TO
         self.redis = Redis(name="redis-master", tmp=self.tmp)
@@ -1311,7 +1319,8 @@ class Stack:
         self.b.wait_ready()
         self.lb = None
         if haproxy:
-            self.lb = Haproxy([self.a.url, self.b.url], port=lb_port, tmp=self.tmp)
+            self.lb = Haproxy([self.a.url, self.b.url], port=lb_port, tmp=self.tmp,
+                              login_rate=lb_login_rate)
             self.lb.wait_up("a")
             self.lb.wait_up("b")
 
