@@ -683,8 +683,7 @@ cmn_config_secret(const struct cmn_config *cfg, const char *section,
                   const char *key, bool required, size_t max_len, bool trim,
                   struct cmn_secret **out, struct cmn_err *err)
 {
-    return cfg_file(cfg, section, key, required, max_len, trim, true, out,
-                    err);
+    return cfg_file(cfg, section, key, required, max_len, trim, true, out, err);
 }
 
 int

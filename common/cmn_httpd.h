@@ -113,8 +113,7 @@ const char *cmn_http_req_peer(const struct cmn_http_req *req);
 /* Every value of header `name` (case-insensitive), in the order received,
  * joined with ","; malloc'd (free), NULL when absent. Several lines of one
  * header are all there (a proxy appends its own line after the client's). */
-char *cmn_http_req_header_all(const struct cmn_http_req *req,
-                              const char *name);
+char *cmn_http_req_header_all(const struct cmn_http_req *req, const char *name);
 /* The client's address (cmn_net_client): the peer, or when the peer is in
  * trusted (may be NULL: none) the client its X-Forwarded-For names. */
 void cmn_http_req_client(const struct cmn_http_req *req,

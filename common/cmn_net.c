@@ -36,8 +36,7 @@ cmn_addr_parse(const char *text, int *family, unsigned char addr[16])
         n = (size_t)(close - text - 1);
         text++;
     } else if ((colon = memchr(text, ':', n)) != NULL &&
-               memchr(colon + 1, ':', n - (size_t)(colon + 1 - text)) ==
-                   NULL) {
+               memchr(colon + 1, ':', n - (size_t)(colon + 1 - text)) == NULL) {
         n = (size_t)(colon - text); /* "v4:port" */
     }
     memcpy(buf, text, n);
@@ -87,8 +86,7 @@ cmn_net_parse(const char *text, struct cmn_net *out)
     if (slash != NULL) {
         char *end;
         long bits = strtol(slash + 1, &end, 10);
-        if (slash[1] == '\0' || *end != '\0' || bits < 0 ||
-            bits > (long)max) {
+        if (slash[1] == '\0' || *end != '\0' || bits < 0 || bits > (long)max) {
             return CMN_INVALID;
         }
         out->bits = (unsigned)bits;

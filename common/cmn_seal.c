@@ -124,8 +124,8 @@ cmn_seal_load(const char *path, struct cmn_err *err)
 }
 
 int
-cmn_hmac_sha256(const void *key, size_t key_len, const void *data,
-                size_t len, unsigned char out[32])
+cmn_hmac_sha256(const void *key, size_t key_len, const void *data, size_t len,
+                unsigned char out[32])
 {
     size_t out_len = 0;
 

@@ -50,8 +50,8 @@ struct sso_app {
     struct sso_gen *gen;
     const char *config_path;
     struct sso_metrics m;
-    struct cmn_jobs *jobs; /* blocking work (IdS, refresh, Redis waits);
-                              sized at start ([server] jobs) */
+    struct cmn_jobs *jobs;   /* blocking work (IdS, refresh, Redis waits);
+                                sized at start ([server] jobs) */
     struct cmn_rate *starts; /* sign-in starts per client address ([login]
                                 starts_per_minute); kept across reloads */
     bool metrics_elsewhere;  /* [server] metrics_listen at start: /metrics

@@ -80,8 +80,7 @@ authorize_url(const struct sso_config *cfg, const char *state,
 /* One start per token of the client's bucket ([login] starts_per_minute):
  * CMN_AGAIN to go on, else the 429 queued. */
 static int
-start_allowed(struct cmn_http_req *req, struct sso_app *app,
-              struct sso_gen *g)
+start_allowed(struct cmn_http_req *req, struct sso_app *app, struct sso_gen *g)
 {
     char client[CMN_ADDR_MAX], key[CMN_ADDR_MAX], retry[24];
     long long wait_ms = 0;
@@ -112,8 +111,7 @@ sso_http_login_check(struct cmn_http_req *req, struct sso_app *app,
     *hint = cmn_http_req_query(req, "login_hint");
     *popup = mode != NULL && strcmp(mode, "popup") == 0;
     if (*return_to == NULL || strlen(*return_to) > SSO_RETURN_TO_MAX ||
-        !sso_url_allowed(g->cfg->allowed, g->cfg->nallowed, *return_to,
-                         NULL)) {
+        !sso_url_allowed(g->cfg->allowed, g->cfg->nallowed, *return_to, NULL)) {
         cmn_log_warn("event=login_refused reason=return_to_not_allowed");
         return sso_http_page(req, 400, "Sign-in refused",
                              "The page that started this sign-in is not one "

@@ -617,8 +617,8 @@ sso_store_saml_request_put(struct sso_store *st, const char *id,
     int rc;
 
     make_key(st, "samlreq", id, key);
-    o = json_pack("{s:s, s:s, s:s, s:b, s:I, s:s}", "rs", rq->relay_state,
-                  "r", rq->return_to, "h", rq->login_hint, "p", rq->popup, "t",
+    o = json_pack("{s:s, s:s, s:s, s:b, s:I, s:s}", "rs", rq->relay_state, "r",
+                  rq->return_to, "h", rq->login_hint, "p", rq->popup, "t",
                   (json_int_t)rq->created, "b", rq->bind_hash);
     if (o == NULL) {
         return CMN_NOMEM;

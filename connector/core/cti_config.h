@@ -44,9 +44,9 @@ struct cti_config {
     struct cmn_netlist trusted_proxies;  /* reverse proxies whose
                                             X-Forwarded-For names the
                                             client (empty: none) */
-    const char *metrics_listen; /* NULL: /metrics on listen; else only on
-                                   this second address */
-    long stream_ticket_s;       /* lifetime of an event-stream ticket */
+    const char *metrics_listen;   /* NULL: /metrics on listen; else only on
+                                     this second address */
+    long stream_ticket_s;         /* lifetime of an event-stream ticket */
     const char *session_key_file; /* with [redis]: sessions sealed in Redis
                                      survive a restart or a host's death
                                      (NULL: they end with the process) */

@@ -325,11 +325,11 @@ login_attempt_counted(struct cti_engine *e, const struct cti_login *in,
     long long now = cmn_now_ms(), wait_ms = 0, wait2_ms = 0;
     enum cti_throttle_verdict by_agent, by_addr = CTI_THROTTLE_GO;
 
-    by_agent = cti_throttle_attempt(e->throttle_agent, in->agent, now,
-                                    &wait_ms);
+    by_agent =
+        cti_throttle_attempt(e->throttle_agent, in->agent, now, &wait_ms);
     if (by_agent == CTI_THROTTLE_GO && in->peer != NULL) {
-        by_addr = cti_throttle_attempt(e->throttle_addr, in->peer, now,
-                                       &wait2_ms);
+        by_addr =
+            cti_throttle_attempt(e->throttle_addr, in->peer, now, &wait2_ms);
         if (by_addr != CTI_THROTTLE_GO) {
             cti_throttle_attempt_refund(e->throttle_agent, in->agent);
         }
@@ -437,9 +437,8 @@ cti_engine_login(struct cti_engine *e, const struct cti_login *in,
         if (!engine_fetch_user(e, s, path, &u, r)) {
             /* only Finesse's "wrong password" counts; an outage proves
              * nothing about the password */
-            login_attempt_settle(e, in,
-                                 r->status == 401 ? LOGIN_FAILED
-                                                  : LOGIN_REFUND);
+            login_attempt_settle(
+                e, in, r->status == 401 ? LOGIN_FAILED : LOGIN_REFUND);
             session_unref(s);
             return;
         }

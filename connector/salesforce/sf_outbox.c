@@ -722,8 +722,8 @@ dead_letter(struct sf_outbox *ob, const struct held *h, const char *reason,
     }
     rec = json_pack("{s:s?, s:o, s:s, s:i, s:I, s:s, s:s?}", "dialog_id",
                     h->dialog, "fields", fields, "reason", reason, "attempts",
-                    (int)attempts, "ts", (json_int_t)cmn_wall_sec(),
-                    "entry_id", h->id, "mac", mac[0] != '\0' ? mac : NULL);
+                    (int)attempts, "ts", (json_int_t)cmn_wall_sec(), "entry_id",
+                    h->id, "mac", mac[0] != '\0' ? mac : NULL);
     text = rec != NULL ? json_dumps(rec, JSON_COMPACT) : NULL;
     json_decref(rec);
     if (text == NULL) {
@@ -1481,9 +1481,8 @@ out:
 }
 
 int
-sf_outbox_replay(struct sf_outbox *ob, long index, bool force,
-                 size_t *replayed, size_t *unauthenticated,
-                 struct cmn_err *err)
+sf_outbox_replay(struct sf_outbox *ob, long index, bool force, size_t *replayed,
+                 size_t *unauthenticated, struct cmn_err *err)
 {
     redisReply *rep;
     long long n;

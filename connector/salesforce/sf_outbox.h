@@ -47,10 +47,10 @@
 #include "sf_config.h"
 #include "sf_rest.h"
 
-#define SF_OUTBOX_GROUP  "fsc"
-#define SF_OUTBOX_ALL    (-1L) /* sf_outbox_replay: every dead entry */
-#define SF_DIALOG_ID_MAX 128
-#define SF_FIELDS_MAX    (128 * 1024)
+#define SF_OUTBOX_GROUP   "fsc"
+#define SF_OUTBOX_ALL     (-1L) /* sf_outbox_replay: every dead entry */
+#define SF_DIALOG_ID_MAX  128
+#define SF_FIELDS_MAX     (128 * 1024)
 #define SF_OUTBOX_MAC_LEN 44 /* base64url HMAC-SHA256 + NUL */
 
 struct sf_outbox_opts {

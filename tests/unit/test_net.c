@@ -32,9 +32,8 @@ list_of(const char *text)
     snprintf(ini, sizeof(ini), "[server]\ntrusted_proxies = %s\n", text);
     c = cmn_config_parse("t.ini", ini, strlen(ini), &err);
     assert_non_null(c);
-    assert_int_equal(cmn_config_netlist(c, "server", "trusted_proxies", &l,
-                                        &err),
-                     CMN_OK);
+    assert_int_equal(
+        cmn_config_netlist(c, "server", "trusted_proxies", &l, &err), CMN_OK);
     cmn_config_free(c);
     return l;
 }
@@ -80,18 +79,17 @@ test_net_config_errors_name_the_key(void **state)
     (void)state;
 
     c = cmn_config_parse("t.ini", ini, strlen(ini), &err);
-    assert_int_equal(cmn_config_netlist(c, "server", "trusted_proxies", &l,
-                                        &err),
-                     CMN_INVALID);
+    assert_int_equal(
+        cmn_config_netlist(c, "server", "trusted_proxies", &l, &err),
+        CMN_INVALID);
     assert_non_null(strstr(err.msg, "t.ini:3: [server] trusted_proxies:"));
     assert_non_null(strstr(err.msg, "lb.example"));
     assert_null(l.nets);
     cmn_config_free(c);
     /* absent: no proxy is trusted */
     c = cmn_config_parse("t.ini", "[server]\n", 9, &err);
-    assert_int_equal(cmn_config_netlist(c, "server", "trusted_proxies", &l,
-                                        &err),
-                     CMN_OK);
+    assert_int_equal(
+        cmn_config_netlist(c, "server", "trusted_proxies", &l, &err), CMN_OK);
     assert_int_equal(l.n, 0);
     cmn_config_free(c);
 }

@@ -115,8 +115,7 @@ test_server_config_tls_cert_public_key_secret(void **state)
 
     /* a world-readable certificate with an owner-only key: fine */
     snprintf(text, sizeof(text),
-             "[server]\ntls_cert_file = %s\ntls_key_file = %s\n", crt,
-             key_ok);
+             "[server]\ntls_cert_file = %s\ntls_key_file = %s\n", crt, key_ok);
     c = parse(text, &err);
     assert_int_equal(cmn_config_tls(c, "server", &cert, &key, &err), CMN_OK);
     assert_non_null(cert);
@@ -145,8 +144,7 @@ test_server_config_tls_cert_public_key_secret(void **state)
     /* a certificate anyone may write to is no certificate to trust */
     assert_int_equal(chmod(crt, 0666), 0);
     snprintf(text, sizeof(text),
-             "[server]\ntls_cert_file = %s\ntls_key_file = %s\n", crt,
-             key_ok);
+             "[server]\ntls_cert_file = %s\ntls_key_file = %s\n", crt, key_ok);
     c = parse(text, &err);
     assert_int_equal(cmn_config_tls(c, "server", &cert, &key, &err),
                      CMN_INVALID);

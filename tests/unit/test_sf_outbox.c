@@ -392,8 +392,8 @@ test_sf_outbox_permanent_dead_then_replay(void **state)
     assert_int_equal(sf_outbox_replay(ob, 5, false, &n, NULL, &err),
                      CMN_NOTFOUND);
     /* replay all: 40002 fails again with 300 and comes back, once */
-    assert_int_equal(
-        sf_outbox_replay(ob, SF_OUTBOX_ALL, false, &n, NULL, &err), CMN_OK);
+    assert_int_equal(sf_outbox_replay(ob, SF_OUTBOX_ALL, false, &n, NULL, &err),
+                     CMN_OK);
     assert_int_equal(n, 1);
     for (int i = 0; i < 300 && key_int("LLEN", "outbox:dead") < 1; i++) {
         msleep(10);
@@ -710,7 +710,8 @@ xadd_raw(const char *dialog, const char *fields, const char *mac)
 {
     redisReply *r =
         mac != NULL
-            ? tst_redis_cmd(srv.port, "XADD %s * dialog %s fields %s ts 1 mac %s",
+            ? tst_redis_cmd(srv.port,
+                            "XADD %s * dialog %s fields %s ts 1 mac %s",
                             k_stream, dialog, fields, mac)
             : tst_redis_cmd(srv.port, "XADD %s * dialog %s fields %s ts 1",
                             k_stream, dialog, fields);
@@ -723,7 +724,8 @@ xadd_raw(const char *dialog, const char *fields, const char *mac)
 static void
 last_mac(char *out, size_t size)
 {
-    redisReply *r = tst_redis_cmd(srv.port, "XREVRANGE %s + - COUNT 1", k_stream);
+    redisReply *r =
+        tst_redis_cmd(srv.port, "XREVRANGE %s + - COUNT 1", k_stream);
     out[0] = '\0';
     assert_non_null(r);
     assert_int_equal(r->elements, 1);
@@ -739,7 +741,8 @@ last_mac(char *out, size_t size)
 static int
 dead_reasons_with(const char *needle)
 {
-    redisReply *r = tst_redis_cmd(srv.port, "LRANGE %soutbox:dead 0 -1", prefix);
+    redisReply *r =
+        tst_redis_cmd(srv.port, "LRANGE %soutbox:dead 0 -1", prefix);
     int n = 0;
 
     for (size_t i = 0; r != NULL && i < r->elements; i++) {
@@ -772,9 +775,10 @@ test_sf_outbox_unauthenticated_dead_never_sent(void **state)
     /* a genuine entry's MAC on other fields (tampered) */
     xadd_raw("70001", "{\"Subject\":\"Hacked\",\"Status\":\"Completed\"}", mac);
     /* the MAC of another dialog's entry (overwriting another Task) */
-    xadd_raw("70003", "{\"Subject\":\"Call\",\"CallType\":\"Inbound\","
-                      "\"CallObject\":\"70001\",\"Status\":\"Completed\","
-                      "\"Finesse_Call_Id__c\":\"70001\"}",
+    xadd_raw("70003",
+             "{\"Subject\":\"Call\",\"CallType\":\"Inbound\","
+             "\"CallObject\":\"70001\",\"Status\":\"Completed\","
+             "\"Finesse_Call_Id__c\":\"70001\"}",
              mac);
     /* a well-formed entry of an outbox with another key */
     memset(&o, 0, sizeof(o));
@@ -786,7 +790,8 @@ test_sf_outbox_unauthenticated_dead_never_sent(void **state)
     last_mac(mac_b, sizeof(mac_b));
     sf_outbox_free(other);
     /* garbage in the mac field */
-    snprintf(forged, sizeof(forged), "%s", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    snprintf(forged, sizeof(forged), "%s",
+             "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
     xadd_raw("70005", "{\"Subject\":\"Call\"}", forged);
     assert_int_equal(xlen(), 6);
 

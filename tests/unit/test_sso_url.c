@@ -104,8 +104,8 @@ test_sso_url_has_param(void **state)
      * percent-encoded handoff is still handoff */
     assert_true(sso_url_has_param("https://h/p?hand%6fff=x", "handoff"));
     assert_true(sso_url_has_param("https://h/p?hand%6Fff=x", "handoff"));
-    assert_true(sso_url_has_param("https://h/p?%68%61%6e%64%6f%66%66=x",
-                                  "handoff"));
+    assert_true(
+        sso_url_has_param("https://h/p?%68%61%6e%64%6f%66%66=x", "handoff"));
     assert_true(sso_url_has_param("https://h/p?a=%zz&hand%6fff", "handoff"));
     /* other parsers split on ';' and ignore case: refused too */
     assert_true(sso_url_has_param("https://h/p?x=1;handoff=2", "handoff"));
