@@ -23,6 +23,7 @@
 #include "cmn_notify.h"
 #include "cmn_xml.h"
 #include "cti_api.h"
+#include "cti_config_check.h"
 #include "fin_xmpp.h"
 
 #define DRAIN_MS 5000
@@ -87,6 +88,11 @@ main(int argc, char **argv)
     struct cti_config *cfg = cti_config_load(config, &err);
     if (cfg == NULL) {
         fprintf(stderr, "fsc-connector: %s\n", err.msg);
+        return 1;
+    }
+    if (check_only && cti_config_check_all(cfg, &err) != CMN_OK) {
+        fprintf(stderr, "fsc-connector: %s\n", err.msg);
+        cti_config_free(cfg);
         return 1;
     }
     if (check_only) {
