@@ -35,12 +35,11 @@ set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGE_CONTACT "fsc maintainers <fsc@example.com>")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY
   "Cisco Finesse <-> Salesforce Open CTI connector and HA SSO broker")
-set(CPACK_DEBIAN_PACKAGE_DESCRIPTION
-  "Cisco Finesse <-> Salesforce Open CTI connector and HA SSO broker
- fsc-connector holds each agent's Finesse session and serves the softphone
- page that Salesforce frames (calls, screen pops, call logs as Tasks).
- fsc-sso signs agents in through Cisco IdS for SSO sites (two instances
- behind HAProxy, sessions in Redis). fscctl is the admin CLI.")
+set(CPACK_PACKAGE_DESCRIPTION
+  "fsc-connector holds each agent's Finesse session and serves the softphone
+page that Salesforce frames (calls, screen pops, call logs as Tasks).
+fsc-sso signs agents in through Cisco IdS on SSO sites (two instances
+behind HAProxy, sessions in Redis). fscctl is the admin CLI.")
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
