@@ -131,6 +131,7 @@ def main():
             sh("haproxy", "-c", "-f", cfg)
             hx[n] = lab.run(n, "haproxy-%s" % n, ["haproxy", "-f", cfg, "-db"])
         ka = {}
+        t0 = time.monotonic()
         for n in ("lb1", "lb2"):
             d = tmp.sub("ka-%s" % n)
             ka[n] = lab.run(n, "keepalived-%s" % n, [
@@ -139,10 +140,12 @@ def main():
                 "-p", os.path.join(d, "keepalived.pid"), "-r", os.path.join(d, "vrrp.pid")])
 
         stack.wait_until(lambda: lab.has_vip("lb1"), timeout=30, what="VIP on lb1")
+        cold = time.monotonic() - t0
         stack.wait_until(lambda: lab.get("http://%s/" % VIP) == "lb1", timeout=15,
                          what="client reaches lb1 through the VIP")
         assert not lab.has_vip("lb2"), "one holder"
-        print("ok  cold start: %s on lb1 (priority 150); the client gets lb1's HAProxy" % VIP)
+        print("ok  cold start: %s on lb1 (priority 150) after %.1f s; the client gets lb1's "
+              "HAProxy" % (VIP, cold))
 
         t0 = time.monotonic()
         hx["lb1"].stop()
