@@ -10,7 +10,7 @@ PKGS=(
   # libraries (DESIGN.md §3)
   libmicrohttpd-dev libcurl4-openssl-dev libxml2-dev libxmlsec1-dev
   libwebsockets-dev libhiredis-dev libjansson-dev libssl-dev
-  libinih-dev libcmocka-dev
+  libinih-dev libcmocka-dev zlib1g-dev
   # sd_notify for the Type=notify units
   libsystemd-dev
   # the .deb (cpack: dpkg-shlibdeps computes its Depends) and the unit checks
@@ -23,6 +23,9 @@ PKGS=(
   chromium
   # simulators (run with /usr/bin/python3) and benchmarks
   python3 python3-jwt python3-cryptography wrk curl procps openssl
+  # the test SAML IdP (tests/sim/saml-idp): pysaml2 signs and encrypts
+  # through the xmlsec1 command-line tool
+  python3-pysaml2 xmlsec1
 )
 
 missing=()

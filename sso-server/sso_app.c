@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
 /* sso_app.c - configuration generations and metrics registration. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -94,6 +95,17 @@ metrics_init(struct sso_metrics *m)
                                        "Redis command failures since start");
     m->logouts =
         cmn_metric_counter("fsc_sso_logouts_total", "Sessions ended by DELETE");
+    m->saml_accepted = cmn_metric_counter(
+        "fsc_sso_saml_accepted_total", "SAML Responses accepted at the ACS");
+    /* every reason is registered, so a dashboard sees zeros, not gaps */
+    for (int r = SAML_OK + 1; r < SAML_R_COUNT; r++) {
+        char name[128];
+        snprintf(name, sizeof(name),
+                 "fsc_sso_saml_refused_total{reason=\"%s\"}",
+                 saml_reason_str((enum saml_reason)r));
+        m->saml_refused[r] = cmn_metric_counter(
+            name, "SAML sign-ins refused, by the reason in the log");
+    }
 }
 
 int

@@ -11,6 +11,7 @@
 #include "cmn_jobs.h"
 #include "cmn_metrics.h"
 #include "cmn_redis.h"
+#include "saml.h"
 #include "sso_config.h"
 #include "sso_keys.h"
 #include "sso_store.h"
@@ -38,6 +39,8 @@ struct sso_metrics {
     struct cmn_metric *token_fetch_seconds;
     struct cmn_metric *redis_errors;
     struct cmn_metric *logouts;
+    struct cmn_metric *saml_accepted;
+    struct cmn_metric *saml_refused[SAML_R_COUNT]; /* by reason */
 };
 
 struct sso_app {

@@ -7,6 +7,7 @@
 #include "cmn_server_config.h"
 #include "sso_claims.h"
 #include "sso_config.h"
+#include "sso_saml_config.h"
 #include "sso_url.h"
 
 /* clang-format off */
@@ -27,11 +28,27 @@ static const char *const known_keys[] = {
     "session.max_lifetime_s", "session.state_ttl_s",
     "service.key_file",
     "login.allowed_return_to",
-    /* [saml] belongs to the SAML SP; accepted so one file serves both */
-    "saml.*",
     NULL,
 };
 /* clang-format on */
+extern const char *const sso_saml_known_keys[];
+
+/* known_keys + [saml]'s (sso_saml_config.c), for cmn_config_check_known */
+static int
+check_known(const struct cmn_config *ini, struct cmn_err *err)
+{
+    const char *all[CMN_ARRAY_LEN(known_keys) + 16];
+    size_t n = 0;
+
+    for (size_t i = 0; known_keys[i] != NULL; i++) {
+        all[n++] = known_keys[i];
+    }
+    for (size_t i = 0; sso_saml_known_keys[i] != NULL; i++) {
+        all[n++] = sso_saml_known_keys[i];
+    }
+    all[n] = NULL;
+    return cmn_config_check_known(ini, all, err);
+}
 
 static int
 check_http_url(const struct cmn_config *ini, const char *section,
@@ -223,6 +240,23 @@ load_ids(struct sso_config *c, struct cmn_err *err)
     return load_verification(c, err);
 }
 
+/* [ids] is what fsc-sso is for, except on a SAML-only deployment: with a
+ * [saml] section and no [ids], sign-ins end at the ACS with a handoff. */
+static int
+load_ids_if_configured(struct sso_config *c, struct cmn_err *err)
+{
+    if (!cmn_config_has_section(c->ini, "ids") &&
+        cmn_config_has_section(c->ini, "saml")) {
+        c->ids_enabled = false;
+        c->verify = SSO_VERIFY_OFF;
+        c->user_claim = SSO_CLAIMS_DEFAULT_USER;
+        c->ids_timeout_ms = 5000;
+        return CMN_OK;
+    }
+    c->ids_enabled = true;
+    return load_ids(c, err);
+}
+
 static int
 hex_decode(const char *hex, unsigned char out[CMN_SEAL_KEY_LEN])
 {
@@ -346,16 +380,18 @@ sso_config_load(const char *path, struct cmn_err *err)
     }
     c->ini = cmn_config_load(path, err);
     if (c->ini == NULL ||
-        cmn_config_check_known(c->ini, known_keys, err) != CMN_OK ||
+        check_known(c->ini, err) != CMN_OK ||
         load_server(c, err) != CMN_OK ||
         cmn_redis_opts_from_config(c->ini, "redis", &c->redis,
                                    &c->redis_storage, err) != CMN_OK ||
         cmn_config_long(c->ini, "redis", "failover_wait_ms", 3000, 0, 30000,
                         &c->failover_wait_ms, err) != CMN_OK ||
-        load_ids(c, err) != CMN_OK || load_session(c, err) != CMN_OK ||
+        load_ids_if_configured(c, err) != CMN_OK ||
+        load_session(c, err) != CMN_OK ||
         cmn_config_secret(c->ini, "service", "key", true, 4096, true,
                           &c->service_key, err) != CMN_OK ||
-        load_login(c, err) != CMN_OK) {
+        load_login(c, err) != CMN_OK ||
+        sso_saml_config_load(c, err) != CMN_OK) {
         sso_config_free(c);
         return NULL;
     }
@@ -379,6 +415,7 @@ sso_config_free(struct sso_config *c)
         free(c->allowed[i].path);
     }
     free(c->allowed);
+    sso_saml_config_free(c->saml);
     cmn_secret_free(c->service_key);
     cmn_seal_free(c->seal);
     cmn_secret_free(c->client_secret);

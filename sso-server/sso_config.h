@@ -46,7 +46,8 @@ struct sso_config {
     long failover_wait_ms; /* how long a token fetch rides out a Redis
                               outage before answering 503 */
 
-    /* [ids] */
+    /* [ids]; absent only beside [saml] (a SAML-only deployment) */
+    bool ids_enabled;
     const char *authorize_url;
     const char *token_url;
     const char *revoke_url; /* NULL: logout does not revoke */
@@ -77,6 +78,9 @@ struct sso_config {
     /* [login] */
     struct sso_allowed_url *allowed;
     size_t nallowed;
+
+    /* [saml]: NULL without the section (sso_saml_config.h) */
+    struct sso_saml_config *saml;
 };
 
 /* Load and validate; NULL with err ("file:line: [section] key: why"). */

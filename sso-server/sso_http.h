@@ -10,6 +10,22 @@
 int sso_http_login(struct cmn_http_req *req, void *app);
 int sso_http_callback(struct cmn_http_req *req, void *app);
 
+/* The checks every sign-in start makes on return_to, login_hint, mode:
+ * CMN_AGAIN when they pass (nothing replied yet), else the reply queued. */
+int sso_http_login_check(struct cmn_http_req *req, struct sso_gen *g,
+                         const char **return_to, const char **hint,
+                         bool *popup);
+/* The IdS leg: state, nonce, PKCE stored, 302 to IdS authorize. ls holds
+ * return_to, login_hint, popup (and the SAML user when the IdP came
+ * first); the rest is filled here. */
+int sso_http_login_ids(struct cmn_http_req *req, struct sso_gen *g,
+                       struct sso_login_state *ls);
+
+/* SAML SP (sso_http_saml.c) */
+int sso_http_saml_metadata(struct cmn_http_req *req, void *app);
+int sso_http_saml_login(struct cmn_http_req *req, void *app);
+int sso_http_saml_acs(struct cmn_http_req *req, void *app);
+
 /* service API for fsc-connector (sso_http_service.c) */
 int sso_http_handoff(struct cmn_http_req *req, void *app);
 int sso_http_sessions(struct cmn_http_req *req, void *app);

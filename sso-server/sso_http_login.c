@@ -15,6 +15,8 @@
 #include "sso_ids.h"
 #include "sso_keys.h"
 #include "sso_out.h"
+#include "sso_saml.h"
+#include "sso_saml_config.h"
 #include "sso_url.h"
 
 static bool
@@ -68,76 +70,101 @@ authorize_url(const struct sso_config *cfg, const char *state,
 }
 
 int
-sso_http_login(struct cmn_http_req *req, void *appv)
+sso_http_login_check(struct cmn_http_req *req, struct sso_gen *g,
+                     const char **return_to, const char **hint, bool *popup)
 {
-    struct sso_app *app = appv;
-    struct sso_gen *g = sso_app_acquire(app);
-    const char *return_to = cmn_http_req_query(req, "return_to");
-    const char *hint = cmn_http_req_query(req, "login_hint");
     const char *mode = cmn_http_req_query(req, "mode");
-    struct sso_login_state ls = {0};
+
+    *return_to = cmn_http_req_query(req, "return_to");
+    *hint = cmn_http_req_query(req, "login_hint");
+    *popup = mode != NULL && strcmp(mode, "popup") == 0;
+    if (*return_to == NULL || strlen(*return_to) >= 2100 ||
+        !sso_url_allowed(g->cfg->allowed, g->cfg->nallowed, *return_to,
+                         NULL)) {
+        cmn_log_warn("event=login_refused reason=return_to_not_allowed");
+        return sso_http_page(req, 400, "Sign-in refused",
+                             "The page that started this sign-in is not one "
+                             "this server may return to (return_to).");
+    }
+    if (sso_url_has_param(*return_to, "handoff")) {
+        /* a softphone reading the first handoff= would take the planted
+         * one */
+        cmn_log_warn("event=login_refused reason=return_to_has_handoff");
+        return sso_http_page(req, 400, "Sign-in refused",
+                             "return_to must not carry a handoff parameter.");
+    }
+    if (*hint != NULL && !printable(*hint, SSO_USER_MAX - 1)) {
+        return sso_http_page(req, 400, "Sign-in refused",
+                             "login_hint is not a valid user name.");
+    }
+    if (mode != NULL && strcmp(mode, "popup") != 0 &&
+        strcmp(mode, "redirect") != 0) {
+        return sso_http_page(req, 400, "Sign-in refused",
+                             "mode must be popup or redirect.");
+    }
+    return CMN_AGAIN; /* valid: nothing replied */
+}
+
+int
+sso_http_login_ids(struct cmn_http_req *req, struct sso_gen *g,
+                   struct sso_login_state *ls)
+{
     char state[SSO_ID_LEN];
     struct cmn_err err = {{0}};
     char *url = NULL;
     int rc;
 
-    if (return_to == NULL || strlen(return_to) >= sizeof(ls.return_to) ||
-        !sso_url_allowed(g->cfg->allowed, g->cfg->nallowed, return_to, NULL)) {
-        cmn_log_warn("event=login_refused reason=return_to_not_allowed");
-        rc = sso_http_page(req, 400, "Sign-in refused",
-                           "The page that started this sign-in is not one "
-                           "this server may return to (return_to).");
-        goto out;
-    }
-    if (sso_url_has_param(return_to, "handoff")) {
-        /* a softphone reading the first handoff= would take the planted
-         * one */
-        cmn_log_warn("event=login_refused reason=return_to_has_handoff");
-        rc = sso_http_page(req, 400, "Sign-in refused",
-                           "return_to must not carry a handoff parameter.");
-        goto out;
-    }
-    if (hint != NULL && !printable(hint, sizeof(ls.login_hint) - 1)) {
-        rc = sso_http_page(req, 400, "Sign-in refused",
-                           "login_hint is not a valid user name.");
-        goto out;
-    }
-    if (mode != NULL && strcmp(mode, "popup") != 0 &&
-        strcmp(mode, "redirect") != 0) {
-        rc = sso_http_page(req, 400, "Sign-in refused",
-                           "mode must be popup or redirect.");
-        goto out;
-    }
     if (cmn_random_id(state, sizeof(state), SSO_ID_BYTES) != CMN_OK ||
-        cmn_random_id(ls.nonce, sizeof(ls.nonce), SSO_ID_BYTES) != CMN_OK ||
-        cmn_random_id(ls.verifier, sizeof(ls.verifier), SSO_ID_BYTES) !=
+        cmn_random_id(ls->nonce, sizeof(ls->nonce), SSO_ID_BYTES) != CMN_OK ||
+        cmn_random_id(ls->verifier, sizeof(ls->verifier), SSO_ID_BYTES) !=
             CMN_OK) {
-        rc = sso_http_page(req, 500, "Sign-in failed", "No randomness.");
+        return sso_http_page(req, 500, "Sign-in failed", "No randomness.");
+    }
+    ls->created = cmn_wall_sec();
+    if (sso_store_state_put(&g->store, state, ls, &err) != CMN_OK) {
+        cmn_log_err("event=login_failed reason=store detail=\"%s\"", err.msg);
+        return sso_http_page(req, 503, "Sign-in unavailable",
+                             "The session store cannot be reached; try again "
+                             "in a moment.");
+    }
+    url = authorize_url(g->cfg, state, ls);
+    if (url == NULL) {
+        return sso_http_page(req, 500, "Sign-in failed", "Out of memory.");
+    }
+    /* the hint is user input: logged as present or not, never verbatim */
+    cmn_log_info("event=login_started popup=%d hint=%d saml=%d", ls->popup,
+                 ls->login_hint[0] != '\0', ls->saml_user[0] != '\0');
+    rc = cmn_http_reply_redirect(req, url);
+    free(url);
+    return rc;
+}
+
+int
+sso_http_login(struct cmn_http_req *req, void *appv)
+{
+    struct sso_app *app = appv;
+    struct sso_gen *g = sso_app_acquire(app);
+    struct sso_login_state ls = {0};
+    const char *return_to, *hint;
+    bool popup;
+    int rc = sso_http_login_check(req, g, &return_to, &hint, &popup);
+
+    if (rc != CMN_AGAIN) {
+        goto out;
+    }
+    if (g->cfg->saml != NULL &&
+        (g->cfg->saml->gate_agents || !g->cfg->ids_enabled)) {
+        /* [saml] gate_agents: the IdP vouches for the person first; the
+         * ACS then continues to IdS with that user as login_hint */
+        rc = sso_saml_begin(app, g, req, return_to, hint, popup);
         goto out;
     }
     snprintf(ls.return_to, sizeof(ls.return_to), "%s", return_to);
     snprintf(ls.login_hint, sizeof(ls.login_hint), "%s", hint ? hint : "");
-    ls.popup = mode != NULL && strcmp(mode, "popup") == 0;
-    ls.created = cmn_wall_sec();
-    if (sso_store_state_put(&g->store, state, &ls, &err) != CMN_OK) {
-        cmn_log_err("event=login_failed reason=store detail=\"%s\"", err.msg);
-        rc = sso_http_page(req, 503, "Sign-in unavailable",
-                           "The session store cannot be reached; try again "
-                           "in a moment.");
-        goto out;
-    }
-    url = authorize_url(g->cfg, state, &ls);
-    if (url == NULL) {
-        rc = sso_http_page(req, 500, "Sign-in failed", "Out of memory.");
-        goto out;
-    }
-    /* the hint is user input: logged as present or not, never verbatim */
-    cmn_log_info("event=login_started popup=%d hint=%d", ls.popup,
-                 hint != NULL);
-    rc = cmn_http_reply_redirect(req, url);
+    ls.popup = popup;
+    rc = sso_http_login_ids(req, g, &ls);
 out:
     cmn_wipe(&ls, sizeof(ls));
-    free(url);
     sso_gen_release(g);
     return rc;
 }
@@ -171,16 +198,92 @@ reply_popup(struct sso_out *o, const char *origin, const char *code)
     return sso_out_text(o, 200, "text/html; charset=utf-8", page, (size_t)n);
 }
 
+int
+sso_login_deliver(struct sso_app *app, struct sso_gen *g, struct sso_out *o,
+                  const struct sso_login_state *ls, struct sso_session *s)
+{
+    char sid[SSO_ID_LEN], code[SSO_ID_LEN], fp[13];
+    struct cmn_err err = {{0}};
+    char *origin = NULL, *url = NULL;
+    int rc;
+
+    if (sso_store_session_create(&g->store, s, sid, &err) != CMN_OK ||
+        cmn_random_id(code, sizeof(code), SSO_ID_BYTES) != CMN_OK ||
+        sso_store_handoff_put(&g->store, code, sid, &err) != CMN_OK) {
+        cmn_log_err("event=login_failed reason=store user=%s detail=\"%s\"",
+                    s->user, err.msg);
+        rc = sso_out_page(o, 503, "Sign-in unavailable",
+                          "The session store cannot be reached; sign in "
+                          "again in a moment.");
+        goto out;
+    }
+    cmn_log_fingerprint(sid, fp);
+    cmn_log_notice("event=login_ok user=%s session=%s popup=%d expires_in=%lld "
+                   "opaque=%d saml=%d",
+                   s->user[0] != '\0' ? s->user : "-", fp, ls->popup,
+                   s->access_expires_at - cmn_wall_sec(), s->user[0] == '\0',
+                   ls->saml_user[0] != '\0');
+    cmn_metric_inc(app->m.logins_ok);
+    if (!sso_url_allowed(g->cfg->allowed, g->cfg->nallowed, ls->return_to,
+                         &origin)) {
+        /* checked before; only out of memory gets here */
+        rc = sso_out_page(o, 500, "Sign-in failed", "nomem");
+        goto out;
+    }
+    if (ls->popup) {
+        rc = reply_popup(o, origin, code);
+        goto out;
+    }
+    url = sso_url_add_param(ls->return_to, "handoff", code);
+    rc = url != NULL ? sso_out_redirect(o, url)
+                     : sso_out_page(o, 500, "Sign-in failed", "nomem");
+out:
+    free(origin);
+    free(url);
+    cmn_wipe(code, sizeof(code));
+    cmn_wipe(sid, sizeof(sid));
+    return rc;
+}
+
+/* [saml] gate: the person IdS signed in must be the one the IdP vouched
+ * for (a shared PC with someone else's IdS session must not sign the next
+ * agent in as the previous one). An opaque token names nobody: refused,
+ * since the check cannot be made. */
+static bool
+saml_user_matches(struct sso_app *app, struct sso_out *o,
+                  const struct sso_login_state *ls, const char *token_user)
+{
+    if (ls->saml_user[0] == '\0') {
+        return true;
+    }
+    if (token_user[0] == '\0') {
+        sso_saml_refused(app, SAML_R_IDS_USER_UNKNOWN,
+                         "the IdS token is opaque: cannot compare it with "
+                         "the IdP's user");
+    } else if (strcmp(token_user, ls->saml_user) != 0) {
+        sso_saml_refused(app, SAML_R_IDS_USER_MISMATCH,
+                         "IdS signed in another user than the IdP");
+        cmn_log_warn("event=saml_user_mismatch saml_user=%s ids_user=%s",
+                     ls->saml_user, token_user);
+    } else {
+        return true;
+    }
+    cmn_metric_inc(app->m.logins_failed);
+    (void)sso_out_page(o, 403, "Sign-in refused",
+                       "The identity service signed in a different person "
+                       "than your organisation's sign-in. Sign out of the "
+                       "identity service and start again.");
+    return false;
+}
+
 /* Sessions and handoff codes, after a successful code exchange. */
 static int
 finish_login(struct sso_app *app, struct sso_gen *g, struct sso_out *o,
              const struct sso_login_state *ls, struct sso_token_response *tr)
 {
     struct sso_session s = {0};
-    char sid[SSO_ID_LEN], code[SSO_ID_LEN];
     struct cmn_err err = {{0}};
     json_t *claims = NULL;
-    char *origin = NULL, *url = NULL;
     long long now = cmn_wall_sec();
     int rc;
 
@@ -212,6 +315,10 @@ finish_login(struct sso_app *app, struct sso_gen *g, struct sso_out *o,
         }
         break;
     }
+    if (!saml_user_matches(app, o, ls, s.user)) {
+        rc = CMN_OK;
+        goto out;
+    }
     s.access_token = tr->access_token;
     s.refresh_token = tr->refresh_token;
     s.access_issued_at = now;
@@ -219,45 +326,15 @@ finish_login(struct sso_app *app, struct sso_gen *g, struct sso_out *o,
     s.refresh_expires_at =
         tr->refresh_expires_in > 0 ? now + tr->refresh_expires_in : 0;
     s.created_at = now;
-    if (sso_store_session_create(&g->store, &s, sid, &err) != CMN_OK ||
-        cmn_random_id(code, sizeof(code), SSO_ID_BYTES) != CMN_OK ||
-        sso_store_handoff_put(&g->store, code, sid, &err) != CMN_OK) {
-        cmn_log_err("event=login_failed reason=store user=%s detail=\"%s\"",
-                    s.user, err.msg);
-        rc = sso_out_page(o, 503, "Sign-in unavailable",
-                          "The session store cannot be reached; sign in "
-                          "again in a moment.");
-        goto out;
-    }
-    char fp[13];
-    cmn_log_fingerprint(sid, fp);
-    cmn_log_notice("event=login_ok user=%s session=%s popup=%d expires_in=%ld "
-                   "opaque=%d",
-                   s.user[0] != '\0' ? s.user : "-", fp, ls->popup,
-                   tr->expires_in, s.user[0] == '\0');
-    cmn_metric_inc(app->m.logins_ok);
-    if (!sso_url_allowed(g->cfg->allowed, g->cfg->nallowed, ls->return_to,
-                         &origin)) {
-        /* checked before the exchange; only out of memory gets here */
-        rc = sso_out_page(o, 500, "Sign-in failed", "nomem");
-        goto out;
-    }
-    if (ls->popup) {
-        rc = reply_popup(o, origin, code);
-        goto out;
-    }
-    url = sso_url_add_param(ls->return_to, "handoff", code);
-    rc = url != NULL ? sso_out_redirect(o, url)
-                     : sso_out_page(o, 500, "Sign-in failed", "nomem");
+    snprintf(s.saml_name_id, sizeof(s.saml_name_id), "%s", ls->saml_name_id);
+    snprintf(s.saml_session_index, sizeof(s.saml_session_index), "%s",
+             ls->saml_session_index);
+    rc = sso_login_deliver(app, g, o, ls, &s);
     goto out;
 fail:
     cmn_metric_inc(app->m.logins_failed);
 out:
     json_decref(claims);
-    free(origin);
-    free(url);
-    cmn_wipe(code, sizeof(code));
-    cmn_wipe(sid, sizeof(sid));
     return rc;
 }
 

@@ -13,6 +13,9 @@
 const struct cmn_http_route sso_http_routes[] = {
     {"GET",    "/sso/login",     sso_http_login},
     {"GET",    "/sso/callback",  sso_http_callback},
+    {"GET",    "/sso/saml/metadata", sso_http_saml_metadata},
+    {"GET",    "/sso/saml/login",    sso_http_saml_login},
+    {"POST",   "/sso/saml/acs",      sso_http_saml_acs},
     {"POST",   "/v1/handoff",    sso_http_handoff},
     {"GET",    "/v1/sessions/*", sso_http_sessions},
     {"DELETE", "/v1/sessions/*", sso_http_sessions},

@@ -167,8 +167,20 @@ reply_token_fast(struct sso_app *app, struct sso_gen *g,
     bool done = false;
 
     if (sso_store_session_get(&g->store, sid, &s, &err) == CMN_OK &&
-        s.ended[0] == '\0' && s.access_expires_at > now &&
-        !sso_token_refresh_due(g->cfg, &s, now)) {
+        s.saml_only) {
+        /* signed in through the SAML IdP only ([saml] without [ids]):
+         * the session names the user but holds no IdS token */
+        if (s.ended[0] != '\0') {
+            (void)cmn_http_reply_error(req, 401, "session_ended", s.ended);
+        } else {
+            (void)cmn_http_reply_error(req, 409, "no_token",
+                                       "a SAML-only session has no IdS "
+                                       "token");
+        }
+        done = true;
+    } else if (s.access_token != NULL && s.ended[0] == '\0' &&
+               s.access_expires_at > now &&
+               !sso_token_refresh_due(g->cfg, &s, now)) {
         (void)cmn_http_reply_json(req, 200, token_json(&s));
         cmn_metric_observe(app->m.token_fetch_seconds,
                            (double)(cmn_now_ms() - t0) / 1000.0);

@@ -192,9 +192,11 @@ sso_store_state_put(struct sso_store *st, const char *state,
     int rc;
 
     make_key(st, "state", state, key);
-    o = json_pack("{s:s, s:s, s:s, s:s, s:b, s:I}", "n", ls->nonce, "v",
-                  ls->verifier, "r", ls->return_to, "h", ls->login_hint, "p",
-                  ls->popup, "t", (json_int_t)ls->created);
+    o = json_pack("{s:s, s:s, s:s, s:s, s:b, s:I, s:s, s:s, s:s}", "n",
+                  ls->nonce, "v", ls->verifier, "r", ls->return_to, "h",
+                  ls->login_hint, "p", ls->popup, "t", (json_int_t)ls->created,
+                  "su", ls->saml_user, "sn", ls->saml_name_id, "si",
+                  ls->saml_session_index);
     if (o == NULL) {
         return CMN_NOMEM;
     }
@@ -236,6 +238,11 @@ sso_store_state_take(struct sso_store *st, const char *state,
     copy_str(ls->login_hint, sizeof(ls->login_hint), json_object_get(o, "h"));
     ls->popup = json_is_true(json_object_get(o, "p"));
     ls->created = json_integer_value(json_object_get(o, "t"));
+    copy_str(ls->saml_user, sizeof(ls->saml_user), json_object_get(o, "su"));
+    copy_str(ls->saml_name_id, sizeof(ls->saml_name_id),
+             json_object_get(o, "sn"));
+    copy_str(ls->saml_session_index, sizeof(ls->saml_session_index),
+             json_object_get(o, "si"));
     json_decref(o);
     return CMN_OK;
 }
@@ -283,12 +290,15 @@ encode_session(struct sso_store *st, const char *key,
     json_t *o;
     int rc;
 
-    o = json_pack("{s:s, s:s, s:s?, s:s?, s:I, s:I, s:I, s:I, s:s}", "u",
-                  s->user, "h", s->user_hint, "at", s->access_token, "rt",
+    o = json_pack("{s:s, s:s, s:s?, s:s?, s:I, s:I, s:I, s:I, s:s, s:s, s:s, "
+                  "s:b}",
+                  "u", s->user, "h", s->user_hint, "at", s->access_token, "rt",
                   s->refresh_token, "ai", (json_int_t)s->access_issued_at, "ae",
                   (json_int_t)s->access_expires_at, "re",
                   (json_int_t)s->refresh_expires_at, "c",
-                  (json_int_t)s->created_at, "e", s->ended);
+                  (json_int_t)s->created_at, "e", s->ended, "sn",
+                  s->saml_name_id, "si", s->saml_session_index, "so",
+                  s->saml_only);
     if (o == NULL) {
         return CMN_NOMEM;
     }
@@ -345,8 +355,13 @@ decode_session(struct sso_store *st, const char *key, const char *val,
     s->access_expires_at = json_integer_value(json_object_get(o, "ae"));
     s->refresh_expires_at = json_integer_value(json_object_get(o, "re"));
     s->created_at = json_integer_value(json_object_get(o, "c"));
+    copy_str(s->saml_name_id, sizeof(s->saml_name_id),
+             json_object_get(o, "sn"));
+    copy_str(s->saml_session_index, sizeof(s->saml_session_index),
+             json_object_get(o, "si"));
+    s->saml_only = json_is_true(json_object_get(o, "so"));
     json_decref(o);
-    if (s->access_token == NULL && s->ended[0] == '\0') {
+    if (s->access_token == NULL && s->ended[0] == '\0' && !s->saml_only) {
         sso_session_cleanup(s);
         return CMN_INVALID;
     }
@@ -666,6 +681,114 @@ sso_store_idskey_get(struct sso_store *st, char **text, struct cmn_err *err)
             }
             free(pt);
         }
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+/* --- SAML --- */
+
+int
+sso_store_saml_request_put(struct sso_store *st, const char *id,
+                           const struct sso_saml_request *rq,
+                           struct cmn_err *err)
+{
+    char key[KEY_MAX];
+    unsigned char *sealed = NULL;
+    size_t sealed_len = 0;
+    json_t *o;
+    int rc;
+
+    make_key(st, "samlreq", id, key);
+    o = json_pack("{s:s, s:s, s:s, s:b, s:I}", "rs", rq->relay_state, "r",
+                  rq->return_to, "h", rq->login_hint, "p", rq->popup, "t",
+                  (json_int_t)rq->created);
+    if (o == NULL) {
+        return CMN_NOMEM;
+    }
+    rc = seal_json(st, key, o, &sealed, &sealed_len);
+    json_decref(o);
+    if (rc == CMN_OK) {
+        rc = set_value(st, key, sealed, sealed_len, "EX", st->cfg->state_ttl_s,
+                       true, CMN_REDIS_DURABLE, err);
+    }
+    free(sealed);
+    return rc;
+}
+
+int
+sso_store_saml_request_take(struct sso_store *st, const char *id,
+                            struct sso_saml_request *rq, struct cmn_err *err)
+{
+    char key[KEY_MAX];
+    unsigned char *val = NULL;
+    size_t len = 0;
+    json_t *o;
+    int rc;
+
+    memset(rq, 0, sizeof(*rq));
+    make_key(st, "samlreq", id, key);
+    rc = take_value(st, key, &val, &len, err);
+    if (rc != CMN_OK) {
+        return rc;
+    }
+    o = open_json(st, key, val, len);
+    free(val);
+    if (o == NULL) {
+        cmn_err_set(err, "SAML request record unreadable");
+        return CMN_INVALID;
+    }
+    copy_str(rq->relay_state, sizeof(rq->relay_state),
+             json_object_get(o, "rs"));
+    copy_str(rq->return_to, sizeof(rq->return_to), json_object_get(o, "r"));
+    copy_str(rq->login_hint, sizeof(rq->login_hint), json_object_get(o, "h"));
+    rq->popup = json_is_true(json_object_get(o, "p"));
+    rq->created = json_integer_value(json_object_get(o, "t"));
+    json_decref(o);
+    return CMN_OK;
+}
+
+int
+sso_store_saml_seen(struct sso_store *st, const char *issuer,
+                    const char *assertion_id, long long expire_at,
+                    struct cmn_err *err)
+{
+    char key[KEY_MAX], at[24], hex[65];
+    const char *argv[6];
+    size_t lens[6];
+    size_t n = strlen(issuer) + strlen(assertion_id) + 2;
+    char *both = malloc(n);
+    redisReply *r;
+    int rc;
+
+    if (both == NULL) {
+        return CMN_NOMEM;
+    }
+    /* issuer|ID: IDs are unique per issuer only */
+    snprintf(both, n, "%s|%s", issuer, assertion_id);
+    cmn_sha256_hex(both, strlen(both), hex);
+    free(both);
+    snprintf(key, KEY_MAX, "%ssso:samlseen:%s", cmn_redis_prefix(st->redis),
+             hex);
+    snprintf(at, sizeof(at), "%lld", expire_at);
+    argv[0] = "SET";
+    argv[1] = key;
+    argv[2] = "1";
+    argv[3] = "NX";
+    argv[4] = "EXAT";
+    argv[5] = at;
+    for (int i = 0; i < 6; i++) {
+        lens[i] = strlen(argv[i]);
+    }
+    /* DURABLE: a replay cache entry lost in a failover would let the
+     * same assertion in twice */
+    r = cmn_redis_cmd(st->redis, CMN_REDIS_DURABLE, 6, argv, lens, err);
+    rc = reply_status(r, err);
+    if (rc == CMN_OK && r->type == REDIS_REPLY_NIL) {
+        rc = CMN_AGAIN;
+    } else if (rc == CMN_OK && r->type != REDIS_REPLY_STATUS) {
+        cmn_err_set(err, "redis: unexpected reply to SET NX");
+        rc = CMN_ERR;
     }
     freeReplyObject(r);
     return rc;

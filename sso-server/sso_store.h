@@ -12,6 +12,12 @@
  *   sso:user:<sha256(user)>       set of sha256(sid) of the user's sessions
  *                                 (for revoking them all), TTL reset to
  *                                 [session] max_lifetime_s at each sign-in
+ *   sso:samlreq:<sha256(ID)>      an AuthnRequest in flight: its RelayState,
+ *                                 return_to, hint; consumed once (GETDEL)
+ *                                 by the response's InResponseTo, on A or B
+ *   sso:samlseen:<sha256(issuer|assertion ID)>
+ *                                 replay cache: SET NX until the assertion's
+ *                                 NotOnOrAfter + skew (shared by A and B)
  *   sso:idskey                    IdS's token-signing public key(s) as one
  *                                 instance fetched them, for the other (a
  *                                 trust anchor: sealed like the rest), 1 day
@@ -40,6 +46,20 @@ struct sso_login_state {
     char login_hint[SSO_USER_MAX];
     bool popup;
     long long created;
+    /* set when the IdP signed the user in first ([saml]): IdS's token
+     * must name this user, and the session remembers the SAML subject */
+    char saml_user[SSO_USER_MAX];
+    char saml_name_id[SSO_USER_MAX];
+    char saml_session_index[128];
+};
+
+/* An AuthnRequest sent to the IdP, waiting for its Response. */
+struct sso_saml_request {
+    char relay_state[SSO_ID_LEN];
+    char return_to[2100];
+    char login_hint[SSO_USER_MAX];
+    bool popup;
+    long long created;
 };
 
 struct sso_session {
@@ -55,6 +75,10 @@ struct sso_session {
     long long refresh_expires_at; /* unix s, 0 = unknown */
     long long created_at;
     char ended[128]; /* non-empty: session over, why */
+    /* signed in through the SAML IdP: the subject (for logout) */
+    char saml_name_id[SSO_USER_MAX];
+    char saml_session_index[128];
+    bool saml_only; /* no IdS token: access_token is NULL */
 };
 
 void sso_session_cleanup(struct sso_session *s);
@@ -117,6 +141,21 @@ int sso_store_idskey_put(struct sso_store *st, const char *text,
  * does not open under the seal key (planted or another pair's). */
 int sso_store_idskey_get(struct sso_store *st, char **text,
                          struct cmn_err *err) CMN_NODISCARD;
+
+/* --- SAML (sso_http_saml.c) --- */
+int sso_store_saml_request_put(struct sso_store *st, const char *id,
+                               const struct sso_saml_request *rq,
+                               struct cmn_err *err) CMN_NODISCARD;
+/* Consumed once: CMN_NOTFOUND when unknown, expired or already used. */
+int sso_store_saml_request_take(struct sso_store *st, const char *id,
+                                struct sso_saml_request *rq,
+                                struct cmn_err *err) CMN_NODISCARD;
+/* Record issuer|assertion_id until expire_at (unix s): CMN_OK the first
+ * time, CMN_AGAIN when it was seen before (a replay), anything else when
+ * Redis cannot say (the caller fails closed). */
+int sso_store_saml_seen(struct sso_store *st, const char *issuer,
+                        const char *assertion_id, long long expire_at,
+                        struct cmn_err *err) CMN_NODISCARD;
 
 /* --- refresh lock --- */
 /* CMN_OK when acquired, CMN_AGAIN when someone holds it. */

@@ -10,6 +10,7 @@
 #include "cmn_log.h"
 #include "cti_admin.h"
 #include "cti_api.h"
+#include "cti_api_pops.h"
 #include "cti_calls.h"
 #include "cti_web.h"
 
@@ -197,9 +198,8 @@ submit(struct cmn_http_req *req, struct api_job *j)
     return CMN_OK;
 }
 
-/* The agent behind the request's bearer token, or a 401 reply. */
-static struct cti_agent *
-authed(struct cmn_http_req *req, struct cti_app *app, const char *token)
+struct cti_agent *
+cti_api_authed(struct cmn_http_req *req, struct cti_app *app, const char *token)
 {
     struct cti_agent *a = cti_engine_agent(app->engine, token);
     bool busy = false;
@@ -259,7 +259,7 @@ static struct api_job *
 start_job(struct cmn_http_req *req, struct cti_app *app, enum op op,
           json_t **body)
 {
-    struct cti_agent *a = authed(req, app, cmn_http_req_bearer(req));
+    struct cti_agent *a = cti_api_authed(req, app, cmn_http_req_bearer(req));
     struct api_job *j;
 
     if (a == NULL) {
@@ -328,7 +328,7 @@ h_logout(struct cmn_http_req *req, void *appv)
 {
     struct cti_app *app = appv;
     const char *token = cmn_http_req_bearer(req);
-    struct cti_agent *a = authed(req, app, token);
+    struct cti_agent *a = cti_api_authed(req, app, token);
     struct api_job *j;
     size_t len = 0;
 
@@ -428,7 +428,7 @@ h_context(struct cmn_http_req *req, struct cti_app *app, const char *rest,
         return cmn_http_reply_error(req, 404, "unknown_dialog",
                                     "malformed dialog id");
     }
-    a = authed(req, app, cmn_http_req_bearer(req));
+    a = cti_api_authed(req, app, cmn_http_req_bearer(req));
     if (a == NULL) {
         return CMN_OK;
     }
@@ -461,7 +461,7 @@ h_context(struct cmn_http_req *req, struct cti_app *app, const char *rest,
     return cmn_http_reply_json(req, 200, json_pack("{s:b}", "ok", 1));
 }
 
-/* /api/v1/calls/{id}/actions and /api/v1/calls/{id}/wrapup */
+/* /api/v1/calls/{id}/actions, .../wrapup, .../context and .../popped */
 static int
 h_call_sub(struct cmn_http_req *req, void *appv)
 {
@@ -479,6 +479,8 @@ h_call_sub(struct cmn_http_req *req, void *appv)
         op = OP_WRAPUP;
     } else if (strcmp(tail, "/context") == 0) {
         return h_context(req, app, rest, idlen);
+    } else if (strcmp(tail, "/popped") == 0) {
+        return cti_api_call_popped(req, app, rest, idlen);
     } else {
         return cmn_http_reply_error(req, 404, "not_found", "no such resource");
     }
@@ -516,7 +518,7 @@ h_events(struct cmn_http_req *req, void *appv)
     if (token == NULL) {
         token = cmn_http_req_bearer(req);
     }
-    a = authed(req, app, token);
+    a = cti_api_authed(req, app, token);
     if (a == NULL) {
         return CMN_OK;
     }
@@ -593,6 +595,7 @@ const struct cmn_http_route cti_api_routes[] = {
     {"GET",  "/api/v1/wrapup-reasons",  h_wrapup_reasons},
     {"POST", "/api/v1/calls",           h_calls},
     {"POST", "/api/v1/calls/*",         h_call_sub},
+    {"POST", "/api/v1/tabs/*",          cti_api_tab_sub},
     {"GET",  "/api/v1/config",          cti_web_config},
     {"GET",  "/softphone/*",            cti_web_softphone},
     {"GET",  "/admin/v1/outbox",        cti_admin_outbox},

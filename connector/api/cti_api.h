@@ -23,6 +23,12 @@ struct cti_app {
 
 void cti_api_metrics_init(struct cti_app *app);
 
+/* The agent behind token (referenced: cti_agent_unref), resumed from Redis
+ * when another process issued it; NULL when a reply (401, 409
+ * agent_elsewhere, 503 session_resuming) has been queued. */
+struct cti_agent *cti_api_authed(struct cmn_http_req *req, struct cti_app *app,
+                                 const char *token);
+
 extern const struct cmn_http_route cti_api_routes[];
 extern const size_t cti_api_nroutes;
 

@@ -11,35 +11,9 @@
 #include <string.h>
 
 #include "cmn_log.h"
-#include "cti_agent.h"
+#include "cmn_seal.h"
+#include "cti_agent_int.h"
 #include "fin_parse.h"
-
-struct tab {
-    struct cmn_http_stream *stream;
-    atomic_bool closed; /* set by on_close */
-    atomic_int refs;    /* the agent's list + the stream's on_close */
-    struct tab *next;
-};
-
-struct event {
-    unsigned long long id;
-    char *frame; /* "id: N\nevent: T\ndata: {...}\n\n" */
-    size_t len;
-};
-
-struct cti_agent {
-    pthread_mutex_t lock;
-    atomic_int refs;
-    char id[FIN_ID_MAX];
-    struct fin_user user;
-    struct fin_dialog *dialogs[FIN_MAX_DIALOGS];
-    size_t ndialogs;
-    struct event ring[CTI_EVENT_RING];
-    unsigned long long next_id; /* id of the next event, from 1 */
-    struct tab *tabs;
-    cti_dialog_hook hook;
-    void *hook_cls;
-};
 
 struct cti_agent *
 cti_agent_new(const char *id)
@@ -73,6 +47,7 @@ cti_agent_unref(struct cti_agent *a)
         return;
     }
     cti_agent_detach_all(a);
+    agent_pops_forget(a, NULL);
     for (size_t i = 0; i < a->ndialogs; i++) {
         free(a->dialogs[i]);
     }
@@ -273,8 +248,8 @@ cti_agent_user(struct cti_agent *a, struct fin_user *out)
     pthread_mutex_unlock(&a->lock);
 }
 
-static ssize_t
-find_dialog(const struct cti_agent *a, const char *id)
+ssize_t
+agent_find_dialog(const struct cti_agent *a, const char *id)
 {
     for (size_t i = 0; i < a->ndialogs; i++) {
         if (strcmp(a->dialogs[i]->id, id) == 0) {
@@ -320,6 +295,7 @@ drop_at(struct cti_agent *a, size_t i)
     struct fin_dialog *d = a->dialogs[i];
 
     snprintf(d->state, sizeof(d->state), "DROPPED");
+    agent_pops_forget(a, d->id);
     if (a->hook != NULL) {
         a->hook(a, CTI_DIALOG_ENDED, d, a->hook_cls);
     }
@@ -331,7 +307,7 @@ drop_at(struct cti_agent *a, size_t i)
 static void
 upsert_locked(struct cti_agent *a, const struct fin_dialog *d)
 {
-    ssize_t i = find_dialog(a, d->id);
+    ssize_t i = agent_find_dialog(a, d->id);
     struct fin_dialog *copy;
 
     if (strcmp(d->state, "DROPPED") == 0) {
@@ -369,7 +345,7 @@ cti_agent_apply_dialog(struct cti_agent *a, const struct fin_dialog *d,
 {
     pthread_mutex_lock(&a->lock);
     if (ev == FIN_EVENT_DELETE) {
-        ssize_t i = find_dialog(a, d->id);
+        ssize_t i = agent_find_dialog(a, d->id);
         if (i >= 0) {
             drop_at(a, (size_t)i);
         }
@@ -404,7 +380,7 @@ cti_agent_dialog(struct cti_agent *a, const char *id, struct fin_dialog *out)
     bool found;
 
     pthread_mutex_lock(&a->lock);
-    ssize_t i = find_dialog(a, id);
+    ssize_t i = agent_find_dialog(a, id);
     found = i >= 0;
     if (found) {
         *out = *a->dialogs[i];
@@ -419,7 +395,7 @@ cti_agent_has_dialog(struct cti_agent *a, const char *id)
     bool found;
 
     pthread_mutex_lock(&a->lock);
-    found = find_dialog(a, id) >= 0;
+    found = agent_find_dialog(a, id) >= 0;
     pthread_mutex_unlock(&a->lock);
     return found;
 }
@@ -495,16 +471,33 @@ send_snapshot(struct cti_agent *a, struct cmn_http_stream *s)
     return rc;
 }
 
+struct tab *
+agent_find_tab(const struct cti_agent *a, const char *stream)
+{
+    for (struct tab *t = a->tabs; t != NULL; t = t->next) {
+        if (!atomic_load(&t->closed) && strcmp(t->id, stream) == 0) {
+            return t;
+        }
+    }
+    return NULL;
+}
+
 int
 cti_agent_attach(struct cti_agent *a, struct cmn_http_req *req,
                  unsigned long long last_id)
 {
     struct tab *t = calloc(1, sizeof(*t));
-    static const char hello[] = "retry: 3000\n\n";
-    int rc = CMN_OK;
+    char hello[96];
+    int rc = CMN_OK, n;
 
     if (t == NULL) {
         return CMN_NOMEM;
+    }
+    /* the tab's name for itself in focus reports and pop claims: random,
+     * so one tab cannot speak for another it does not know */
+    if (cmn_random_id(t->id, sizeof(t->id), 16) != CMN_OK) {
+        free(t);
+        return CMN_ERR;
     }
     atomic_init(&t->closed, false);
     atomic_init(&t->refs, 2);
@@ -514,8 +507,13 @@ cti_agent_attach(struct cti_agent *a, struct cmn_http_req *req,
         free(t);
         return CMN_ERR;
     }
+    /* not numbered: every connection gets its own, before anything else */
+    n = snprintf(hello, sizeof(hello),
+                 "retry: 3000\n\nevent: stream\ndata: {\"stream\":\"%s\"}\n\n",
+                 t->id);
     pthread_mutex_lock(&a->lock);
-    rc = cmn_http_stream_write(t->stream, hello, sizeof(hello) - 1);
+    cti_tab_focus_init(&t->focus, ++a->tab_seq);
+    rc = cmn_http_stream_write(t->stream, hello, (size_t)n);
     /* replay from the log when it still holds everything after last_id */
     unsigned long long oldest =
         a->next_id > CTI_EVENT_RING ? a->next_id - CTI_EVENT_RING : 1;
@@ -531,6 +529,9 @@ cti_agent_attach(struct cti_agent *a, struct cmn_http_req *req,
     }
     t->next = a->tabs;
     a->tabs = t;
+    if (rc == CMN_OK) {
+        agent_pops_on_attach(a, cmn_now_ms());
+    }
     pthread_mutex_unlock(&a->lock);
     return CMN_OK;
 }

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
 /* cti_agent.h - one agent's view of Finesse as the connector holds it:
  * the User, the live dialogs (with their call variables cached, so a node
- * failover that returns fewer never loses them), a numbered event log and
- * the browser tabs (SSE streams) watching it. Thread-safe: every function
- * takes the agent's lock. */
+ * failover that returns fewer never loses them), a numbered event log,
+ * the browser tabs (SSE streams) watching it, and the screen pops on
+ * their way to one of those tabs. Thread-safe: every function takes the
+ * agent's lock. */
 #ifndef CTI_AGENT_H
 #define CTI_AGENT_H
 
@@ -14,6 +15,12 @@
 #include "fin_model.h"
 
 #define CTI_EVENT_RING 64 /* events kept for Last-Event-ID resume */
+#define CTI_STREAM_ID_MAX                                              \
+    32 /* a tab's stream id: 22 base64url characters (16 random bytes) \
+          and the NUL */
+#define CTI_POP_CONFIRM_MS                                             \
+    2000 /* a tab offered a pop that has not claimed it this long: the \
+            next tab is offered it */
 
 struct cti_agent;
 
@@ -50,9 +57,11 @@ void cti_agent_emit_error(struct cti_agent *a, const char *request_id,
 /* Any other event (e.g. "pop"); data is stolen. */
 void cti_agent_emit(struct cti_agent *a, const char *type, json_t *data);
 
-/* A tab attaches: replays events after last_id when they are still in the
- * log, else sends a snapshot (agent + every live dialog). The stream is
- * released by the agent when the tab goes or the agent ends. */
+/* A tab attaches: first a `stream` event naming its stream id (random;
+ * the tab's name in focus reports and pop claims), then the events after
+ * last_id when the log still holds them, else a snapshot (agent + every
+ * live dialog). A pop no tab holds an offer for is offered to it. The
+ * stream is released by the agent when the tab goes or the agent ends. */
 int cti_agent_attach(struct cti_agent *a, struct cmn_http_req *req,
                      unsigned long long last_id) CMN_NODISCARD;
 /* ": ping" to every tab; also drops tabs that went away. Returns how many
@@ -60,6 +69,35 @@ int cti_agent_attach(struct cti_agent *a, struct cmn_http_req *req,
 size_t cti_agent_heartbeat(struct cti_agent *a);
 /* Ends every tab's stream (logout, shutdown). */
 void cti_agent_detach_all(struct cti_agent *a);
+
+/* --- screen pops: one tab pops each call (cti_agent_pop.c) ---
+ * The server picks the tab (cti_tab_rank.h: focused, else most recently
+ * visible, else newest) and sends it the `pop` event alone; the tab claims
+ * the pop (cti_agent_pop_claim) and only then calls Salesforce. A tab
+ * that has not claimed within CTI_POP_CONFIRM_MS (closed, frozen, busy)
+ * loses the offer to the next tab; a tab attaching later (a refresh
+ * mid-ring) gets a pop that nobody holds. At most one claim wins. */
+
+/* A tab's report: CMN_OK, or CMN_NOTFOUND for a stream this agent does
+ * not have (gone, or another agent's). */
+int cti_agent_tab_focus(struct cti_agent *a, const char *stream, bool focused,
+                        bool visible, bool can_pop,
+                        long long now_ms) CMN_NODISCARD;
+/* The pop decided for a live dialog (pop is stolen; it carries
+ * "dialog_id"): offered now to the best tab, or kept for the first tab
+ * that attaches. A dialog that is no longer live, or one that already has
+ * a pop, is ignored. */
+void cti_agent_offer_pop(struct cti_agent *a, const char *dialog_id,
+                         json_t *pop, long long now_ms);
+/* POST /api/v1/calls/{id}/popped from stream: CMN_OK (it is this tab's:
+ * pop now; again OK for the same tab), CMN_DENIED (another tab has it),
+ * CMN_INVALID (never offered to this stream), CMN_NOTFOUND (no pop for
+ * this dialog: none decided, or the call is over). */
+int cti_agent_pop_claim(struct cti_agent *a, const char *dialog_id,
+                        const char *stream) CMN_NODISCARD;
+/* Once a second: offers that timed out or whose tab went move on.
+ * Returns how many pops were offered to another tab. */
+size_t cti_agent_pops_tick(struct cti_agent *a, long long now_ms);
 
 /* Someone who wants to know when a dialog appears, changes or ends (call
  * logging, screen pop). Called with the agent's lock held: the hook copies

@@ -2,8 +2,9 @@
 /* cti_calls.c - call records, screen pops and Task logging.
  *
  * The hook runs under the agent's lock (cti_agent.h): it only updates the
- * record under calls_lock and queues jobs; the jobs emit the pop event and
- * hand the Task to the outbox. */
+ * record under calls_lock and queues jobs; the jobs decide the pop (once
+ * per call: the record, and a mark in Redis shared by the hosts) and
+ * offer it to one tab, and hand the Task to the outbox. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -242,23 +243,42 @@ static void
 pop_job(void *arg)
 {
     struct call_job *j = arg;
+    const char *agent = cti_agent_id(j->agent);
     json_t *pop = NULL;
     char search[FIN_ADDR_MAX] = "";
+    bool decide = false;
 
     pthread_mutex_lock(&j->e->calls_lock);
-    struct cti_call *c = find_call(j->e, cti_agent_id(j->agent), j->dialog_id);
+    struct cti_call *c = find_call(j->e, agent, j->dialog_id);
     if (c != NULL && !c->popped) {
         c->popped = true;
-        pop = pop_decision(j->e, c, search, sizeof(search));
+        decide = true;
     }
     pthread_mutex_unlock(&j->e->calls_lock);
+    /* once per dialog per agent across hosts: a session that moved here
+     * (or this host after a restart) meets calls popped before */
+    if (decide && !cti_popmark_first(j->e->popmark, agent, j->dialog_id)) {
+        cmn_log_info(
+            "event=pop_skipped agent=%s dialog=%s reason=popped_before", agent,
+            j->dialog_id);
+        cmn_metric_inc(j->e->m_pops_skipped);
+        decide = false;
+    }
+    if (decide) {
+        pthread_mutex_lock(&j->e->calls_lock);
+        c = find_call(j->e, agent, j->dialog_id);
+        if (c != NULL) {
+            pop = pop_decision(j->e, c, search, sizeof(search));
+        }
+        pthread_mutex_unlock(&j->e->calls_lock);
+    }
     if (pop == NULL && search[0] != '\0') {
         pop = pop_sosl(j->e, j->dialog_id, search);
         json_t *rec =
             json_object_get(json_object_get(pop, "params"), "recordId");
         if (json_is_string(rec)) {
             pthread_mutex_lock(&j->e->calls_lock);
-            c = find_call(j->e, cti_agent_id(j->agent), j->dialog_id);
+            c = find_call(j->e, agent, j->dialog_id);
             if (c != NULL) {
                 snprintf(c->pop_record, sizeof(c->pop_record), "%s",
                          json_string_value(rec));
@@ -267,7 +287,10 @@ pop_job(void *arg)
         }
     }
     if (pop != NULL) {
-        cti_agent_emit(j->agent, "pop", pop);
+        /* to one tab (the focused one, else the most recently visible,
+         * else the newest), which claims it before it pops */
+        cmn_metric_inc(j->e->m_pops);
+        cti_agent_offer_pop(j->agent, j->dialog_id, pop, cmn_now_ms());
     }
     call_job_free(j);
 }
@@ -337,13 +360,19 @@ task_job(void *arg)
 {
     struct call_job *j = arg;
     json_t *fields = NULL;
+    bool popped = false;
 
     pthread_mutex_lock(&j->e->calls_lock);
     struct cti_call *c = find_call(j->e, cti_agent_id(j->agent), j->dialog_id);
     if (c != NULL && c->ended_at != 0) {
         fields = cti_call_task_fields(c);
+        popped = c->popped;
     }
     pthread_mutex_unlock(&j->e->calls_lock);
+    if (popped) {
+        /* over: nothing pops it again (again after wrap-up: harmless) */
+        cti_popmark_done(j->e->popmark, cti_agent_id(j->agent), j->dialog_id);
+    }
     if (fields != NULL) {
         engine_log_task(j->e, cti_agent_id(j->agent), j->dialog_id, fields);
     }

@@ -71,10 +71,22 @@ cti_engine_new(const struct cti_config *cfg, const char *self_exe,
     e->m_spool_waiting = cmn_metric_gauge(
         "fsc_connector_spool_waiting",
         "1 while the local spool holds call logs not yet in the outbox");
+    e->m_pops = cmn_metric_counter(
+        "fsc_connector_pops_total",
+        "Screen pops decided and sent to one of the agent's tabs");
+    e->m_pop_reoffers = cmn_metric_counter(
+        "fsc_connector_pop_reoffers_total",
+        "Screen pops offered to another tab: the first did not claim in "
+        "time or went away");
+    e->m_pops_skipped = cmn_metric_counter(
+        "fsc_connector_pops_skipped_total",
+        "Screen pops not sent: the call was popped before (another host, "
+        "or this one before a restart)");
     e->lease = cti_lease_new(cfg, err);
     e->resume = e->lease != NULL ? cti_resume_new(cfg, err) : NULL;
+    e->popmark = e->lease != NULL ? cti_popmark_new(cfg, err) : NULL;
     if (cfg->redis_enabled &&
-        (e->lease == NULL ||
+        (e->lease == NULL || e->popmark == NULL ||
          (cfg->session_key_file != NULL && e->resume == NULL))) {
         cti_engine_free(e);
         return NULL;
@@ -114,6 +126,7 @@ cti_engine_free(struct cti_engine *e)
     fin_xmpp_pool_free(e->xmpp);
     cti_lease_free(e->lease);
     cti_resume_free(e->resume);
+    cti_popmark_free(e->popmark);
     cti_throttle_free(e->throttle_agent);
     cti_throttle_free(e->throttle_addr);
     /* outbox, then its client, then the config it borrows from; every
@@ -450,6 +463,13 @@ cti_engine_tick(struct cti_engine *e)
             cti_agent_detach_all(s->agent);
             session_unref(s);
             continue;
+        }
+
+        /* a pop offered to a tab that went or did not claim it in time
+         * moves on to the next tab */
+        size_t moved = cti_agent_pops_tick(s->agent, now);
+        if (moved > 0) {
+            cmn_metric_add(e->m_pop_reoffers, (double)moved);
         }
 
         bool tabs_closed = false;

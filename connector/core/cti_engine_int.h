@@ -11,6 +11,7 @@
 #include "cmn_secret.h"
 #include "cti_engine.h"
 #include "cti_lease.h"
+#include "cti_popmark.h"
 #include "cti_resume.h"
 #include "cti_throttle.h"
 #include "fin_rest.h"
@@ -115,10 +116,15 @@ struct cti_engine {
     struct cti_resume *resume; /* NULL: sessions end with the process */
     struct cti_throttle *throttle_agent; /* failed sign-ins per agent ID */
     struct cti_throttle *throttle_addr;  /* ... per client address */
+    struct cti_popmark *popmark;         /* NULL: no [redis] (pops marked
+                                            in memory only) */
     struct cmn_metric *m_resumed;        /* sessions picked up from Redis */
     struct cmn_metric *m_throttled;      /* sign-ins refused by throttling */
     struct cmn_metric *m_spooled;        /* call logs written to the spool */
     struct cmn_metric *m_spool_waiting;  /* 1 while the spool holds any */
+    struct cmn_metric *m_pops;           /* pops offered to a tab */
+    struct cmn_metric *m_pop_reoffers;   /* ... offered to the next tab */
+    struct cmn_metric *m_pops_skipped;   /* ... not sent: popped before */
     struct resuming *resuming;           /* agents being resumed (under lock) */
 
     /* Salesforce (sf_enabled false: no [salesforce] section) */
@@ -177,7 +183,7 @@ void engine_spool_drain_later(struct cti_engine *e);
 /* cti_resume_ops.c */
 /* Store what it takes to resume s elsewhere (no-op without resume). */
 void engine_resume_save(struct cti_engine *e, struct cti_session *s);
-/* The session is over for good: its resume record goes. */
+/* The session is over for good: its resume record and pop marks go. */
 void engine_resume_forget(struct cti_engine *e, const char *agent);
 
 /* cti_failover.c */

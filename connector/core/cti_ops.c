@@ -289,6 +289,26 @@ engine_fetch_user(struct cti_engine *e, struct cti_session *s, const char *path,
     return ok;
 }
 
+/* An SSO sign-in without an extension: the one of the agent's running
+ * session here, else the one Finesse has the agent signed in on. false
+ * when there is neither (the agent must say). */
+static bool
+login_extension(struct cti_engine *e, struct cti_session *s,
+                const struct fin_user *u)
+{
+    struct cti_session *running = engine_find_session(e, s->id);
+
+    if (running != NULL) {
+        pthread_mutex_lock(&running->lock);
+        snprintf(s->extension, sizeof(s->extension), "%s", running->extension);
+        pthread_mutex_unlock(&running->lock);
+        session_unref(running);
+    } else if (strcmp(u->state, "LOGOUT") != 0) {
+        snprintf(s->extension, sizeof(s->extension), "%s", u->extension);
+    }
+    return s->extension[0] != '\0';
+}
+
 void
 cti_engine_login(struct cti_engine *e, const struct cti_login *in,
                  char token[CTI_TOKEN_LEN], json_t **agent_json,
@@ -299,7 +319,10 @@ cti_engine_login(struct cti_engine *e, const struct cti_login *in,
     char path[FIN_URI_MAX];
 
     *agent_json = NULL;
-    if (!valid_token(in->extension, FIN_ADDR_MAX - 1, "+*#-_.")) {
+    /* SSO may leave it out: a browser that keeps nothing across a reload
+     * signs in again with one click (see below) */
+    if ((in->extension != NULL || in->handoff == NULL) &&
+        !valid_token(in->extension, FIN_ADDR_MAX - 1, "+*#-_.")) {
         result_set(r, 400, "invalid_request", "\"extension\" is required");
         return;
     }
@@ -365,7 +388,16 @@ cti_engine_login(struct cti_engine *e, const struct cti_login *in,
         }
         cti_throttle_clear(e->throttle_agent, in->agent);
     }
-    snprintf(s->extension, sizeof(s->extension), "%s", in->extension);
+    if (in->extension != NULL) {
+        snprintf(s->extension, sizeof(s->extension), "%s", in->extension);
+    } else if (!login_extension(e, s, &u)) {
+        result_set(r, 400, "extension_required",
+                   "\"extension\" is required: this agent is not signed in "
+                   "on any extension");
+        sso_client_logout(e, s);
+        session_unref(s);
+        return;
+    }
     engine_ensure_xmpp_domain(e, s);
 
     /* one Finesse session per agent: a second sign-in (another browser,

@@ -58,6 +58,7 @@ void
 engine_resume_forget(struct cti_engine *e, const char *agent)
 {
     cti_resume_forget(e->resume, agent);
+    cti_popmark_forget(e->popmark, agent);
 }
 
 /* Claims the right to resume agent (false: a resume is running). */

@@ -6,6 +6,8 @@
  *          status | outbox | replay INDEX | replay all
  *   fscctl finesse-check --config FILE [--agent ID ...]
  *          (fscctl_finesse_check.c: can this host reach Finesse?)
+ *   fscctl saml-verify --metadata FILE [--at TIME] RESPONSE
+ *          (fscctl_saml_verify.c: every check of fsc-sso's SAML verifier)
  *   fscctl check-config [--for fsc-sso|fsc-connector] FILE
  *          (fscctl_check_config.c: either daemon's --check-config)
  *   fscctl [--config FILE | --url URL --key-file FILE] session revoke USER
@@ -54,6 +56,8 @@ usage(void)
             "              status | outbox | replay INDEX | replay all\n"
             "       fscctl finesse-check --config FILE [--agent ID "
             "(--password-file F | --token-file F | --handoff CODE)]\n"
+            "       fscctl saml-verify --metadata FILE [--at TIME] "
+            "[options] RESPONSE\n"
             "       fscctl check-config [--for fsc-sso|fsc-connector] FILE\n"
             "       fscctl [--config FILE | --url URL --key-file FILE] "
             "session revoke USER\n");
@@ -232,6 +236,9 @@ main(int argc, char **argv)
     memset(&c, 0, sizeof(c));
     if (argc >= 2 && strcmp(argv[1], "finesse-check") == 0) {
         return fscctl_finesse_check(argc - 1, argv + 1);
+    }
+    if (argc >= 2 && strcmp(argv[1], "saml-verify") == 0) {
+        return fscctl_saml_verify(argc - 1, argv + 1);
     }
     if (argc >= 2 && strcmp(argv[1], "check-config") == 0) {
         return fscctl_check_config(argc - 1, argv + 1);

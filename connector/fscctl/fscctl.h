@@ -33,6 +33,10 @@ int fscctl_http_json(const struct fscctl_target *t, const char *method,
  * "finesse-check". Returns the exit status. */
 int fscctl_finesse_check(int argc, char **argv);
 
+/* fscctl saml-verify ... (fscctl_saml_verify.c): a SAML Response checked
+ * offline by fsc-sso's verifier; argv[0] is "saml-verify". */
+int fscctl_saml_verify(int argc, char **argv);
+
 /* fscctl check-config [--for DAEMON] FILE (fscctl_check_config.c); argv[0]
  * is "check-config". Returns the exit status. */
 int fscctl_check_config(int argc, char **argv);

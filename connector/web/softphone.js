@@ -1,31 +1,32 @@
 // SPDX-License-Identifier: AGPL-3.0-or-later
 // softphone.js - the Open CTI softphone page of fsc-connector.
 //
-// One file, no build step, no framework. The server holds the agent's one
-// Finesse session; this page is a view of it (DESIGN.md §4, §5):
-//   - the API token lives in localStorage, so every tab of this origin (one
-//     per Salesforce browser tab) and every refresh re-attaches to the
-//     running session without signing in again; a 401 clears it;
+// No build step, no framework (browser storage is in
+// softphone-storage.js). The server holds the agent's one Finesse session;
+// this page is a view of it (DESIGN.md §4, §5):
+//   - the API token is kept where the browser allows (localStorage, else
+//     cookies granted by the Storage Access API, else memory: see
+//     softphone-storage.js), so that other tabs and a refresh re-attach to
+//     the running session without signing in again; a 401 clears it;
 //   - events come over one EventSource per tab (/api/v1/events?token=);
-//   - tabs elect a leader (BroadcastChannel + localStorage heartbeats):
-//     only the leader screen-pops, and a dialog is popped at most once
-//     across tabs (Web Locks + a localStorage record of popped dialogs);
+//     the stream's first event names it (`stream`), and the tab reports
+//     its focus and visibility under that name;
+//   - the server picks the tab that screen-pops a call and sends it the
+//     `pop`; the tab claims it (POST /calls/{id}/popped) and pops only if
+//     the server says it is its: no Web Locks, no storage, so it works in
+//     a cross-site frame whose storage the browser blocks;
 //   - inside Salesforce (?sfdcIFrameOrigin=...) it loads opencti_min.js from
 //     that origin and drives the utility bar, click-to-dial and screen pops;
-//     without it the page works standalone.
+//     without it the page works standalone (and is never given a pop).
 'use strict';
 
 (function () {
   const API = '/api/v1';
   const LS_TOKEN = 'fsc.token';
   const LS_AGENT = 'fsc.agent';          // last agent id + extension (form prefill)
-  const LS_POPPED = 'fsc.popped';        // [{id, ts}] dialogs already popped
-  const LS_SERVER_POPS = 'fsc.serverPops'; // the server sends `pop` events
   const LS_WRAPUP = 'fsc.wrapup';        // {id, from} the call being wrapped up
-  const LS_TAB_PREFIX = 'fsc.tab.';      // heartbeat records, one per tab
-  const HEARTBEAT_MS = 1000;
-  const TAB_TTL_MS = 3500;
-  const FALLBACK_POP_DELAY_MS = 700;
+  const OPENCTI_WAIT_MS = 1500;          // a pop offered before opencti loaded
+  const PEER_WAIT_MS = 300;              // a new tab asks the others for the token
 
   const $ = (id) => document.getElementById(id);
   const el = {
@@ -40,7 +41,11 @@
     wrapupReason: $('wrapup-reason'), wrapupBtn: $('wrapup-btn'),
     dialpad: $('dialpad'), dialForm: $('dial-form'), dialNumber: $('dial-number'),
     dialBtn: $('dial-btn'), tpl: $('call-template'),
+    storageNote: $('storage-note'), storageNoteText: $('storage-note-text'),
+    storageAllow: $('storage-allow'), storageFix: $('storage-note-fix'),
+    storageDismiss: $('storage-dismiss'),
   };
+  const store = window.fscStorage;
 
   const query = new URLSearchParams(location.search);
   const sfOrigin = query.get('sfdcIFrameOrigin');
@@ -64,22 +69,20 @@
     utility: {label: null, icon: null},
     ssoPopup: null,
     ssoNeedsAgent: false,   // the SSO sign-in needs the Agent ID (opaque IdS tokens)
+    stream: null,           // this tab's event stream id (its `stream` event)
+    popped: new Set(),      // dialog ids this tab popped
+    hostActive: false,      // Salesforce said the agent is in this browser tab
+    focusSent: '',          // the last focus report sent
+    sforceReady: null,      // resolves when opencti is usable (or never will be)
   };
 
   // ------------------------------------------------------------------ util
 
-  function lsGet(key) {
-    try { return localStorage.getItem(key); } catch (e) { return null; }
-  }
-  function lsSet(key, v) {
-    try { localStorage.setItem(key, v); } catch (e) { /* private mode: per-tab only */ }
-  }
-  function lsDel(key) {
-    try { localStorage.removeItem(key); } catch (e) { /* ignore */ }
-  }
-  function lsJson(key, dflt) {
-    try { const v = JSON.parse(lsGet(key)); return v == null ? dflt : v; } catch (e) { return dflt; }
-  }
+  // guarded storage (softphone-storage.js): never throws
+  const lsGet = store.get;
+  const lsSet = store.set;
+  const lsDel = store.del;
+  const lsJson = store.json;
 
   function setStatus(text) { el.status.textContent = text; }
 
@@ -149,13 +152,17 @@
     }
   }
 
+  let sforceResolve = null;
+  st.sforceReady = new Promise((res) => { sforceResolve = res; });
+
   function loadOpenCti() {
-    if (!sfOrigin) return;
+    if (!sfOrigin) { sforceResolve(false); return; }
     const cfg = st.config || {};
     const allowed = Array.isArray(cfg.org_origins) ? cfg.org_origins : [];
     if (allowed.indexOf(sfOrigin) < 0) {
       // the server checked it already; this is a second fence
       showError('This softphone is not configured for ' + sfOrigin + '.');
+      sforceResolve(false);
       return;
     }
     const version = cfg.opencti_version || '60.0';
@@ -163,16 +170,21 @@
     s.src = sfOrigin + '/support/api/' + encodeURIComponent(version) + '/lightning/opencti_min.js';
     s.async = true;
     s.addEventListener('load', onOpenCtiLoaded);
-    s.addEventListener('error', () => showError('Salesforce Open CTI could not be loaded.'));
+    s.addEventListener('error', () => {
+      showError('Salesforce Open CTI could not be loaded.');
+      sforceResolve(false);
+    });
     document.head.appendChild(s);
   }
 
   function onOpenCtiLoaded() {
     if (!window.sforce || !window.sforce.opencti) {
       showError('Salesforce Open CTI did not initialise.');
+      sforceResolve(false);
       return;
     }
     st.sforce = window.sforce.opencti;
+    sforceResolve(true);
     ctiCall('notifyInitializationComplete');
     ctiCall('enableClickToDial');
     try {
@@ -186,7 +198,7 @@
   }
 
   function onClickToDial(payload) {
-    markActive();
+    hostActivity();
     if (!payload) return;
     const to = normalizeNumber(payload.number);
     if (!st.token) {
@@ -201,7 +213,7 @@
   }
 
   function onNavigationChange(payload) {
-    markActive();
+    hostActivity();
     if (!payload || !payload.recordId) return;
     st.nav = {recordId: payload.recordId, objectType: payload.objectType || ''};
     for (const d of st.dialogs.values()) {
@@ -223,145 +235,90 @@
     if (r.status >= 500 || r.status === 0) st.contextSent.delete(dialogId); // try again later
   }
 
-  // ------------------------------------------------------- tabs / leader
+  // --------------------------------------------------------------- tabs
+  // The server picks the tab that pops (focused, else the most recently
+  // visible, else the newest) from what each tab reports here. The agent's
+  // focus is usually in Salesforce, not in this frame: Salesforce's
+  // onNavigationChange (fired on navigation and when the browser tab
+  // regains focus) counts as "the agent is in this tab" until it is hidden.
 
-  const tabId = (crypto.randomUUID ? crypto.randomUUID()
-    : String(Math.random()).slice(2) + Date.now());
-  const tab = {id: tabId, started: Date.now(), active: Date.now(), focused: false,
-    visible: !document.hidden, ts: Date.now()};
-  let channel = null;
-  try { channel = new BroadcastChannel('fsc-softphone'); } catch (e) { channel = null; }
-  const peers = new Map(); // id -> record
-
-  function myRecord() {
-    tab.focused = document.hasFocus();
-    tab.visible = document.visibilityState === 'visible';
-    tab.ts = Date.now();
-    return Object.assign({}, tab);
+  function focusState() {
+    const visible = document.visibilityState === 'visible';
+    if (!visible) st.hostActive = false;
+    // a background tab may keep document.hasFocus(): hidden is never focused
+    return {focused: visible && (document.hasFocus() || st.hostActive), visible,
+      can_pop: !!sfOrigin};
   }
 
-  function heartbeat() {
-    const rec = myRecord();
-    lsSet(LS_TAB_PREFIX + tabId, JSON.stringify(rec));
-    if (channel) channel.postMessage({type: 'hb', tab: rec});
-  }
+  // One report in flight at a time, the state read when it is sent: two
+  // requests racing could reach the server in the wrong order (a click
+  // into the frame sends one on pointerdown and one on focus).
+  const focusQ = {busy: false, again: false, force: false};
 
-  function markActive() {
-    tab.active = Date.now();
-    heartbeat();
-  }
-
-  function livePeers() {
-    const now = Date.now();
-    const out = new Map();
-    for (const [id, r] of peers) if (now - r.ts < TAB_TTL_MS) out.set(id, r);
-    // localStorage holds the heartbeats of tabs whose channel we missed
+  async function reportFocus(force) {
+    focusQ.force = focusQ.force || !!force;
+    if (focusQ.busy) { focusQ.again = true; return; }
+    focusQ.busy = true;
     try {
-      for (let i = 0; i < localStorage.length; i++) {
-        const k = localStorage.key(i);
-        if (!k || !k.startsWith(LS_TAB_PREFIX)) continue;
-        const r = lsJson(k, null);
-        if (!r || !r.id) continue;
-        if (now - r.ts >= TAB_TTL_MS * 4) { lsDel(k); continue; }
-        if (now - r.ts < TAB_TTL_MS && !out.has(r.id)) out.set(r.id, r);
-      }
-    } catch (e) { /* no storage */ }
-    out.set(tabId, myRecord());
-    return Array.from(out.values());
+      do {
+        focusQ.again = false;
+        const stream = st.stream;
+        if (!st.token || !stream) break;
+        const f = focusState();
+        const sig = stream + JSON.stringify(f);
+        if (!focusQ.force && sig === st.focusSent) continue;
+        focusQ.force = false;
+        st.focusSent = sig;
+        const r = await api('POST', '/tabs/' + encodeURIComponent(stream) + '/focus', f);
+        if (r.status !== 200 && st.focusSent === sig) st.focusSent = ''; // say it again next time
+      } while (focusQ.again);
+    } finally {
+      focusQ.busy = false;
+    }
   }
 
-  // Focused tabs first (the agent is in it), then visible ones (the
-  // Salesforce tab in front: the agent's focus is usually in Salesforce,
-  // not in our frame), then any; among those the most recently used one;
-  // ties go to the oldest tab. Every tab computes the same answer from the
-  // same heartbeats.
-  function leaderId() {
-    const tabs = livePeers();
-    let pool = tabs.filter((t) => t.focused);
-    if (!pool.length) pool = tabs.filter((t) => t.visible);
-    if (!pool.length) pool = tabs;
-    pool.sort((a, b) => (b.active - a.active) || (a.started - b.started) ||
-      (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    return pool[0].id;
+  function hostActivity() {
+    st.hostActive = true;
+    reportFocus(true);
   }
-  function isLeader() { return leaderId() === tabId; }
+
+  // the agent acting in this tab is news even when the state is the same:
+  // the server ranks focused tabs by their latest report
+  window.addEventListener('focus', () => reportFocus(true));
+  // after the click's own default action: focus has moved by then
+  document.addEventListener('pointerdown', () => setTimeout(() => reportFocus(true), 0), true);
+  window.addEventListener('blur', () => reportFocus(false));
+  document.addEventListener('visibilitychange', () => reportFocus(false));
   // for people debugging multi-tab behaviour (and for the browser tests)
-  window.fscSoftphone = {tabs: () => ({me: tabId, leader: leaderId(), tabs: livePeers()})};
-
-  if (channel) {
-    channel.addEventListener('message', (ev) => {
-      const m = ev.data || {};
-      if (m.type === 'hb' && m.tab && m.tab.id !== tabId) {
-        peers.set(m.tab.id, m.tab);
-      } else if (m.type === 'bye' && m.id) {
-        peers.delete(m.id);
-      }
-    });
-  }
-  window.addEventListener('focus', markActive);
-  window.addEventListener('blur', heartbeat);
-  document.addEventListener('visibilitychange', () => {
-    if (document.visibilityState === 'visible') markActive(); else heartbeat();
-  });
-  document.addEventListener('pointerdown', markActive, true);
-  document.addEventListener('keydown', () => { tab.active = Date.now(); }, true);
-  window.addEventListener('pagehide', () => {
-    lsDel(LS_TAB_PREFIX + tabId);
-    if (channel) channel.postMessage({type: 'bye', id: tabId});
-  });
-  setInterval(heartbeat, HEARTBEAT_MS);
-  heartbeat();
+  window.fscSoftphone = {
+    stream: () => st.stream, storage: () => store.mode(), focus: focusState,
+    popped: () => Array.from(st.popped),
+  };
 
   // ------------------------------------------------------------- pops
 
-  function poppedList() {
-    const now = Date.now();
-    return lsJson(LS_POPPED, []).filter((p) => p && p.id && now - p.ts < 86400000);
-  }
-
-  // Run fn once per dialog across every tab of this origin.
-  async function oncePerDialog(dialogId, fn) {
-    const claim = () => {
-      const list = poppedList();
-      if (list.some((p) => p.id === dialogId)) return false;
-      list.push({id: dialogId, ts: Date.now(), tab: tabId});
-      lsSet(LS_POPPED, JSON.stringify(list.slice(-50)));
-      return true;
-    };
-    if (navigator.locks && navigator.locks.request) {
-      let mine = false;
-      await navigator.locks.request('fsc-pop', () => { mine = claim(); });
-      if (mine) fn();
-    } else if (claim()) {
-      fn();
-    }
-  }
-
-  function alreadyPopped(dialogId) {
-    return poppedList().some((p) => p.id === dialogId);
-  }
-
-  // Leader only; a tab that was not leader looks again shortly (a leader
-  // that just closed leaves the job to the next one).
-  function popAsLeader(dialogId, doPop, tries) {
-    if (alreadyPopped(dialogId)) return;
-    if (isLeader()) {
-      oncePerDialog(dialogId, doPop);
-    } else if ((tries || 0) < 3) {
-      setTimeout(() => popAsLeader(dialogId, doPop, (tries || 0) + 1), 1200);
-    }
-  }
-
-  // `pop` event from the server:
+  // `pop` event, sent by the server to this tab only:
   //   {"dialog_id", "type": "SOBJECT"|"URL"|"OBJECTHOME"|"LIST"|"SEARCH"|
   //    "NEW_RECORD_MODAL"|"FLOW"|"SEARCH_AND_POP", "params": {...},
   //    "call_type": "INBOUND"|"OUTBOUND"|"INTERNAL"}
   // SEARCH_AND_POP: "searchParams" (and optional "queryParams",
   // "defaultFieldValues") at the top level, as fsc-connector sends them, or
   // inside "params"; "callType" or "call_type".
-  function onPopEvent(p) {
-    if (!p || !p.dialog_id || !p.type) return;
-    lsSet(LS_SERVER_POPS, '1');
+  // The tab claims it first (POST /calls/{id}/popped with the id of the
+  // stream that brought it): only a 200 means pop; a 409 means another tab
+  // has it (this one was too slow, or went away and came back).
+  async function onPopOffer(p, stream) {
+    if (!p || !p.dialog_id || !p.type || !stream) return;
+    const id = String(p.dialog_id);
+    if (st.popped.has(id)) return;
+    // just loaded: give opencti a moment; a page that cannot pop lets the
+    // offer run out, and the server moves on to another tab
+    const ready = await Promise.race([st.sforceReady,
+      new Promise((res) => setTimeout(() => res(false), OPENCTI_WAIT_MS))]);
+    if (!ready || !opencti()) return;
+    const r = await api('POST', '/calls/' + encodeURIComponent(id) + '/popped', {stream});
+    if (r.status !== 200 || st.popped.has(id)) return;
+    st.popped.add(id);
     let params = p.params || {};
     if (p.type === 'SEARCH_AND_POP') {
       params = Object.assign({}, params);
@@ -369,8 +326,7 @@
         if (params[k] === undefined && p[k] !== undefined) params[k] = p[k];
       }
     }
-    popAsLeader(String(p.dialog_id), () => screenPop(p.type, params,
-      p.callType || p.call_type || 'INBOUND'));
+    screenPop(p.type, params, p.callType || p.call_type || 'INBOUND');
   }
 
   function screenPop(type, params, callType) {
@@ -388,21 +344,48 @@
     }
   }
 
-  // Until the server decides pops itself: the record named by the ECC
-  // variable user.sf_recordId, else a search on the caller's number.
-  function fallbackPop(d) {
-    if (lsGet(LS_SERVER_POPS) === '1') return;
-    setTimeout(() => {
-      if (lsGet(LS_SERVER_POPS) === '1') return;
-      const ecc = d.ecc || {};
-      const rec = ecc['user.sf_recordId'] || ecc['user.sfRecordId'];
-      if (rec && /^[a-zA-Z0-9]{15}([a-zA-Z0-9]{3})?$/.test(rec)) {
-        popAsLeader(d.id, () => screenPop('SOBJECT', {recordId: rec}));
-      } else if (d.from) {
-        popAsLeader(d.id, () => screenPop('SEARCH_AND_POP', {searchParams: d.from}, 'INBOUND'));
-      }
-    }, FALLBACK_POP_DELAY_MS);
+  // ------------------------------------------------------------ storage
+
+  // Said once, where the agent looks: what blocked storage means for them,
+  // and the fix for their administrator; with the Storage Access API, the
+  // button that asks the browser for this frame's storage.
+  function renderStorageNote() {
+    const blocked = store.mode() === 'memory';
+    el.storageNote.hidden = !blocked || st.storageNoteDismissed;
+    if (!blocked) return;
+    const text = st.token
+      ? 'This browser blocks storage for the softphone; a reload will ask you to sign in again.'
+      : 'Sign in again after each reload: this browser blocks storage for the softphone.';
+    if (el.storageNoteText.textContent !== text) el.storageNoteText.textContent = text;
+    el.storageFix.textContent = 'Allow cookies and site data for ' + location.origin +
+      ' when Salesforce frames it: in Chrome and Edge the CookiesAllowedForUrls policy ' +
+      '(or a site exception under third-party cookies); see "Agents\' browsers" in the ' +
+      'connector\'s README.';
+    el.storageAllow.hidden = !store.canAskAccess();
   }
+
+  el.storageDismiss.addEventListener('click', () => {
+    st.storageNoteDismissed = true; // until the next reload, which will say it again
+    renderStorageNote();
+  });
+
+  el.storageAllow.addEventListener('click', async () => {
+    el.storageAllow.disabled = true;
+    const ok = await store.askAccess();
+    el.storageAllow.disabled = false;
+    if (!ok) {
+      showError('The browser did not allow the softphone to keep your session.');
+      return;
+    }
+    clearError();
+    if (st.token) {
+      lsSet(LS_TOKEN, st.token);
+    } else {
+      const t = lsGet(LS_TOKEN);
+      if (t) attach(t, null);
+    }
+    renderStorageNote();
+  });
 
   // --------------------------------------------------------- sign in/out
 
@@ -431,14 +414,22 @@
           : 'Sign-in failed: Finesse did not accept this Agent ID for your single sign-on. Enter your own Agent ID, then sign in with SSO again.');
         return;
       }
+      if (error === 'extension_required') {
+        el.extension.setAttribute('aria-invalid', 'true');
+        showError('Please enter Extension, then sign in with SSO.');
+        el.extension.focus();
+        return;
+      }
       const why = r.status === 401 && !body.handoff ? 'Wrong agent ID or password.' : errText(r.body, r.status);
       showError('Sign-in failed: ' + why);
       return;
     }
     el.password.value = '';
     const a = r.body.agent || {};
-    lsSet(LS_AGENT, JSON.stringify({id: a.id || body.agent || '', extension: body.extension}));
+    lsSet(LS_AGENT, JSON.stringify({id: a.id || body.agent || '',
+      extension: body.extension || a.extension || ''}));
     lsSet(LS_TOKEN, r.body.token);
+    store.post({type: 'signed-in', token: r.body.token});
     attach(r.body.token, a);
   }
 
@@ -461,15 +452,12 @@
     loginWith({agent, password, extension});
   });
 
+  // One click when the agent is still signed in somewhere (a reload in a
+  // browser that keeps nothing): without an Extension the connector uses
+  // the one of the agent's running session, and says so when there is none.
   el.ssoBtn.addEventListener('click', () => {
     const extension = el.extension.value.trim();
     for (const f of [el.agentId, el.extension]) f.removeAttribute('aria-invalid');
-    if (!extension) {
-      el.extension.setAttribute('aria-invalid', 'true');
-      showError('Please enter Extension, then sign in with SSO.');
-      el.extension.focus();
-      return;
-    }
     if (st.ssoNeedsAgent && !el.agentId.value.trim()) {
       el.agentId.setAttribute('aria-invalid', 'true');
       showError('Please enter Agent ID, then sign in with SSO.');
@@ -501,15 +489,19 @@
     const data = ev.data;
     if (!data || typeof data !== 'object' || typeof data.handoff !== 'string') return;
     if (st.ssoPopup && ev.source && ev.source !== st.ssoPopup) return;
-    if (!st.ssoExtension) return;
+    if (st.ssoExtension === null || st.ssoExtension === undefined) return;
     const extension = st.ssoExtension;
     st.ssoExtension = null;
     st.ssoPopup = null;
     // The Agent ID, when known, goes along: the server uses it only when
     // the IdS token names nobody (IdS before 12.6(2)), and Finesse must
-    // confirm it.
+    // confirm it. Without an Extension the server uses the running
+    // session's (one click after a reload).
     const agent = el.agentId.value.trim();
-    loginWith(agent ? {handoff: data.handoff, extension, agent} : {handoff: data.handoff, extension});
+    const req = {handoff: data.handoff};
+    if (extension) req.extension = extension;
+    if (agent) req.agent = agent;
+    loginWith(req);
   });
 
   el.signoutBtn.addEventListener('click', () => signOut(null));
@@ -543,8 +535,32 @@
     // another tab may have signed in meanwhile: keep its token
     if (!old || lsGet(LS_TOKEN) === old) lsDel(LS_TOKEN);
     lsDel(LS_WRAPUP);
+    if (old) store.post({type: 'signed-out', token: old});
     if (message) showError(message);
     render();
+  }
+
+  // The other tabs of this origin (BroadcastChannel): a new tab asks for
+  // the token (storage may be blocked), sign-in and sign-out spread.
+  store.onMessage((m) => {
+    if (m.type === 'token?' && st.token) {
+      store.post({type: 'token', token: st.token});
+    } else if ((m.type === 'token' || m.type === 'signed-in') && typeof m.token === 'string' &&
+               m.token && m.token !== st.token && (!st.token || m.type === 'signed-in')) {
+      if (st.peerWait) st.peerWait(m.token);
+      else attach(m.token, null);
+    } else if (m.type === 'signed-out' && m.token && m.token === st.token) {
+      signedOut(null);
+    }
+  });
+
+  function askPeers() {
+    return new Promise((resolve) => {
+      const done = (t) => { st.peerWait = null; resolve(t); };
+      st.peerWait = done;
+      setTimeout(() => { if (st.peerWait === done) done(null); }, PEER_WAIT_MS);
+      store.post({type: 'token?'});
+    });
   }
 
   window.addEventListener('storage', (ev) => {
@@ -562,6 +578,7 @@
   function attach(token, agent) {
     if (st.es) { st.es.close(); st.es = null; }
     st.token = token;
+    st.stream = null;
     st.signedInSeen = false;
     st.agent = agent && agent.state ? agent : null;
     st.dialogs.clear();
@@ -574,6 +591,15 @@
     if (!st.token) return;
     const es = new EventSource(API + '/events?token=' + encodeURIComponent(st.token));
     st.es = es;
+    // every connection (and every reconnection) is a new stream with its
+    // own id: the pops it carries are claimed with that id
+    es.addEventListener('stream', (ev) => {
+      const m = parse(ev);
+      if (!m || !m.stream || es !== st.es) return;
+      es.streamId = m.stream;
+      st.stream = m.stream;
+      reportFocus(true);
+    });
     es.addEventListener('open', () => {
       st.esRetry = 0;
       renderStatus();
@@ -588,7 +614,7 @@
       if (ev.data) onServerError(parse(ev)); // an `error` event from the server
       else onStreamError(es);
     });
-    es.addEventListener('pop', (ev) => onPopEvent(parse(ev)));
+    es.addEventListener('pop', (ev) => onPopOffer(parse(ev), es.streamId));
   }
 
   function parse(ev) {
@@ -709,7 +735,6 @@
     if (me && me.state === 'ALERTING' && d.state === 'ALERTING' && !st.alerted.has(d.id)) {
       st.alerted.add(d.id);
       ctiCall('setSoftphonePanelVisibility', {visible: true});
-      fallbackPop(d);
     }
     render();
   }
@@ -773,6 +798,7 @@
       renderWrapup();
     }
     renderStatus();
+    renderStorageNote();
     updateUtility();
   }
 
@@ -1301,10 +1327,14 @@
     st.config = cfg || {org_origins: [], opencti_version: '60.0'};
     if (!cfg) showError('The connector cannot be reached.');
     loadOpenCti();
-    const token = lsGet(LS_TOKEN);
-    if (token) {
+    // where the token may be: this origin's storage; cookies the browser
+    // granted this frame before; another open tab
+    let token = lsGet(LS_TOKEN);
+    if (!token && await store.resumeGrant()) token = lsGet(LS_TOKEN);
+    if (!token) token = await askPeers();
+    if (token && !st.token) {
       attach(token, null);
-    } else {
+    } else if (!st.token) {
       render();
     }
   }

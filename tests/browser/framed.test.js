@@ -106,8 +106,11 @@ run('framed', async (context) => {
   const ringLabels = (await sf.calls({tab: TAB, method: 'setSoftphoneItemLabel'})).map((c) => c.args.label);
   assert(ringLabels.includes('Ringing'), 'label Ringing: ' + ringLabels.join(', '));
   const softFrame = page.frames().find((f) => f.url().includes('/softphone/'));
-  const byServer = await softFrame.evaluate(() => localStorage.getItem('fsc.serverPops') === '1');
-  console.log('    the pop was decided by ' + (byServer ? 'the server (SSE `pop` event)' : 'the page (fallback)'));
+  const popped = await softFrame.evaluate(() => window.fscSoftphone.popped());
+  assert(popped.length === 1 && popped[0] === did,
+    'the frame popped the call after the server offered it and accepted its claim: ' + JSON.stringify(popped));
+  const claims = apiRequests.filter((r) => r.url.endsWith('/api/v1/calls/' + did + '/popped'));
+  assert(claims.length === 1, 'one claim (POST /calls/{id}/popped): ' + JSON.stringify(claims));
   await shot(page, 'host-ringing-popped');
   ok('inbound call: panel opened, label Ringing, exactly one searchAndScreenPop("+14155550100", inbound) ' +
     '-> Jane Doe (' + jane.Id + ') popped');

@@ -25,16 +25,36 @@ function assert(cond, msg) {
   if (!cond) throw new Error('assertion failed: ' + msg);
 }
 
+// Which browser profile (FSC_PROFILE, run_browser_test.py --profile):
+//   default - a fresh profile as Chromium makes it (the same-site tests);
+//   normal  - a fresh profile that allows third-party cookies and storage,
+//             as Chrome and Edge do by default (pref
+//             profile.cookie_controls_mode = 0);
+//   blocked - a private window: an off-the-record context, where Chromium
+//             blocks third-party cookies and storage (as Chrome's incognito
+//             windows, Safari and many enterprise policies do).
+function profile() { return process.env.FSC_PROFILE || 'default'; }
+
 // A fresh browser (its own user-data-dir under the test's temp dir).
 async function launch() {
   const base = process.env.FSC_TMP || os.tmpdir();
-  const dir = fs.mkdtempSync(path.join(base, 'chromium-'));
-  const context = await chromium.launchPersistentContext(dir, {
-    executablePath: env('FSC_CHROMIUM'),
-    headless: true,
-    args: CHROMIUM_ARGS,
-    viewport: {width: 400, height: 720},
-  });
+  const args = CHROMIUM_ARGS.concat((process.env.FSC_CHROMIUM_ARGS || '').split('\n').filter(Boolean));
+  const opts = {executablePath: env('FSC_CHROMIUM'), headless: true, args};
+  const viewport = {width: 400, height: 720};
+  let context;
+  if (profile() === 'blocked') {
+    const browser = await chromium.launch(opts);
+    context = await browser.newContext({viewport});
+    context.fscBrowser = browser;
+  } else {
+    const dir = fs.mkdtempSync(path.join(base, 'chromium-'));
+    if (profile() === 'normal') {
+      fs.mkdirSync(path.join(dir, 'Default'));
+      fs.writeFileSync(path.join(dir, 'Default', 'Preferences'),
+        JSON.stringify({profile: {cookie_controls_mode: 0}}));
+    }
+    context = await chromium.launchPersistentContext(dir, Object.assign({viewport}, opts));
+  }
   context.setDefaultTimeout(15000);
   return context;
 }
@@ -150,7 +170,8 @@ async function run(name, body) {
     process.exitCode = 1;
   } finally {
     if (context) await context.close().catch(() => {});
+    if (context && context.fscBrowser) await context.fscBrowser.close().catch(() => {});
   }
 }
 
-module.exports = {env, ok, assert, launch, watch, shot, http, waitFor, fin, checkWidth, run};
+module.exports = {env, ok, assert, launch, profile, watch, shot, http, waitFor, fin, checkWidth, run};

@@ -3,7 +3,8 @@
 // in one browser, one agent session on the server (DESIGN.md §5):
 //  - signing in in tab 1 signs tab 2 in too (token shared in localStorage);
 //  - an inbound call shows in both tabs; exactly one pop across the tabs,
-//    done by the tab the agent used last (the leader);
+//    done by the tab the agent used last (the server offers it the pop:
+//    it reported focus);
 //  - refreshing a tab during the call re-attaches: the call is still there,
 //    no sign-in form, no second pop; call control still works from it.
 'use strict';
@@ -46,25 +47,29 @@ run('tabs', async (context) => {
 
   // the agent works in tab 2 (the leader from now on): clicks into it
   await t2.bringToFront();
+  const reported = t2.waitForResponse((r) => /\/api\/v1\/tabs\/[^/]+\/focus$/.test(r.url()) &&
+    r.status() === 200 && (r.request().postData() || '').includes('"focused":true'));
   await f2.getByRole('heading', {name: 'Softphone'}).click();
+  await reported; // the server ranks tabs by these reports
   await f2.getByLabel('Agent state').selectOption({label: 'Ready'});
   await fin.waitAgent(AGENT, 'READY');
   await waitFor(async () => (await f1.getByLabel('Agent state').inputValue()) === 'READY', 't1 follows: Ready');
   ok('state set in tab 2 -> Finesse READY, tab 1 shows Ready too');
 
   const frameOf = (page) => page.frames().find((f) => f.url().includes('/softphone/'));
-  const v1 = await frameOf(t1).evaluate(() => window.fscSoftphone.tabs());
-  const v2 = await frameOf(t2).evaluate(() => window.fscSoftphone.tabs());
-  assert(v1.leader === v2.me && v2.leader === v2.me && v1.tabs.length === 2,
-    'both tabs see two tabs and agree that tab 2 leads: ' + JSON.stringify([v1, v2]));
-  ok('both tabs agree on the leader: tab 2 (the one used last)');
+  const s1 = await waitFor(() => frameOf(t1).evaluate(() => window.fscSoftphone.stream()), 'tab 1 stream');
+  const s2 = await waitFor(() => frameOf(t2).evaluate(() => window.fscSoftphone.stream()), 'tab 2 stream');
+  assert(s1 !== s2, 'each tab has its own event stream: ' + s1 + ' ' + s2);
+  const f2state = await frameOf(t2).evaluate(() => window.fscSoftphone.focus());
+  assert(f2state.focused && f2state.can_pop, 'tab 2 reports focus: ' + JSON.stringify(f2state));
+  ok('two event streams (' + s1 + ', ' + s2 + '); tab 2, the one used last, reports focus');
   const did = await fin.call(AGENT);
   for (const [name, f] of [['t1', f1], ['t2', f2]]) {
     await f.getByLabel('Caller', {exact: true}).filter({hasText: '+14155550100'}).waitFor();
     ok(name + ' shows the ringing call (Caller +14155550100)');
   }
   await waitFor(async () => pops(await sf.calls()).length >= 1, 'a pop');
-  await t1.waitForTimeout(2500); // room for a wrong second pop (fallback delay, leader re-checks)
+  await t1.waitForTimeout(3500); // room for a wrong second pop (the server's re-offer after 2 s)
   const p = pops(await sf.calls());
   assert(p.length === 1, 'exactly one pop across both tabs, got ' + JSON.stringify(p.map((x) => [x.tab, x.method])));
   assert(p[0].tab === 't2', 'the pop happened in tab 2, the one in use: ' + p[0].tab);

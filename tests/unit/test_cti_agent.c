@@ -2,7 +2,10 @@
 /* test_cti_agent.c - an agent's model and event log as a tab sees them
  * over a real SSE stream: snapshot on attach, call variables kept when an
  * update lacks them, a dialog dropped exactly once, a re-read list that
- * drops what it no longer lists, and Last-Event-ID replay. */
+ * drops what it no longer lists, and Last-Event-ID replay. Screen pops:
+ * each goes to one tab (the focused one), is claimed once, moves to the
+ * next tab when not claimed in time, waits for a tab when there is none,
+ * and is forgotten when the call ends. */
 #include <arpa/inet.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -103,6 +106,52 @@ static void
 tab_close(struct tab *t)
 {
     close(t->fd);
+}
+
+/* Read for ms milliseconds; true if needle showed up. */
+static bool
+tab_wait(struct tab *t, const char *needle, int ms)
+{
+    for (int i = 0; i < ms / 10; i++) {
+        if (strstr(t->buf, needle) != NULL) {
+            return true;
+        }
+        struct pollfd p = {.fd = t->fd, .events = POLLIN};
+        if (poll(&p, 1, 10) == 1) {
+            ssize_t n =
+                read(t->fd, t->buf + t->len, sizeof(t->buf) - t->len - 1);
+            if (n <= 0) {
+                break;
+            }
+            t->len += (size_t)n;
+            t->buf[t->len] = '\0';
+        }
+    }
+    return strstr(t->buf, needle) != NULL;
+}
+
+/* Opens a tab and reads the stream id it is told first. */
+static void
+tab_open_id(struct tab *t, char id[CTI_STREAM_ID_MAX])
+{
+    static const char key[] = "event: stream\ndata: {\"stream\":\"";
+
+    tab_open(t, NULL);
+    assert_true(tab_until(t, "event: agent"));
+    const char *p = strstr(t->buf, key);
+    assert_non_null(p);
+    p += sizeof(key) - 1;
+    size_t n = strcspn(p, "\"");
+    assert_true(n > 0 && n < CTI_STREAM_ID_MAX);
+    memcpy(id, p, n);
+    id[n] = '\0';
+}
+
+static json_t *
+pop_of(const char *dialog_id)
+{
+    return json_pack("{s:s, s:s, s:{s:s}}", "dialog_id", dialog_id, "type",
+                     "SOBJECT", "params", "recordId", "003000000000001AAA");
 }
 
 static struct fin_dialog *
@@ -244,7 +293,7 @@ test_cti_agent_resume_replays_missed_events(void **state)
      * order, without a snapshot */
     tab_open(&t, "1");
     assert_true(tab_until(&t, "third"));
-    assert_null(strstr(t.buf, "retry: 3000\n\nevent: agent")); /* no snapshot */
+    assert_null(strstr(t.buf, "event: snapshot")); /* no snapshot */
     assert_non_null(strstr(t.buf, "second"));
     const char *p2 = strstr(t.buf, "second"), *p3 = strstr(t.buf, "third");
     assert_true(p2 < p3);
@@ -261,6 +310,151 @@ test_cti_agent_resume_replays_missed_events(void **state)
     tab_close(&t);
 }
 
+static void
+ring(const char *id)
+{
+    struct fin_dialog *d = dialog(id, "ALERTING", NULL);
+
+    cti_agent_apply_dialog(agent, d, FIN_EVENT_POST);
+    free(d);
+}
+
+static void
+hang_up(const char *id)
+{
+    struct fin_dialog *d = dialog(id, "ACTIVE", NULL);
+
+    cti_agent_apply_dialog(agent, d, FIN_EVENT_DELETE);
+    free(d);
+}
+
+static void
+test_cti_agent_pop_to_focused_tab_once(void **state)
+{
+    struct tab t1, t2;
+    char id1[CTI_STREAM_ID_MAX], id2[CTI_STREAM_ID_MAX];
+    long long now = cmn_now_ms();
+    (void)state;
+
+    cti_agent_detach_all(agent); /* tabs of earlier tests */
+    tab_open_id(&t1, id1);
+    tab_open_id(&t2, id2);
+    assert_string_not_equal(id1, id2);
+    /* the older tab is the one the agent is in */
+    assert_int_equal(cti_agent_tab_focus(agent, id1, true, true, true, now),
+                     CMN_OK);
+    assert_int_equal(cti_agent_tab_focus(agent, id2, false, true, true, now),
+                     CMN_OK);
+    assert_int_equal(cti_agent_tab_focus(agent, "nope", true, true, true, now),
+                     CMN_NOTFOUND);
+    ring("P1");
+    cti_agent_offer_pop(agent, "P1", pop_of("P1"), now);
+    assert_true(tab_until(&t1, "event: pop\ndata: {\"dialog_id\":\"P1\""));
+    assert_false(tab_wait(&t2, "event: pop", 300));
+    /* a pop is not a numbered event: a resuming tab never gets it again */
+    assert_null(strstr(strstr(t1.buf, "event: pop"), "id: "));
+    /* only the tab it was offered to may claim it, once */
+    assert_int_equal(cti_agent_pop_claim(agent, "P1", id2), CMN_INVALID);
+    assert_int_equal(cti_agent_pop_claim(agent, "P1", id1), CMN_OK);
+    assert_int_equal(cti_agent_pop_claim(agent, "P1", id1), CMN_OK);
+    assert_int_equal(cti_agent_pop_claim(agent, "P2", id1), CMN_NOTFOUND);
+    /* claimed: time passing moves nothing; a second decision is ignored */
+    assert_int_equal(cti_agent_pops_tick(agent, now + 5000), 0);
+    cti_agent_offer_pop(agent, "P1", pop_of("P1"), now);
+    assert_false(tab_wait(&t2, "event: pop", 300));
+    assert_int_equal(count(t1.buf, "event: pop"), 1);
+    /* the call ends: its pop is forgotten */
+    hang_up("P1");
+    assert_int_equal(cti_agent_pop_claim(agent, "P1", id1), CMN_NOTFOUND);
+    /* a call that is not (or no longer) live gets no pop */
+    cti_agent_offer_pop(agent, "P1", pop_of("P1"), now);
+    assert_int_equal(cti_agent_pop_claim(agent, "P1", id1), CMN_NOTFOUND);
+    tab_close(&t1);
+    tab_close(&t2);
+}
+
+static void
+test_cti_agent_pop_moves_on_when_unclaimed(void **state)
+{
+    struct tab t1, t2, t3;
+    char id1[CTI_STREAM_ID_MAX], id2[CTI_STREAM_ID_MAX], id3[CTI_STREAM_ID_MAX];
+    long long now = cmn_now_ms();
+    (void)state;
+
+    cti_agent_detach_all(agent);
+    tab_open_id(&t1, id1);
+    tab_open_id(&t2, id2);
+    tab_open_id(&t3, id3);
+    /* t1 in front, t2 was in front before it, t3 never shown; t3 is a
+     * page outside Salesforce: never offered a pop */
+    assert_int_equal(cti_agent_tab_focus(agent, id2, false, true, true, now),
+                     CMN_OK);
+    assert_int_equal(
+        cti_agent_tab_focus(agent, id2, false, false, true, now + 10), CMN_OK);
+    assert_int_equal(
+        cti_agent_tab_focus(agent, id1, false, true, true, now + 20), CMN_OK);
+    assert_int_equal(
+        cti_agent_tab_focus(agent, id3, true, true, false, now + 30), CMN_OK);
+    ring("P3");
+    cti_agent_offer_pop(agent, "P3", pop_of("P3"), now + 100);
+    assert_true(tab_until(&t1, "event: pop"));
+    /* not yet CTI_POP_CONFIRM_MS: nothing moves */
+    assert_int_equal(cti_agent_pops_tick(agent, now + 1100), 0);
+    assert_false(tab_wait(&t2, "event: pop", 200));
+    /* t1 did not claim in time: the most recently visible other tab */
+    assert_int_equal(cti_agent_pops_tick(agent, now + 100 + CTI_POP_CONFIRM_MS),
+                     1);
+    assert_true(tab_until(&t2, "event: pop\ndata: {\"dialog_id\":\"P3\""));
+    assert_int_equal(cti_agent_pop_claim(agent, "P3", id2), CMN_OK);
+    /* t1 wakes up late: the pop is taken */
+    assert_int_equal(cti_agent_pop_claim(agent, "P3", id1), CMN_DENIED);
+    assert_int_equal(cti_agent_pop_claim(agent, "P3", id3), CMN_DENIED);
+    assert_false(tab_wait(&t3, "event: pop", 200));
+    hang_up("P3");
+
+    /* a late claim by the first tab still wins while nobody else has
+     * claimed: the pop happens once, in the tab that was slow */
+    ring("P4");
+    cti_agent_offer_pop(agent, "P4", pop_of("P4"), now + 200);
+    assert_int_equal(cti_agent_pops_tick(agent, now + 200 + CTI_POP_CONFIRM_MS),
+                     1);
+    assert_int_equal(cti_agent_pop_claim(agent, "P4", id1), CMN_OK);
+    assert_int_equal(cti_agent_pop_claim(agent, "P4", id2), CMN_DENIED);
+    hang_up("P4");
+    tab_close(&t1);
+    tab_close(&t2);
+    tab_close(&t3);
+}
+
+static void
+test_cti_agent_pop_waits_for_a_tab(void **state)
+{
+    struct tab t1, t2;
+    char id1[CTI_STREAM_ID_MAX], id2[CTI_STREAM_ID_MAX];
+    long long now = cmn_now_ms();
+    (void)state;
+
+    /* every tab is away (a refresh mid-ring): the pop waits */
+    cti_agent_detach_all(agent);
+    ring("P5");
+    cti_agent_offer_pop(agent, "P5", pop_of("P5"), now);
+    assert_int_equal(cti_agent_pops_tick(agent, now + 5000), 0);
+    /* the refreshed tab attaches: the pop is offered to it at once */
+    tab_open_id(&t1, id1);
+    assert_true(tab_until(&t1, "event: pop\ndata: {\"dialog_id\":\"P5\""));
+    /* it goes away again before claiming; the next tab gets the pop: at
+     * once when the server saw the first one go, else when its time is up */
+    tab_close(&t1);
+    tab_open_id(&t2, id2);
+    long long later = cmn_now_ms() + CTI_POP_CONFIRM_MS;
+    assert_true(cti_agent_pops_tick(agent, later) <= 1);
+    assert_true(tab_until(&t2, "event: pop\ndata: {\"dialog_id\":\"P5\""));
+    assert_int_equal(count(t2.buf, "event: pop"), 1);
+    assert_int_equal(cti_agent_pop_claim(agent, "P5", id2), CMN_OK);
+    hang_up("P5");
+    tab_close(&t2);
+}
+
 int
 main(void)
 {
@@ -268,6 +462,9 @@ main(void)
         cmocka_unit_test(test_cti_agent_snapshot_then_events),
         cmocka_unit_test(test_cti_agent_dropped_once_and_replaced),
         cmocka_unit_test(test_cti_agent_resume_replays_missed_events),
+        cmocka_unit_test(test_cti_agent_pop_to_focused_tab_once),
+        cmocka_unit_test(test_cti_agent_pop_moves_on_when_unclaimed),
+        cmocka_unit_test(test_cti_agent_pop_waits_for_a_tab),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -81,9 +81,15 @@ loop_raw_callback(struct lws *wsi, enum lws_callback_reasons reason,
     }
 }
 
+/* The WebSocket receive buffer is per connection: 4 KiB keeps 500
+ * connections of a worker at 2 MB (64 KiB would be 32 MB); bigger messages
+ * arrive in pieces that fin_xmpp_ws.c puts together. */
+#define LOOP_WS_RX_BUFFER 4096
+
 static const struct lws_protocols loop_protocols[] = {
     {LOOP_RAW_PROTOCOL, loop_raw_callback, 0, 0, 0, NULL, 0},
-    {FIN_XMPP_WS_PROTOCOL, fin_xmpp_ws_lws_callback, 0, 65536, 0, NULL, 0},
+    {FIN_XMPP_WS_PROTOCOL, fin_xmpp_ws_lws_callback, 0, LOOP_WS_RX_BUFFER, 0,
+     NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
