@@ -74,6 +74,8 @@ def main():
         ("fsc-sso", sso_ini(tmp, sec, "sso-verify.ini", ids__verify="maybe"), 1),
         ("fsc-sso", sso_ini(tmp, sec, "sso-unknown.ini", ids__colour="blue"), 1),
         ("fsc-sso", sso_ini(tmp, sec, "sso-no-client.ini", ids__client_id=None), 1),
+        ("fsc-sso", sso_ini(tmp, sec, "sso-saml.ini",
+                            saml__idp_metadata_file="/nonexistent/idp-metadata.xml"), 1),
         ("fsc-sso", os.path.join(ROOT, "deploy", "fsc-sso.ini.sample"), 1),
         ("fsc-connector", connector_ini(tmp, jwt_key, "conn-ok.ini"), 0),
         ("fsc-connector", connector_ini(tmp, jwt_key, "conn-no-jwt.ini",
