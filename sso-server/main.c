@@ -13,6 +13,7 @@
 
 #include "cmn_httpc.h"
 #include "cmn_log.h"
+#include "cmn_notify.h"
 #include "sso_app.h"
 #include "sso_http.h"
 
@@ -48,6 +49,13 @@ serve(struct sso_app *app, const sigset_t *signals)
     }
     cmn_log_notice("event=started listen=%s port=%d instance=%s",
                    g->cfg->listen, cmn_httpd_port(d), g->cfg->instance);
+    char status[160];
+    snprintf(status, sizeof(status), "serving on %s (port %d)", g->cfg->listen,
+             cmn_httpd_port(d));
+    cmn_notify_ready(status);
+    if (cmn_notify_watchdog_start(0) != CMN_OK) {
+        cmn_log_warn("event=watchdog_unavailable");
+    }
     sso_gen_release(g);
 
     for (;;) {
@@ -64,6 +72,8 @@ serve(struct sso_app *app, const sigset_t *signals)
         }
         cmn_log_notice("event=stopping signal=%d inflight=%u", sig,
                        cmn_httpd_inflight(d));
+        cmn_notify_stopping("draining");
+        cmn_notify_watchdog_stop();
         cmn_httpd_stop(d, DRAIN_MS);
         cmn_log_notice("event=stopped");
         return 0;
