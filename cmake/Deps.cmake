@@ -9,4 +9,6 @@ pkg_check_modules(HIREDIS REQUIRED IMPORTED_TARGET hiredis)
 pkg_check_modules(JANSSON REQUIRED IMPORTED_TARGET jansson)
 pkg_check_modules(OPENSSL REQUIRED IMPORTED_TARGET openssl)
 pkg_check_modules(INIH    REQUIRED IMPORTED_TARGET inih)
+# sd_notify (Type=notify units): READY, STOPPING, WATCHDOG
+pkg_check_modules(SYSTEMD REQUIRED IMPORTED_TARGET libsystemd)
 pkg_check_modules(CMOCKA  IMPORTED_TARGET cmocka)

@@ -20,11 +20,17 @@
 
 #include "cmn_httpc.h"
 #include "cmn_log.h"
+#include "cmn_notify.h"
 #include "cmn_xml.h"
 #include "cti_api.h"
+#include "cti_config_check.h"
 #include "fin_xmpp.h"
 
 #define DRAIN_MS 5000
+/* The engine ticks once a second; one that has not finished a tick for
+ * this long is wedged: the systemd watchdog pings stop and systemd
+ * restarts the connector (the agents resume from Redis). */
+#define ENGINE_STALL_MS 60000
 
 static atomic_bool stopping;
 
@@ -38,6 +44,7 @@ ticker(void *arg)
         nanosleep(&ts, NULL);
         if (!atomic_load(&stopping)) {
             cti_engine_tick(e);
+            cmn_notify_alive(); /* the watchdog pings while ticks run */
         }
     }
     return NULL;
@@ -81,6 +88,11 @@ main(int argc, char **argv)
     struct cti_config *cfg = cti_config_load(config, &err);
     if (cfg == NULL) {
         fprintf(stderr, "fsc-connector: %s\n", err.msg);
+        return 1;
+    }
+    if (check_only && cti_config_check_all(cfg, &err) != CMN_OK) {
+        fprintf(stderr, "fsc-connector: %s\n", err.msg);
+        cti_config_free(cfg);
         return 1;
     }
     if (check_only) {
@@ -162,6 +174,13 @@ main(int argc, char **argv)
     cmn_log_notice("event=started listen=%s port=%d nodes=%zu sso=%d",
                    cfg->listen, cmn_httpd_port(d), cfg->nnodes,
                    cfg->sso_url != NULL);
+    char status[160];
+    snprintf(status, sizeof(status), "serving on %s (port %d)", cfg->listen,
+             cmn_httpd_port(d));
+    cmn_notify_ready(status);
+    if (cmn_notify_watchdog_start(ENGINE_STALL_MS) != CMN_OK) {
+        cmn_log_warn("event=watchdog_unavailable");
+    }
     /* agents this host drove before a restart: back before Finesse's
      * presence grace runs out */
     cti_engine_resume_all(app.engine);
@@ -172,6 +191,8 @@ main(int argc, char **argv)
         break;
     }
     cmn_log_notice("event=stopping signal=%d", sig);
+    cmn_notify_stopping("draining");
+    cmn_notify_watchdog_stop();
     atomic_store(&stopping, true);
     pthread_join(tick, NULL);
     cmn_httpd_stop(d, DRAIN_MS);

@@ -11,8 +11,14 @@ PKGS=(
   libmicrohttpd-dev libcurl4-openssl-dev libxml2-dev libxmlsec1-dev
   libwebsockets-dev libhiredis-dev libjansson-dev libssl-dev
   libinih-dev libcmocka-dev zlib1g-dev
+  # sd_notify for the Type=notify units
+  libsystemd-dev
+  # the .deb (cpack: dpkg-shlibdeps computes its Depends) and the unit checks
+  dpkg-dev systemd
   # real peers started by the tests
   redis-server redis-sentinel haproxy prosody lua-unbound
+  # ha/keepalived: config check and the floating-IP test (network namespaces)
+  keepalived iproute2
   # headless browser for tests/browser (driven by playwright-core from npm)
   chromium
   # simulators (run with /usr/bin/python3) and benchmarks
@@ -36,7 +42,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 # The packaged services must not hold the ports our tests pick; no systemd
 # runs in CI containers, but stop them where one does.
-for s in redis-server redis-sentinel haproxy prosody; do
+for s in redis-server redis-sentinel haproxy prosody keepalived; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active -q "$s" 2>/dev/null; then
     systemctl stop "$s" || true
   fi

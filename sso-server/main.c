@@ -13,6 +13,7 @@
 
 #include "cmn_httpc.h"
 #include "cmn_log.h"
+#include "cmn_notify.h"
 #include "sso_app.h"
 #include "sso_http.h"
 
@@ -61,6 +62,13 @@ serve(struct sso_app *app, const sigset_t *signals)
                    g->cfg->listen, cmn_httpd_port(d), g->cfg->instance,
                    g->cfg->metrics_listen != NULL ? g->cfg->metrics_listen
                                                   : "listen");
+    char status[160];
+    snprintf(status, sizeof(status), "serving on %s (port %d)", g->cfg->listen,
+             cmn_httpd_port(d));
+    cmn_notify_ready(status);
+    if (cmn_notify_watchdog_start(0) != CMN_OK) {
+        cmn_log_warn("event=watchdog_unavailable");
+    }
     sso_gen_release(g);
 
     for (;;) {
@@ -77,6 +85,8 @@ serve(struct sso_app *app, const sigset_t *signals)
         }
         cmn_log_notice("event=stopping signal=%d inflight=%u", sig,
                        cmn_httpd_inflight(d));
+        cmn_notify_stopping("draining");
+        cmn_notify_watchdog_stop();
         cmn_httpd_stop(d, DRAIN_MS);
         cmn_httpd_stop(m, 0);
         cmn_log_notice("event=stopped");

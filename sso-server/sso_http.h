@@ -32,6 +32,8 @@ int sso_http_saml_acs(struct cmn_http_req *req, void *app);
 /* service API for fsc-connector (sso_http_service.c) */
 int sso_http_handoff(struct cmn_http_req *req, void *app);
 int sso_http_sessions(struct cmn_http_req *req, void *app);
+/* DELETE /v1/sessions?user=USER (fscctl session revoke) */
+int sso_http_revoke_user(struct cmn_http_req *req, void *app);
 
 /* operations (sso_http_ops.c) */
 int sso_http_healthz(struct cmn_http_req *req, void *app);

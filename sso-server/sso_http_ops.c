@@ -19,6 +19,7 @@ const struct cmn_http_route sso_http_routes[] = {
     {"POST",   "/v1/handoff",    sso_http_handoff},
     {"GET",    "/v1/sessions/*", sso_http_sessions},
     {"DELETE", "/v1/sessions/*", sso_http_sessions},
+    {"DELETE", "/v1/sessions",   sso_http_revoke_user},
     {"GET",    "/healthz",       sso_http_healthz},
     {"GET",    "/readyz",        sso_http_readyz},
     {"GET",    "/metrics",       sso_http_metrics_public},

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
 /* sso_http_service.c - the service API fsc-connector calls with the
- * service key: redeem a handoff code, fetch the current token, log out. */
+ * service key: redeem a handoff code, fetch the current token, log out;
+ * and for operators (fscctl session revoke), end all of a user's
+ * sessions. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -305,6 +307,108 @@ sso_http_sessions(struct cmn_http_req *req, void *appv)
     }
 out:
     cmn_wipe(sid, sizeof(sid));
+    sso_gen_release(g);
+    return rc;
+}
+
+/* --- DELETE /v1/sessions?user=USER: end every session of a user ---
+ * (fscctl session revoke): each one is deleted and its refresh token
+ * revoked at IdS, as a logout does. On a job thread: IdS may be slow. */
+
+struct revoke_job {
+    struct sso_app *app;
+    struct cmn_http_deferred *d;
+    char user[SSO_USER_MAX];
+};
+
+static void
+revoke_each(const struct sso_session *s, void *arg)
+{
+    struct sso_app *app = ((struct revoke_job *)arg)->app;
+    struct sso_gen *g = sso_app_acquire(app);
+
+    cmn_metric_inc(app->m.logouts);
+    sso_ids_revoke(g->cfg, s->refresh_token);
+    sso_gen_release(g);
+}
+
+static void
+revoke_job(void *arg)
+{
+    struct revoke_job *j = arg;
+    struct sso_gen *g = sso_app_acquire(j->app);
+    struct cmn_err err = {{0}};
+    size_t n = 0;
+
+    cmn_log_set_request_id(cmn_http_deferred_id(j->d));
+    if (sso_store_user_sessions_delete(&g->store, j->user, revoke_each, j, &n,
+                                       &err) != CMN_OK) {
+        cmn_log_err("event=revoke_failed user=%s ended=%zu detail=\"%s\"",
+                    j->user, n, err.msg);
+        (void)cmn_http_deferred_reply_error(j->d, 503, "store_unavailable",
+                                            err.msg);
+    } else {
+        cmn_log_notice("event=sessions_revoked user=%s count=%zu", j->user, n);
+        (void)cmn_http_deferred_reply_json(
+            j->d, 200,
+            json_pack("{s:s, s:I}", "user", j->user, "revoked", (json_int_t)n));
+    }
+    cmn_log_set_request_id(NULL);
+    sso_gen_release(g);
+    free(j);
+}
+
+/* A user name as IdS gives it: no control characters. */
+static bool
+user_text_ok(const char *user)
+{
+    for (const unsigned char *c = (const unsigned char *)user; *c; c++) {
+        if (*c < 0x20 || *c == 0x7f) {
+            return false;
+        }
+    }
+    return true;
+}
+
+int
+sso_http_revoke_user(struct cmn_http_req *req, void *appv)
+{
+    struct sso_app *app = appv;
+    struct sso_gen *g = sso_app_acquire(app);
+    const char *user = cmn_http_req_query(req, "user");
+    struct revoke_job *j = NULL;
+    int rc = CMN_OK;
+
+    if (!authorised(req, g)) {
+        goto out;
+    }
+    if (user == NULL || user[0] == '\0' || strlen(user) >= SSO_USER_MAX ||
+        !user_text_ok(user)) {
+        rc = cmn_http_reply_error(req, 400, "invalid_request",
+                                  "?user= must name the user (as in the "
+                                  "handoff answer's \"user\")");
+        goto out;
+    }
+    j = calloc(1, sizeof(*j));
+    if (j == NULL) {
+        rc = cmn_http_reply_error(req, 503, "internal", "out of memory");
+        goto out;
+    }
+    j->app = app;
+    snprintf(j->user, sizeof(j->user), "%s", user);
+    j->d = cmn_http_defer(req);
+    if (j->d == NULL) {
+        free(j);
+        rc = cmn_http_reply_error(req, 503, "shutting_down",
+                                  "the server is stopping");
+        goto out;
+    }
+    if (cmn_jobs_submit(app->jobs, revoke_job, j) != CMN_OK) {
+        (void)cmn_http_deferred_reply_error(j->d, 503, "busy",
+                                            "too much work queued");
+        free(j);
+    }
+out:
     sso_gen_release(g);
     return rc;
 }

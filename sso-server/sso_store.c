@@ -373,6 +373,33 @@ decode_session(struct sso_store *st, const char *key, const char *val,
     return CMN_OK;
 }
 
+/* Remember sid under its user, so that `fscctl session revoke USER` can
+ * find it. Members are the session keys' hashes, never ids. The set
+ * lives as long as the newest session can. A failure here costs only
+ * that revocation by user: logged, the sign-in goes on. */
+static void
+user_index_add(struct sso_store *st, const char *user, const char *sid)
+{
+    char key[KEY_MAX], member[65], ttl[24];
+    struct cmn_err err = {{0}};
+    redisReply *r;
+
+    make_key(st, "user", user, key);
+    cmn_sha256_hex(sid, strlen(sid), member);
+    snprintf(ttl, sizeof(ttl), "%ld", st->cfg->max_lifetime_s);
+    r = cmn_redis_cmdf(st->redis, CMN_REDIS_RETRY, &err, "SADD %s %s", key,
+                       member);
+    if (reply_status(r, &err) == CMN_OK) {
+        freeReplyObject(r);
+        r = cmn_redis_cmdf(st->redis, CMN_REDIS_RETRY, &err, "EXPIRE %s %s",
+                           key, ttl);
+    }
+    if (reply_status(r, &err) != CMN_OK) {
+        cmn_log_warn("event=user_index_failed detail=\"%s\"", err.msg);
+    }
+    freeReplyObject(r);
+}
+
 int
 sso_store_session_create(struct sso_store *st, struct sso_session *s,
                          char sid[SSO_ID_LEN], struct cmn_err *err)
@@ -395,6 +422,9 @@ sso_store_session_create(struct sso_store *st, struct sso_session *s,
                        CMN_REDIS_DURABLE, err);
     }
     free(val);
+    if (rc == CMN_OK && s->user[0] != '\0') {
+        user_index_add(st, s->user, sid);
+    }
     return rc;
 }
 
@@ -481,6 +511,64 @@ sso_store_session_delete(struct sso_store *st, const char *sid,
     cmn_wipe(val, len);
     free(val);
     return CMN_OK;
+}
+
+/* GETDEL each session in the user's set; SREM what was handled, so a
+ * sign-in racing with the revocation keeps its own entry. */
+int
+sso_store_user_sessions_delete(struct sso_store *st, const char *user,
+                               sso_store_ended_fn each, void *arg, size_t *n,
+                               struct cmn_err *err)
+{
+    char key[KEY_MAX], skey[KEY_MAX];
+    redisReply *members;
+    int rc;
+
+    *n = 0;
+    make_key(st, "user", user, key);
+    members =
+        cmn_redis_cmdf(st->redis, CMN_REDIS_RETRY, err, "SMEMBERS %s", key);
+    rc = reply_status(members, err);
+    if (rc != CMN_OK || members->type != REDIS_REPLY_ARRAY) {
+        freeReplyObject(members);
+        return rc != CMN_OK ? rc : CMN_ERR;
+    }
+    for (size_t i = 0; i < members->elements && rc == CMN_OK; i++) {
+        const redisReply *m = members->element[i];
+        unsigned char *val = NULL;
+        size_t len = 0;
+        struct sso_session s;
+
+        if (m->type != REDIS_REPLY_STRING || m->len != 64 ||
+            strspn(m->str, "0123456789abcdef") != 64) {
+            continue; /* not ours: leave it alone */
+        }
+        snprintf(skey, sizeof(skey), "%ssso:sess:%s",
+                 cmn_redis_prefix(st->redis), m->str);
+        rc = take_value(st, skey, &val, &len, err);
+        if (rc == CMN_OK) {
+            if (decode_session(st, skey, (const char *)val, len, &s) ==
+                CMN_OK) {
+                if (each != NULL) {
+                    each(&s, arg);
+                }
+                sso_session_cleanup(&s);
+            }
+            cmn_wipe(val, len);
+            free(val);
+            (*n)++;
+        } else if (rc == CMN_NOTFOUND) {
+            rc = CMN_OK; /* expired or logged out already */
+        } else {
+            break;
+        }
+        redisReply *r = cmn_redis_cmdf(st->redis, CMN_REDIS_RETRY, err,
+                                       "SREM %s %s", key, m->str);
+        rc = reply_status(r, err);
+        freeReplyObject(r);
+    }
+    freeReplyObject(members);
+    return rc;
 }
 
 /* --- handoff codes --- */

@@ -13,6 +13,9 @@
  *   sso:lock:<sha256(sid)>        refresh lock: owner token, PX lock_ttl
  *   sso:rfail:<sha256(sid)>       refresh back-off after a transient IdS
  *                                 failure
+ *   sso:user:<sha256(user)>       set of sha256(sid) of the user's sessions
+ *                                 (for revoking them all), TTL reset to
+ *                                 [session] max_lifetime_s at each sign-in
  *   sso:samlreq:<sha256(ID)>      an AuthnRequest in flight: its RelayState,
  *                                 return_to, hint; consumed once (GETDEL)
  *                                 by the response's InResponseTo, on A or B
@@ -125,6 +128,16 @@ int sso_store_session_cas(struct sso_store *st, const char *sid,
 int sso_store_session_delete(struct sso_store *st, const char *sid,
                              struct sso_session *s,
                              struct cmn_err *err) CMN_NODISCARD;
+
+/* End every session of a user (sessions with a known user only: an
+ * opaque token's session has none and is ended by id). Each ended record
+ * is passed to each (for revocation at IdS) and then cleaned up. *n gets
+ * how many were ended. A session that expired meanwhile is skipped. */
+typedef void (*sso_store_ended_fn)(const struct sso_session *s, void *arg);
+int sso_store_user_sessions_delete(struct sso_store *st, const char *user,
+                                   sso_store_ended_fn each, void *arg,
+                                   size_t *n,
+                                   struct cmn_err *err) CMN_NODISCARD;
 
 /* --- handoff codes --- */
 int sso_store_handoff_put(struct sso_store *st, const char *code,

@@ -8,6 +8,7 @@
 #include "fin_xmpp_link.h"
 #include "cmn_server_config.h"
 #include "cti_config.h"
+#include "cti_web_dir.h"
 
 /* clang-format off */
 static const char *const known_keys[] = {
@@ -66,8 +67,8 @@ load_server(struct cti_config *c, struct cmn_err *err)
                         &c->max_body, err) != CMN_OK ||
         cmn_config_long(c->ini, "server", "session_idle_s", 43200, 60,
                         7 * 86400, &c->session_idle_s, err) != CMN_OK ||
-        cmn_config_str(c->ini, "server", "web_dir", false, FSC_WEB_DIR,
-                       &c->web_dir, err) != CMN_OK ||
+        cmn_config_str(c->ini, "server", "web_dir", false,
+                       cti_web_dir_default(), &c->web_dir, err) != CMN_OK ||
         cmn_config_long(c->ini, "server", "agent_lease_s", 30, 2, 3600,
                         &c->agent_lease_s, err) != CMN_OK ||
         cmn_config_long(c->ini, "server", "sse_ping_s", 15, 1, 55,

@@ -8,6 +8,10 @@
  *          (fscctl_finesse_check.c: can this host reach Finesse?)
  *   fscctl saml-verify --metadata FILE [--at TIME] RESPONSE
  *          (fscctl_saml_verify.c: every check of fsc-sso's SAML verifier)
+ *   fscctl check-config [--for fsc-sso|fsc-connector] FILE
+ *          (fscctl_check_config.c: either daemon's --check-config)
+ *   fscctl [--config FILE | --url URL --key-file FILE] session revoke USER
+ *          (fscctl_session.c: end a user's fsc-sso sessions)
  *
  * status  GET /readyz: agents, XMPP sessions online, active Finesse node
  * outbox  GET /admin/v1/outbox: call logs waiting for Salesforce, this
@@ -22,7 +26,9 @@
  * admin_key_file), so on a connector host `fscctl --config
  * /etc/fsc/fsc-connector.ini outbox` needs nothing else. The key is sent as
  * a Bearer token and never printed. Exit status: 0 done, 1 the connector
- * refused or failed, 2 usage or configuration error. */
+ * refused or failed, 2 usage or configuration error, 3 the connector
+ * cannot be reached (fscctl_http.c says so, and where the address came
+ * from). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,12 +40,13 @@
 #include "cmn_secret.h"
 #include "fscctl.h"
 
-#define URL_MAX 1024
+#define URL_MAX FSCCTL_URL_MAX
 
 struct ctl {
     char base[URL_MAX];
     struct cmn_secret *key;
     const char *ca_file;
+    char address_from[URL_MAX + 64];
 };
 
 static int
@@ -52,7 +59,10 @@ usage(void)
             "       fscctl finesse-check --config FILE [--agent ID "
             "(--password-file F | --token-file F | --handoff CODE)]\n"
             "       fscctl saml-verify --metadata FILE [--at TIME] "
-            "[options] RESPONSE\n");
+            "[options] RESPONSE\n"
+            "       fscctl check-config [--for fsc-sso|fsc-connector] FILE\n"
+            "       fscctl [--config FILE | --url URL --key-file FILE] "
+            "session revoke USER\n");
     return 2;
 }
 
@@ -87,53 +97,27 @@ from_config(struct ctl *c, const char *path)
     } else {
         snprintf(c->base, sizeof(c->base), "http://%s", listen);
     }
+    snprintf(c->address_from, sizeof(c->address_from), "[server] %s of %s",
+             url != NULL ? "public_url" : "listen", path);
     rc = 0;
 out:
     cmn_config_free(ini);
     return rc;
 }
 
-/* One request; *out gets the JSON reply (any status). 0, or 1 with a
- * message when nothing usable came back. */
+/* One request; *out gets the JSON reply (any status). 0, or 1 or
+ * FSCCTL_UNREACHABLE with a message when nothing usable came back. */
 static int
 call(const struct ctl *c, const char *method, const char *path,
      const char *body, long *status, json_t **out)
 {
-    char url[URL_MAX + 64];
-    char auth[4200];
-    const char *headers[3] = {auth, "Content-Type: application/json", NULL};
-    struct cmn_httpc_req req;
-    struct cmn_httpc_resp resp;
-    struct cmn_err err = {{0}};
-    int rc;
+    struct fscctl_target t = {.daemon = "fsc-connector",
+                              .key = c->key,
+                              .ca_file = c->ca_file,
+                              .address_from = c->address_from};
 
-    snprintf(url, sizeof(url), "%s%s", c->base, path);
-    snprintf(auth, sizeof(auth), "Authorization: Bearer %s",
-             c->key != NULL ? (const char *)c->key->data : "");
-    memset(&req, 0, sizeof(req));
-    req.method = method;
-    req.url = url;
-    req.headers = headers;
-    req.body = body;
-    req.body_len = body != NULL ? strlen(body) : 0;
-    req.ca_file = c->ca_file;
-    req.timeout_ms = 10000;
-    rc = cmn_httpc_do(&req, &resp, &err);
-    cmn_wipe(auth, sizeof(auth));
-    if (rc != CMN_OK) {
-        fprintf(stderr, "fscctl: %s: %s\n", c->base, err.msg);
-        cmn_httpc_resp_cleanup(&resp);
-        return 1;
-    }
-    *status = resp.status;
-    *out =
-        json_loadb(resp.body != NULL ? resp.body : "", resp.body_len, 0, NULL);
-    cmn_httpc_resp_cleanup(&resp);
-    if (*out == NULL) {
-        fprintf(stderr, "fscctl: HTTP %ld without a JSON body\n", *status);
-        return 1;
-    }
-    return 0;
+    snprintf(t.base, sizeof(t.base), "%s", c->base);
+    return fscctl_http_json(&t, method, path, body, status, out);
 }
 
 static const char *
@@ -165,8 +149,10 @@ cmd_status(const struct ctl *c)
     long status = 0;
     json_t *j = NULL;
 
-    if (call(c, "GET", "/readyz", NULL, &status, &j) != 0) {
-        return 1;
+    int rc = call(c, "GET", "/readyz", NULL, &status, &j);
+
+    if (rc != 0) {
+        return rc;
     }
     printf("status       %s (HTTP %ld)\n", str(j, "status"), status);
     printf("agents       %lld\n", num(j, "agents"));
@@ -183,8 +169,9 @@ cmd_outbox(const struct ctl *c)
     json_t *j = NULL, *dead, *host;
     int rc = 0;
 
-    if (call(c, "GET", "/admin/v1/outbox", NULL, &status, &j) != 0) {
-        return 1;
+    rc = call(c, "GET", "/admin/v1/outbox", NULL, &status, &j);
+    if (rc != 0) {
+        return rc;
     }
     if (status != 200) {
         rc = refused(status, j);
@@ -229,8 +216,9 @@ cmd_replay(const struct ctl *c, const char *what, bool force)
         snprintf(body, sizeof(body), "{\"index\": %ld, \"force\": %s}", index,
                  force ? "true" : "false");
     }
-    if (call(c, "POST", "/admin/v1/outbox/replay", body, &status, &j) != 0) {
-        return 1;
+    rc = call(c, "POST", "/admin/v1/outbox/replay", body, &status, &j);
+    if (rc != 0) {
+        return rc;
     }
     if (status != 200) {
         rc = refused(status, j);
@@ -261,6 +249,14 @@ main(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "saml-verify") == 0) {
         return fscctl_saml_verify(argc - 1, argv + 1);
     }
+    if (argc >= 2 && strcmp(argv[1], "check-config") == 0) {
+        return fscctl_check_config(argc - 1, argv + 1);
+    }
+    for (i = 1; i + 1 < argc && strncmp(argv[i], "--", 2) == 0; i += 2) {
+    }
+    if (i < argc && strcmp(argv[i], "session") == 0) {
+        return fscctl_session(argc, argv);
+    }
     for (i = 1; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
         if (i + 1 >= argc) {
             return usage();
@@ -287,6 +283,7 @@ main(int argc, char **argv)
         }
     } else {
         snprintf(c.base, sizeof(c.base), "%s", url);
+        snprintf(c.address_from, sizeof(c.address_from), "--url");
         if (key_file != NULL && (c.key = cmn_secret_read_file(
                                      key_file, 4096, true, &err)) == NULL) {
             fprintf(stderr, "fscctl: %s\n", err.msg);

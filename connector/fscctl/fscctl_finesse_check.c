@@ -519,7 +519,7 @@ check_transport(struct check *c, int i, enum fin_xmpp_transport tr,
 {
     struct xmpp_try t;
     struct cmn_err err = {{0}};
-    char where[600], jid[FIN_ID_MAX + FIN_NAME_MAX + 2];
+    char where[600], jid[FIN_ID_MAX + sizeof(c->domain[0]) + 2];
     bool configured = tr == c->cfg->xmpp_transport;
     struct fin_xmpp_target tg = {.transport = tr,
                                  .domain = c->domain[i],

@@ -71,9 +71,14 @@ def check_no_secrets_in_redis(st, s):
     for key in st.redis.cli("KEYS", "*"):
         k = key if isinstance(key, str) else key.decode("latin-1")
         assert s["session"] not in k, "session id in a Redis key name: %s" % k
-        v = st.redis.cli("GET", k)
-        if v is not None:
-            raw += v if isinstance(v, bytes) else v.encode("latin-1", "replace")
+        kind = st.redis.cli("TYPE", k)
+        kind = kind if isinstance(kind, str) else kind.decode()
+        # strings (sealed records) and sets (a user's session-key hashes)
+        values = [st.redis.cli("GET", k)] if kind == "string" else \
+            st.redis.cli("SMEMBERS", k) if kind == "set" else []
+        for v in values:
+            if v is not None:
+                raw += v if isinstance(v, bytes) else v.encode("latin-1", "replace")
     assert b"eyJ" not in raw and s["session"].encode() not in raw, \
         "Redis values hold no JWT and no session id in the clear"
     print("ok  Redis holds only hashed ids and sealed values (%d bytes checked)" % len(raw))

@@ -70,13 +70,19 @@ def main():
             "%s: the start uses the config that was checked" % name
         bad = run_like_systemd(s["ExecStartPre"], tmp.write("bad.ini", "[server]\nnope = 1\n"))
         assert bad.returncode != 0, "%s: a bad config stops the start" % name
+        assert s["Type"] == "notify" and s.get("NotifyAccess", "main") == "main", \
+            "%s: Type=notify (the daemons send READY/STOPPING: it_sd_notify)" % name
+        assert int(s["WatchdogSec"].rstrip("s")) >= 10, "%s: a watchdog, not a hair trigger" % name
+        assert shlex.split(s["ExecStart"])[0].startswith("/usr/bin/"), \
+            "%s: the package's binaries (/usr/bin)" % name
         assert s["KillSignal"] == "SIGTERM" and int(s["TimeoutStopSec"]) >= 10, name
         assert int(s["LimitNOFILE"]) >= 8192, "%s: descriptors for thousands of streams" % name
         assert s["User"] != "root" and s["NoNewPrivileges"] == "yes" and \
             s["ProtectSystem"] == "strict", "%s: unprivileged and read-only system" % name
         print("ok  %s: --check-config %s accepted by the built %s, a bad config refused; "
-              "SIGTERM, LimitNOFILE %s, User %s, hardening" % (name, os.path.basename(config),
-                                                             daemon, s["LimitNOFILE"], s["User"]))
+              "Type=notify, WatchdogSec %s, SIGTERM, LimitNOFILE %s, User %s, hardening"
+              % (name, os.path.basename(config), daemon, s["WatchdogSec"], s["LimitNOFILE"],
+                 s["User"]))
     conn = unit("fsc-connector.service")
     assert conn["KillMode"] == "control-group", "the XMPP workers stop with the connector"
     assert conn.get("StateDirectory") == "fsc", "a writable place for [salesforce] spool_dir"
@@ -91,8 +97,8 @@ def main():
         with tempfile.TemporaryDirectory() as d:
             for name in ("fsc-connector.service", "fsc-sso@.service"):
                 text = open(os.path.join(UNITS, name)).read()
-                text = text.replace("/usr/local/bin/fsc-connector", stack.FSC_CONNECTOR)
-                text = text.replace("/usr/local/bin/fsc-sso", stack.FSC_SSO)
+                text = text.replace("/usr/bin/fsc-connector", stack.FSC_CONNECTOR)
+                text = text.replace("/usr/bin/fsc-sso", stack.FSC_SSO)
                 target = os.path.join(d, name.replace("@.", "@a."))
                 with open(target, "w") as f:
                     f.write(text)
