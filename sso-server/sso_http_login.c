@@ -143,10 +143,9 @@ sso_http_login_ids(struct cmn_http_req *req, struct sso_gen *g,
 {
     char state[SSO_ID_LEN];
     struct cmn_err err = {{0}};
+    char bind[SSO_ID_LEN];
     char *url = NULL;
     int rc;
-
-    char bind[SSO_ID_LEN];
 
     if (cmn_random_id(state, sizeof(state), SSO_ID_BYTES) != CMN_OK ||
         cmn_random_id(ls->nonce, sizeof(ls->nonce), SSO_ID_BYTES) != CMN_OK ||
