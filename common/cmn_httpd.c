@@ -1175,11 +1175,20 @@ void
 cmn_http_req_client(const struct cmn_http_req *req,
                     const struct cmn_netlist *trusted, char out[CMN_ADDR_MAX])
 {
+    static atomic_bool warned;
     char *xff = NULL;
 
     if (trusted != NULL && trusted->n > 0 &&
         cmn_netlist_match(trusted, req->peer)) {
         xff = cmn_http_req_header_all(req, "X-Forwarded-For");
+    } else if (cmn_http_req_header(req, "X-Forwarded-For") != NULL &&
+               !atomic_exchange(&warned, true)) {
+        /* most likely a proxy nobody listed: every client behind it then
+         * shares its address (limits, lockouts); once per process */
+        cmn_log_warn("event=forwarded_for_ignored peer=%s detail=\"requests "
+                     "carry X-Forwarded-For from an address not in [server] "
+                     "trusted_proxies: the peer is taken as the client\"",
+                     req->peer);
     }
     cmn_net_client(trusted, req->peer, xff, out);
     free(xff);

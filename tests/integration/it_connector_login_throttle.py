@@ -136,6 +136,8 @@ def main():
                                headers={"X-Forwarded-For": "203.0.113.99"})
     assert status == 429 and "peer=127.0.0.4 by=address" in conn2.log_text(), \
         "X-Forwarded-For from a non-proxy is ignored: %d %r" % (status, body)
+    assert conn2.log_text().count("event=forwarded_for_ignored peer=127.0.0.4") == 1, \
+        "said once, so that a proxy nobody listed gets noticed"
     print("ok  X-Forwarded-For from a client that is no trusted proxy is ignored")
     proxy.stop()
     conn2.stop()
