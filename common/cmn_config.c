@@ -622,10 +622,11 @@ cfg_resolve_path(const struct cmn_config *cfg, const char *path)
     return full;
 }
 
-int
-cmn_config_secret(const struct cmn_config *cfg, const char *section,
-                  const char *key, bool required, size_t max_len, bool trim,
-                  struct cmn_secret **out, struct cmn_err *err)
+/* "<key>_file = path" read as a secret or as a public file. */
+static int
+cfg_file(const struct cmn_config *cfg, const char *section, const char *key,
+         bool required, size_t max_len, bool trim, bool secret,
+         struct cmn_secret **out, struct cmn_err *err)
 {
     const struct cfg_entry *e;
     struct cmn_err serr;
@@ -637,7 +638,9 @@ cmn_config_secret(const struct cmn_config *cfg, const char *section,
     e = cfg_find(cfg, section, key);
     if (e != NULL) {
         cfg_err(cfg, e->line, section, key, err,
-                "use %s_file = path (secrets are never inline)", key);
+                secret ? "use %s_file = path (secrets are never inline)"
+                       : "use %s_file = path",
+                key);
         goto out;
     }
     if ((size_t)snprintf(fkey, sizeof(fkey), "%s_file", key) >= sizeof(fkey)) {
@@ -663,7 +666,8 @@ cmn_config_secret(const struct cmn_config *cfg, const char *section,
         rc = CMN_NOMEM;
         goto out;
     }
-    *out = cmn_secret_read_file(path, max_len, trim, &serr);
+    *out = secret ? cmn_secret_read_file(path, max_len, trim, &serr)
+                  : cmn_public_read_file(path, max_len, &serr);
     if (*out == NULL) {
         cfg_err(cfg, e->line, section, fkey, err, "%s", serr.msg);
         goto out;
@@ -672,6 +676,23 @@ cmn_config_secret(const struct cmn_config *cfg, const char *section,
 out:
     free(path);
     return rc;
+}
+
+int
+cmn_config_secret(const struct cmn_config *cfg, const char *section,
+                  const char *key, bool required, size_t max_len, bool trim,
+                  struct cmn_secret **out, struct cmn_err *err)
+{
+    return cfg_file(cfg, section, key, required, max_len, trim, true, out, err);
+}
+
+int
+cmn_config_public_file(const struct cmn_config *cfg, const char *section,
+                       const char *key, bool required, size_t max_len,
+                       struct cmn_secret **out, struct cmn_err *err)
+{
+    return cfg_file(cfg, section, key, required, max_len, false, false, out,
+                    err);
 }
 
 /* Does "section.key" (or "section.*") appear in known? With key NULL:

@@ -59,6 +59,14 @@ int cmn_config_secret(const struct cmn_config *cfg, const char *section,
                       struct cmn_secret **out,
                       struct cmn_err *err) CMN_NODISCARD;
 
+/* A public file given as "<key>_file = path" (a TLS certificate): read
+ * with cmn_public_read_file() (any mode but group/other-writable;
+ * symbolic links followed). Same messages and rules otherwise. */
+int cmn_config_public_file(const struct cmn_config *cfg, const char *section,
+                           const char *key, bool required, size_t max_len,
+                           struct cmn_secret **out,
+                           struct cmn_err *err) CMN_NODISCARD;
+
 /* Refuse any section or key not in known, given as "section.key" strings
  * (NULL-terminated). "section.*" accepts every key of a section. */
 int cmn_config_check_known(const struct cmn_config *cfg,

@@ -1124,6 +1124,76 @@ cmn_http_req_peer(const struct cmn_http_req *req)
     return req->peer;
 }
 
+struct header_join {
+    const char *name;
+    char *out; /* NULL: measuring */
+    size_t len;
+};
+
+static enum MHD_Result
+header_join_one(void *cls, enum MHD_ValueKind kind, const char *key,
+                const char *value)
+{
+    struct header_join *j = cls;
+    size_t n;
+
+    (void)kind;
+    if (key == NULL || value == NULL || strcasecmp(key, j->name) != 0) {
+        return MHD_YES;
+    }
+    n = strlen(value);
+    if (j->out != NULL) {
+        if (j->len > 0) {
+            j->out[j->len] = ',';
+        }
+        memcpy(j->out + j->len + (j->len > 0), value, n);
+    }
+    j->len += n + (j->len > 0);
+    return MHD_YES;
+}
+
+char *
+cmn_http_req_header_all(const struct cmn_http_req *req, const char *name)
+{
+    struct header_join j = {.name = name};
+
+    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, header_join_one, &j);
+    if (j.len == 0) {
+        return NULL;
+    }
+    j.out = malloc(j.len + 1);
+    if (j.out == NULL) {
+        return NULL;
+    }
+    j.len = 0;
+    MHD_get_connection_values(req->conn, MHD_HEADER_KIND, header_join_one, &j);
+    j.out[j.len] = '\0';
+    return j.out;
+}
+
+void
+cmn_http_req_client(const struct cmn_http_req *req,
+                    const struct cmn_netlist *trusted, char out[CMN_ADDR_MAX])
+{
+    static atomic_bool warned;
+    char *xff = NULL;
+
+    if (trusted != NULL && trusted->n > 0 &&
+        cmn_netlist_match(trusted, req->peer)) {
+        xff = cmn_http_req_header_all(req, "X-Forwarded-For");
+    } else if (cmn_http_req_header(req, "X-Forwarded-For") != NULL &&
+               !atomic_exchange(&warned, true)) {
+        /* most likely a proxy nobody listed: every client behind it then
+         * shares its address (limits, lockouts); once per process */
+        cmn_log_warn("event=forwarded_for_ignored peer=%s detail=\"requests "
+                     "carry X-Forwarded-For from an address not in [server] "
+                     "trusted_proxies: the peer is taken as the client\"",
+                     req->peer);
+    }
+    cmn_net_client(trusted, req->peer, xff, out);
+    free(xff);
+}
+
 static bool
 header_text_ok(const char *s)
 {

@@ -26,6 +26,7 @@
 #include <jansson.h>
 
 #include "cmn.h"
+#include "cmn_net.h"
 #include "cmn_secret.h"
 
 struct cmn_httpd;
@@ -106,8 +107,18 @@ const char *cmn_http_req_body(const struct cmn_http_req *req, size_t *len);
 json_t *cmn_http_req_json(struct cmn_http_req *req);
 /* Bearer token from Authorization, NULL if absent or not Bearer. */
 const char *cmn_http_req_bearer(const struct cmn_http_req *req);
-/* Client address as text (for logs). */
+/* Address of the TCP peer as text (for logs): behind a reverse proxy,
+ * the proxy's. */
 const char *cmn_http_req_peer(const struct cmn_http_req *req);
+/* Every value of header `name` (case-insensitive), in the order received,
+ * joined with ","; malloc'd (free), NULL when absent. Several lines of one
+ * header are all there (a proxy appends its own line after the client's). */
+char *cmn_http_req_header_all(const struct cmn_http_req *req, const char *name);
+/* The client's address (cmn_net_client): the peer, or when the peer is in
+ * trusted (may be NULL: none) the client its X-Forwarded-For names. */
+void cmn_http_req_client(const struct cmn_http_req *req,
+                         const struct cmn_netlist *trusted,
+                         char out[CMN_ADDR_MAX]);
 
 /* Extra response header for the reply queued next (e.g. Set-Cookie,
  * Content-Security-Policy). Both strings are copied. */

@@ -68,24 +68,15 @@ hex_val(unsigned char c)
     return -1;
 }
 
-struct cmn_seal *
-cmn_seal_load(const char *path, struct cmn_err *err)
+int
+cmn_key32_decode(const struct cmn_secret *sec, unsigned char out[32])
 {
-    unsigned char key[CMN_SEAL_KEY_LEN];
-    struct cmn_seal *s = NULL;
-    struct cmn_secret *sec;
-    size_t len;
+    size_t len = sec->len;
 
-    /* 64 hex digits plus "\r\n" is the longest accepted form. */
-    sec = cmn_secret_read_file(path, 2 * CMN_SEAL_KEY_LEN + 2, false, err);
-    if (sec == NULL) {
-        goto out;
-    }
-    len = sec->len;
     /* A raw key is taken as is, even if its last byte happens to be '\n'. */
-    if (len == CMN_SEAL_KEY_LEN) {
-        s = cmn_seal_new(sec->data, len, err);
-        goto out;
+    if (len == 32) {
+        memcpy(out, sec->data, 32);
+        return CMN_OK;
     }
     if (len > 0 && sec->data[len - 1] == '\n') {
         len--;
@@ -93,27 +84,57 @@ cmn_seal_load(const char *path, struct cmn_err *err)
             len--;
         }
     }
-    if (len != 2 * CMN_SEAL_KEY_LEN) {
-        cmn_err_set(err, "%s: expected 32 raw bytes or 64 hex characters",
-                    path);
-        goto out;
+    if (len != 64) {
+        return CMN_INVALID;
     }
-    for (size_t i = 0; i < CMN_SEAL_KEY_LEN; i++) {
+    for (size_t i = 0; i < 32; i++) {
         int hi = hex_val(sec->data[2 * i]);
         int lo = hex_val(sec->data[2 * i + 1]);
 
         if (hi < 0 || lo < 0) {
-            cmn_err_set(err, "%s: expected 32 raw bytes or 64 hex characters",
-                        path);
-            goto out;
+            cmn_wipe(out, 32);
+            return CMN_INVALID;
         }
-        key[i] = (unsigned char)(hi << 4 | lo);
+        out[i] = (unsigned char)(hi << 4 | lo);
     }
-    s = cmn_seal_new(key, sizeof(key), err);
-out:
+    return CMN_OK;
+}
+
+struct cmn_seal *
+cmn_seal_load(const char *path, struct cmn_err *err)
+{
+    unsigned char key[CMN_SEAL_KEY_LEN];
+    struct cmn_seal *s = NULL;
+    struct cmn_secret *sec;
+
+    /* 64 hex digits plus "\r\n" is the longest accepted form. */
+    sec = cmn_secret_read_file(path, 2 * CMN_SEAL_KEY_LEN + 2, false, err);
+    if (sec == NULL) {
+        return NULL;
+    }
+    if (cmn_key32_decode(sec, key) != CMN_OK) {
+        cmn_err_set(err, "%s: expected 32 raw bytes or 64 hex characters",
+                    path);
+    } else {
+        s = cmn_seal_new(key, sizeof(key), err);
+    }
     cmn_wipe(key, sizeof(key));
     cmn_secret_free(sec);
     return s;
+}
+
+int
+cmn_hmac_sha256(const void *key, size_t key_len, const void *data, size_t len,
+                unsigned char out[32])
+{
+    size_t out_len = 0;
+
+    if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, key_len, data, len,
+                  out, 32, &out_len) == NULL ||
+        out_len != 32) {
+        return CMN_ERR;
+    }
+    return CMN_OK;
 }
 
 int

@@ -24,6 +24,17 @@ struct cmn_seal *cmn_seal_new(const unsigned char *key, size_t key_len,
 struct cmn_seal *cmn_seal_load(const char *path, struct cmn_err *err);
 void cmn_seal_free(struct cmn_seal *s);
 
+/* A 32-byte key file's content (as cmn_seal_load reads it): 32 raw bytes,
+ * or 64 hex characters optionally ending in a newline. CMN_INVALID for
+ * anything else. */
+struct cmn_secret;
+int cmn_key32_decode(const struct cmn_secret *sec,
+                     unsigned char out[32]) CMN_NODISCARD;
+
+/* HMAC-SHA256 of data under key; CMN_ERR only if OpenSSL fails. */
+int cmn_hmac_sha256(const void *key, size_t key_len, const void *data,
+                    size_t len, unsigned char out[32]) CMN_NODISCARD;
+
 /* *out (malloc'd, free with free()) gets ptlen + CMN_SEAL_OVERHEAD bytes. */
 int cmn_seal_seal(const struct cmn_seal *s, const void *aad, size_t aad_len,
                   const void *pt, size_t pt_len, unsigned char **out,

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
-/* cmn_secret.c - secrets read from owner-only files, wiped when freed. */
+/* cmn_secret.c - secrets read from owner-only files, wiped when freed;
+ * public files (certificates) read with the same care but any mode. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -56,9 +57,16 @@ cmn_secret_free(struct cmn_secret *s)
     free(s);
 }
 
-struct cmn_secret *
-cmn_secret_read_file(const char *path, size_t max_len, bool trim,
-                     struct cmn_err *err)
+/* What a file must be to be read: a secret is owner-only and never a
+ * symbolic link; a public file only must not be writable by others. */
+enum file_kind {
+    FILE_SECRET,
+    FILE_PUBLIC,
+};
+
+static struct cmn_secret *
+read_file(const char *path, size_t max_len, bool trim, enum file_kind kind,
+          struct cmn_err *err)
 {
     struct cmn_secret *s = NULL;
     unsigned char *buf = NULL;
@@ -67,12 +75,14 @@ cmn_secret_read_file(const char *path, size_t max_len, bool trim,
     struct stat st;
     int fd;
 
-    /* O_NOFOLLOW: a symlink could point a secret at a file someone else
-     * controls. O_NONBLOCK: a FIFO must not hang start-up; fstat refuses
-     * it below, and the flag has no effect on regular files. */
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    /* O_NOFOLLOW (secrets): a symlink could point a secret at a file
+     * someone else controls. O_NONBLOCK: a FIFO must not hang start-up;
+     * fstat refuses it below, and the flag has no effect on regular
+     * files. */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK |
+                        (kind == FILE_SECRET ? O_NOFOLLOW : 0));
     if (fd < 0) {
-        if (errno == ELOOP) {
+        if (errno == ELOOP && kind == FILE_SECRET) {
             cmn_err_set(err, "%s: is a symbolic link (refused)", path);
         } else {
             cmn_err_set(err, "%s: %s", path, strerror(errno));
@@ -87,9 +97,16 @@ cmn_secret_read_file(const char *path, size_t max_len, bool trim,
         cmn_err_set(err, "%s: not a regular file", path);
         goto out;
     }
-    if ((st.st_mode & 077) != 0) {
+    if (kind == FILE_SECRET && (st.st_mode & 077) != 0) {
         cmn_err_set(err, "%s: permissions %04o are too open; chmod 600", path,
                     (unsigned)(st.st_mode & 07777));
+        goto out;
+    }
+    if (kind == FILE_PUBLIC && (st.st_mode & 022) != 0) {
+        cmn_err_set(err,
+                    "%s: permissions %04o: writable by group or others; "
+                    "chmod 644",
+                    path, (unsigned)(st.st_mode & 07777));
         goto out;
     }
     if (st.st_size == 0) {
@@ -150,4 +167,17 @@ out:
         close(fd);
     }
     return s;
+}
+
+struct cmn_secret *
+cmn_secret_read_file(const char *path, size_t max_len, bool trim,
+                     struct cmn_err *err)
+{
+    return read_file(path, max_len, trim, FILE_SECRET, err);
+}
+
+struct cmn_secret *
+cmn_public_read_file(const char *path, size_t max_len, struct cmn_err *err)
+{
+    return read_file(path, max_len, false, FILE_PUBLIC, err);
 }

@@ -21,6 +21,15 @@ struct cmn_secret *cmn_secret_new(const void *data, size_t len);
 struct cmn_secret *cmn_secret_read_file(const char *path, size_t max_len,
                                         bool trim, struct cmn_err *err);
 
+/* Read a public file that is trusted but not secret (a TLS certificate):
+ * any mode is fine except writable by group or others (someone else could
+ * swap it), and a symbolic link is followed (certificate tooling such as
+ * certbot links them). Empty files and files over max_len are refused.
+ * Returned as a cmn_secret (NUL-terminated bytes) so that callers handle
+ * both kinds alike. NULL with err on failure. */
+struct cmn_secret *cmn_public_read_file(const char *path, size_t max_len,
+                                        struct cmn_err *err);
+
 /* Wipes then frees; NULL is fine. */
 void cmn_secret_free(struct cmn_secret *s);
 

@@ -26,8 +26,9 @@ cmn_config_tls(const struct cmn_config *cfg, const char *section,
                struct cmn_secret **cert, struct cmn_secret **key,
                struct cmn_err *err)
 {
-    if (cmn_config_secret(cfg, section, "tls_cert", false, 1 << 20, false, cert,
-                          err) != CMN_OK ||
+    /* the certificate is public (admins keep them 0644); its key is not */
+    if (cmn_config_public_file(cfg, section, "tls_cert", false, 1 << 20, cert,
+                               err) != CMN_OK ||
         cmn_config_secret(cfg, section, "tls_key", false, 1 << 20, false, key,
                           err) != CMN_OK) {
         return CMN_INVALID;

@@ -133,7 +133,12 @@ main(int argc, char **argv)
         cti_config_free(cfg);
         return 1;
     }
-    cti_api_metrics_init(&app);
+    if (cti_api_init(&app) != CMN_OK) {
+        cmn_log_err("event=start_failed detail=\"out of memory\"");
+        cti_engine_free(app.engine);
+        cti_config_free(cfg);
+        return 1;
+    }
     struct cmn_httpd_opts opts = {
         .listen = cfg->listen,
         .max_body = (size_t)cfg->max_body,
@@ -146,8 +151,20 @@ main(int argc, char **argv)
     };
     struct cmn_httpd *d =
         cmn_httpd_start(&opts, cti_api_routes, cti_api_nroutes, &app, &err);
+    struct cmn_httpd *m = NULL;
+    if (d != NULL && cfg->metrics_listen != NULL) {
+        /* /metrics on its own address, away from agents' browsers */
+        struct cmn_httpd_opts mo = {.listen = cfg->metrics_listen};
+        m = cmn_httpd_start(&mo, cti_api_metrics_routes,
+                            cti_api_metrics_nroutes, &app, &err);
+        if (m == NULL) {
+            cmn_httpd_stop(d, 0);
+            d = NULL;
+        }
+    }
     if (d == NULL) {
         cmn_log_err("event=start_failed detail=\"%s\"", err.msg);
+        cti_api_cleanup(&app);
         cti_engine_free(app.engine);
         cti_config_free(cfg);
         return 1;
@@ -179,6 +196,8 @@ main(int argc, char **argv)
     atomic_store(&stopping, true);
     pthread_join(tick, NULL);
     cmn_httpd_stop(d, DRAIN_MS);
+    cmn_httpd_stop(m, 0);
+    cti_api_cleanup(&app);
     cti_engine_free(app.engine);
     cti_config_free(cfg);
     cmn_log_notice("event=stopped");

@@ -38,17 +38,30 @@ serve(struct sso_app *app, const sigset_t *signals)
         .threads = (unsigned)g->cfg->threads,
     };
     struct cmn_err err = {{0}};
-    struct cmn_httpd *d;
+    struct cmn_httpd *d, *m = NULL;
     int sig;
 
+    app->metrics_elsewhere = g->cfg->metrics_listen != NULL;
     d = cmn_httpd_start(&opts, sso_http_routes, sso_http_nroutes, app, &err);
+    if (d != NULL && g->cfg->metrics_listen != NULL) {
+        /* /metrics on its own address, away from the load balancer */
+        struct cmn_httpd_opts mo = {.listen = g->cfg->metrics_listen};
+        m = cmn_httpd_start(&mo, sso_http_metrics_routes,
+                            sso_http_metrics_nroutes, app, &err);
+        if (m == NULL) {
+            cmn_httpd_stop(d, 0);
+            d = NULL;
+        }
+    }
     if (d == NULL) {
         cmn_log_err("event=start_failed detail=\"%s\"", err.msg);
         sso_gen_release(g);
         return 1;
     }
-    cmn_log_notice("event=started listen=%s port=%d instance=%s",
-                   g->cfg->listen, cmn_httpd_port(d), g->cfg->instance);
+    cmn_log_notice("event=started listen=%s port=%d instance=%s metrics=%s",
+                   g->cfg->listen, cmn_httpd_port(d), g->cfg->instance,
+                   g->cfg->metrics_listen != NULL ? g->cfg->metrics_listen
+                                                  : "listen");
     char status[160];
     snprintf(status, sizeof(status), "serving on %s (port %d)", g->cfg->listen,
              cmn_httpd_port(d));
@@ -75,6 +88,7 @@ serve(struct sso_app *app, const sigset_t *signals)
         cmn_notify_stopping("draining");
         cmn_notify_watchdog_stop();
         cmn_httpd_stop(d, DRAIN_MS);
+        cmn_httpd_stop(m, 0);
         cmn_log_notice("event=stopped");
         return 0;
     }

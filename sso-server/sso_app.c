@@ -106,7 +106,13 @@ metrics_init(struct sso_metrics *m)
         m->saml_refused[r] = cmn_metric_counter(
             name, "SAML sign-ins refused, by the reason in the log");
     }
+    m->starts_limited = cmn_metric_counter(
+        "fsc_sso_login_starts_limited_total",
+        "Sign-in starts refused (429): too many from one client address");
 }
+
+/* Addresses tracked at once by the start limiter (~80 bytes each). */
+#define STARTS_SLOTS 65536
 
 int
 sso_app_init(struct sso_app *app, const char *path, struct cmn_err *err)
@@ -122,6 +128,12 @@ sso_app_init(struct sso_app *app, const char *path, struct cmn_err *err)
     if (app->jobs == NULL) {
         cmn_err_set(err, "cannot start the job threads");
         return CMN_ERR;
+    }
+    app->starts = cmn_rate_new(app->gen->cfg->starts_per_minute,
+                               app->gen->cfg->starts_per_minute, STARTS_SLOTS);
+    if (app->starts == NULL) {
+        cmn_err_set(err, "out of memory (sign-in start limiter)");
+        return CMN_NOMEM;
     }
     return CMN_OK;
 }
@@ -145,6 +157,15 @@ sso_app_reload(struct sso_app *app, struct cmn_err *err)
         cmn_log_warn("event=reload_partial detail=\"[server] listen changes "
                      "need a restart\"");
     }
+    if (old->cfg->metrics_listen != fresh->cfg->metrics_listen &&
+        (old->cfg->metrics_listen == NULL ||
+         fresh->cfg->metrics_listen == NULL ||
+         strcmp(old->cfg->metrics_listen, fresh->cfg->metrics_listen) != 0)) {
+        cmn_log_warn("event=reload_partial detail=\"[server] metrics_listen "
+                     "changes need a restart\"");
+    }
+    cmn_rate_set(app->starts, fresh->cfg->starts_per_minute,
+                 fresh->cfg->starts_per_minute);
     cmn_log_set_level(fresh->cfg->log_level);
     sso_gen_release(old);
     return CMN_OK;
@@ -157,5 +178,7 @@ sso_app_cleanup(struct sso_app *app)
     app->jobs = NULL;
     sso_gen_release(app->gen);
     app->gen = NULL;
+    cmn_rate_free(app->starts);
+    app->starts = NULL;
     pthread_mutex_destroy(&app->lock);
 }

@@ -10,6 +10,7 @@
 
 #include "cmn_jobs.h"
 #include "cmn_metrics.h"
+#include "cmn_rate.h"
 #include "cmn_redis.h"
 #include "saml.h"
 #include "sso_config.h"
@@ -41,6 +42,7 @@ struct sso_metrics {
     struct cmn_metric *logouts;
     struct cmn_metric *saml_accepted;
     struct cmn_metric *saml_refused[SAML_R_COUNT]; /* by reason */
+    struct cmn_metric *starts_limited; /* sign-in starts refused (429) */
 };
 
 struct sso_app {
@@ -48,8 +50,12 @@ struct sso_app {
     struct sso_gen *gen;
     const char *config_path;
     struct sso_metrics m;
-    struct cmn_jobs *jobs; /* blocking work (IdS, refresh, Redis waits);
-                              sized at start ([server] jobs) */
+    struct cmn_jobs *jobs;   /* blocking work (IdS, refresh, Redis waits);
+                                sized at start ([server] jobs) */
+    struct cmn_rate *starts; /* sign-in starts per client address ([login]
+                                starts_per_minute); kept across reloads */
+    bool metrics_elsewhere;  /* [server] metrics_listen at start: /metrics
+                                only there, 404 on listen */
 };
 
 /* Build a generation from a config file; NULL with err. Fetches nothing:

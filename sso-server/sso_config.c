@@ -15,7 +15,7 @@ static const char *const known_keys[] = {
     "server.listen", "server.public_url", "server.instance",
     "server.tls_cert_file", "server.tls_key_file", "server.max_body",
     "server.threads", "server.jobs",
-    "server.log_level",
+    "server.log_level", "server.trusted_proxies", "server.metrics_listen",
     "redis.url", "redis.sentinels", "redis.master", "redis.prefix",
     "redis.password_file", "redis.connect_timeout_ms",
     "redis.command_timeout_ms", "redis.pool_size", "redis.wait_replicas",
@@ -27,7 +27,7 @@ static const char *const known_keys[] = {
     "session.seal_key_file", "session.refresh_at", "session.lock_ttl_ms",
     "session.max_lifetime_s", "session.state_ttl_s",
     "service.key_file",
-    "login.allowed_return_to",
+    "login.allowed_return_to", "login.starts_per_minute",
     NULL,
 };
 /* clang-format on */
@@ -67,6 +67,25 @@ check_http_url(const struct cmn_config *ini, const char *section,
     return CMN_OK;
 }
 
+/* https, or http on a loopback host (tests, a local demo): what browsers
+ * treat as a secure context, where they keep Secure cookies. */
+static bool
+https_or_loopback(const char *url)
+{
+    char *origin = NULL, *path = NULL;
+    bool ok = false;
+
+    if (sso_url_split(url, &origin, &path) == CMN_OK) {
+        ok = strncmp(origin, "https://", 8) == 0 ||
+             strncmp(origin, "http://127.", 11) == 0 ||
+             strncmp(origin, "http://localhost", 16) == 0 ||
+             strncmp(origin, "http://[::1]", 12) == 0;
+    }
+    free(origin);
+    free(path);
+    return ok;
+}
+
 static int
 load_server(struct sso_config *c, struct cmn_err *err)
 {
@@ -91,6 +110,25 @@ load_server(struct sso_config *c, struct cmn_err *err)
     if (c->public_url[strlen(c->public_url) - 1] == '/') {
         cmn_config_errf(c->ini, "server", "public_url", err,
                         "must not end with '/'");
+        return CMN_INVALID;
+    }
+    if (!https_or_loopback(c->public_url)) {
+        cmn_config_errf(c->ini, "server", "public_url", err,
+                        "must be https:// (sign-ins are bound to the browser "
+                        "with __Host- cookies, which browsers keep only over "
+                        "HTTPS; http is accepted for loopback only)");
+        return CMN_INVALID;
+    }
+    if (cmn_config_netlist(c->ini, "server", "trusted_proxies",
+                           &c->trusted_proxies, err) != CMN_OK ||
+        cmn_config_str(c->ini, "server", "metrics_listen", false, NULL,
+                       &c->metrics_listen, err) != CMN_OK) {
+        return CMN_INVALID;
+    }
+    if (c->metrics_listen != NULL &&
+        strcmp(c->metrics_listen, c->listen) == 0) {
+        cmn_config_errf(c->ini, "server", "metrics_listen", err,
+                        "must differ from listen (it is a second socket)");
         return CMN_INVALID;
     }
     if (cmn_config_log_level(c->ini, "server", &c->log_level, err) != CMN_OK ||
@@ -345,7 +383,10 @@ load_login(struct sso_config *c, struct cmn_err *err)
     size_t n = 0;
 
     if (cmn_config_list(c->ini, "login", "allowed_return_to", true, &list, &n,
-                        err) != CMN_OK) {
+                        err) != CMN_OK ||
+        cmn_config_long(c->ini, "login", "starts_per_minute", 30, 0, 100000,
+                        &c->starts_per_minute, err) != CMN_OK) {
+        free(list);
         return CMN_INVALID;
     }
     c->allowed = calloc(n, sizeof(*c->allowed));
@@ -424,6 +465,7 @@ sso_config_free(struct sso_config *c)
     free(c->redis_storage);
     cmn_secret_free(c->tls_cert);
     cmn_secret_free(c->tls_key);
+    cmn_netlist_cleanup(&c->trusted_proxies);
     cmn_config_free(c->ini);
     free(c);
 }

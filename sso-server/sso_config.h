@@ -7,6 +7,7 @@
 #include "cmn.h"
 #include "cmn_config.h"
 #include "cmn_log.h"
+#include "cmn_net.h"
 #include "cmn_redis.h"
 #include "cmn_seal.h"
 #include "cmn_secret.h"
@@ -39,6 +40,10 @@ struct sso_config {
                      (blocking work then runs on `jobs` threads) */
     long jobs;    /* threads for IdS calls, refreshes and Redis waits */
     enum cmn_log_level log_level;
+    struct cmn_netlist trusted_proxies; /* whose X-Forwarded-For names the
+                                           client (the load balancers) */
+    const char *metrics_listen; /* NULL: /metrics on listen; else only on
+                                   this second address */
 
     /* [redis] */
     struct cmn_redis_opts redis;
@@ -78,6 +83,8 @@ struct sso_config {
     /* [login] */
     struct sso_allowed_url *allowed;
     size_t nallowed;
+    long starts_per_minute; /* sign-in starts per client address and
+                               instance (burst: as many); 0 = no limit */
 
     /* [saml]: NULL without the section (sso_saml_config.h) */
     struct sso_saml_config *saml;

@@ -10,14 +10,17 @@
 int sso_http_login(struct cmn_http_req *req, void *app);
 int sso_http_callback(struct cmn_http_req *req, void *app);
 
-/* The checks every sign-in start makes on return_to, login_hint, mode:
- * CMN_AGAIN when they pass (nothing replied yet), else the reply queued. */
-int sso_http_login_check(struct cmn_http_req *req, struct sso_gen *g,
-                         const char **return_to, const char **hint,
-                         bool *popup);
-/* The IdS leg: state, nonce, PKCE stored, 302 to IdS authorize. ls holds
- * return_to, login_hint, popup (and the SAML user when the IdP came
- * first); the rest is filled here. */
+/* The checks every sign-in start makes on return_to (allowed, at most
+ * SSO_RETURN_TO_MAX, no handoff parameter), login_hint (printable, at most
+ * SSO_HINT_MAX), mode, and the client's start rate: CMN_AGAIN when they
+ * pass (nothing replied yet), else the reply queued (400, 429). */
+int sso_http_login_check(struct cmn_http_req *req, struct sso_app *app,
+                         struct sso_gen *g, const char **return_to,
+                         const char **hint, bool *popup);
+/* The IdS leg: state, nonce, PKCE and the browser binding stored (the
+ * __Host-fsc_login cookie set), 302 to IdS authorize. ls holds return_to,
+ * login_hint, popup (and the SAML user when the IdP came first); the rest
+ * is filled here. */
 int sso_http_login_ids(struct cmn_http_req *req, struct sso_gen *g,
                        struct sso_login_state *ls);
 
@@ -36,6 +39,7 @@ int sso_http_revoke_user(struct cmn_http_req *req, void *app);
 int sso_http_healthz(struct cmn_http_req *req, void *app);
 int sso_http_readyz(struct cmn_http_req *req, void *app);
 int sso_http_metrics(struct cmn_http_req *req, void *app);
+int sso_http_metrics_public(struct cmn_http_req *req, void *app);
 
 /* A small HTML page for people (sign-in errors): status, a title and a
  * sentence, all escaped. */
@@ -44,5 +48,7 @@ int sso_http_page(struct cmn_http_req *req, unsigned status, const char *title,
 
 extern const struct cmn_http_route sso_http_routes[];
 extern const size_t sso_http_nroutes;
+extern const struct cmn_http_route sso_http_metrics_routes[];
+extern const size_t sso_http_metrics_nroutes;
 
 #endif

@@ -2,7 +2,14 @@
 /* sso_http_login.c - the browser half of sign-in: /sso/login sends the
  * agent to IdS with state, nonce and PKCE; /sso/callback exchanges the
  * code, stores the session and hands a one-time code to the softphone.
- * Either instance can serve either step: all state is in Redis. */
+ * Either instance can serve either step: all state is in Redis.
+ *
+ * Anyone can start a sign-in, and each start is a record in Redis for
+ * [session] state_ttl_s: what a start may store is capped (return_to,
+ * login_hint) and the starts of one client address are limited ([login]
+ * starts_per_minute, per instance), so that no one address can fill Redis
+ * and stop sign-ins, token refreshes and the connector's outbox. The
+ * state is bound to the browser that started it (sso_bind.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +17,7 @@
 #include "cmn_httpc.h"
 #include "cmn_log.h"
 #include "cmn_seal.h"
+#include "sso_bind.h"
 #include "sso_claims.h"
 #include "sso_http.h"
 #include "sso_ids.h"
@@ -69,18 +77,41 @@ authorize_url(const struct sso_config *cfg, const char *state,
     return url;
 }
 
+/* One start per token of the client's bucket ([login] starts_per_minute):
+ * CMN_AGAIN to go on, else the 429 queued. */
+static int
+start_allowed(struct cmn_http_req *req, struct sso_app *app, struct sso_gen *g)
+{
+    char client[CMN_ADDR_MAX], key[CMN_ADDR_MAX], retry[24];
+    long long wait_ms = 0;
+
+    cmn_http_req_client(req, &g->cfg->trusted_proxies, client);
+    cmn_net_count_key(client, key);
+    if (cmn_rate_take(app->starts, key, cmn_now_ms(), &wait_ms) == CMN_OK) {
+        return CMN_AGAIN;
+    }
+    cmn_metric_inc(app->m.starts_limited);
+    cmn_log_warn("event=login_limited client=%s retry_after_s=%lld", key,
+                 (wait_ms + 999) / 1000);
+    snprintf(retry, sizeof(retry), "%lld", (wait_ms + 999) / 1000);
+    (void)cmn_http_add_header(req, "Retry-After", retry);
+    return sso_http_page(req, 429, "Too many sign-ins",
+                         "Too many sign-ins were started from your network "
+                         "just now. Wait a moment and try again.");
+}
+
 int
-sso_http_login_check(struct cmn_http_req *req, struct sso_gen *g,
-                     const char **return_to, const char **hint, bool *popup)
+sso_http_login_check(struct cmn_http_req *req, struct sso_app *app,
+                     struct sso_gen *g, const char **return_to,
+                     const char **hint, bool *popup)
 {
     const char *mode = cmn_http_req_query(req, "mode");
 
     *return_to = cmn_http_req_query(req, "return_to");
     *hint = cmn_http_req_query(req, "login_hint");
     *popup = mode != NULL && strcmp(mode, "popup") == 0;
-    if (*return_to == NULL || strlen(*return_to) >= 2100 ||
-        !sso_url_allowed(g->cfg->allowed, g->cfg->nallowed, *return_to,
-                         NULL)) {
+    if (*return_to == NULL || strlen(*return_to) > SSO_RETURN_TO_MAX ||
+        !sso_url_allowed(g->cfg->allowed, g->cfg->nallowed, *return_to, NULL)) {
         cmn_log_warn("event=login_refused reason=return_to_not_allowed");
         return sso_http_page(req, 400, "Sign-in refused",
                              "The page that started this sign-in is not one "
@@ -88,12 +119,12 @@ sso_http_login_check(struct cmn_http_req *req, struct sso_gen *g,
     }
     if (sso_url_has_param(*return_to, "handoff")) {
         /* a softphone reading the first handoff= would take the planted
-         * one */
+         * one (also percent-encoded: the page decodes the query) */
         cmn_log_warn("event=login_refused reason=return_to_has_handoff");
         return sso_http_page(req, 400, "Sign-in refused",
                              "return_to must not carry a handoff parameter.");
     }
-    if (*hint != NULL && !printable(*hint, SSO_USER_MAX - 1)) {
+    if (*hint != NULL && !printable(*hint, SSO_HINT_MAX)) {
         return sso_http_page(req, 400, "Sign-in refused",
                              "login_hint is not a valid user name.");
     }
@@ -102,7 +133,8 @@ sso_http_login_check(struct cmn_http_req *req, struct sso_gen *g,
         return sso_http_page(req, 400, "Sign-in refused",
                              "mode must be popup or redirect.");
     }
-    return CMN_AGAIN; /* valid: nothing replied */
+    /* valid: it will be stored, and counts against the client */
+    return start_allowed(req, app, g);
 }
 
 int
@@ -111,15 +143,23 @@ sso_http_login_ids(struct cmn_http_req *req, struct sso_gen *g,
 {
     char state[SSO_ID_LEN];
     struct cmn_err err = {{0}};
+    char bind[SSO_ID_LEN];
     char *url = NULL;
     int rc;
 
     if (cmn_random_id(state, sizeof(state), SSO_ID_BYTES) != CMN_OK ||
         cmn_random_id(ls->nonce, sizeof(ls->nonce), SSO_ID_BYTES) != CMN_OK ||
         cmn_random_id(ls->verifier, sizeof(ls->verifier), SSO_ID_BYTES) !=
-            CMN_OK) {
+            CMN_OK ||
+        sso_bind_value(req, bind) != CMN_OK) {
         return sso_http_page(req, 500, "Sign-in failed", "No randomness.");
     }
+    /* the callback must come from this browser: the cookie's hash goes
+     * with the state */
+    sso_bind_hash(bind, ls->bind_hash);
+    (void)sso_bind_set_cookie(req, SSO_BIND_COOKIE, bind, g->cfg->state_ttl_s,
+                              false);
+    cmn_wipe(bind, sizeof(bind));
     ls->created = cmn_wall_sec();
     if (sso_store_state_put(&g->store, state, ls, &err) != CMN_OK) {
         cmn_log_err("event=login_failed reason=store detail=\"%s\"", err.msg);
@@ -147,7 +187,7 @@ sso_http_login(struct cmn_http_req *req, void *appv)
     struct sso_login_state ls = {0};
     const char *return_to, *hint;
     bool popup;
-    int rc = sso_http_login_check(req, g, &return_to, &hint, &popup);
+    int rc = sso_http_login_check(req, app, g, &return_to, &hint, &popup);
 
     if (rc != CMN_AGAIN) {
         goto out;
@@ -464,6 +504,17 @@ sso_http_callback(struct cmn_http_req *req, void *appv)
         cmn_log_err("event=login_failed reason=store detail=\"%s\"", err.msg);
         rc = sso_http_page(req, 503, "Sign-in unavailable",
                            "The session store cannot be reached.");
+        goto fail;
+    }
+    if (!sso_bind_check(req, SSO_BIND_COOKIE, ls.bind_hash)) {
+        /* another browser's sign-in (a link sent to a victim: login CSRF),
+         * or a browser that lost its cookie */
+        cmn_log_warn("event=login_failed reason=browser_mismatch cookie=%d",
+                     cmn_http_req_cookie(req, SSO_BIND_COOKIE) != NULL);
+        rc = sso_http_page(req, 400, "Sign-in refused",
+                           "This sign-in was not started in this browser "
+                           "(or the browser did not keep its cookie). Start "
+                           "again from the softphone.");
         goto fail;
     }
     if (error != NULL) {

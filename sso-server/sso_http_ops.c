@@ -22,10 +22,16 @@ const struct cmn_http_route sso_http_routes[] = {
     {"DELETE", "/v1/sessions",   sso_http_revoke_user},
     {"GET",    "/healthz",       sso_http_healthz},
     {"GET",    "/readyz",        sso_http_readyz},
+    {"GET",    "/metrics",       sso_http_metrics_public},
+};
+/* [server] metrics_listen: the second socket serves only these */
+const struct cmn_http_route sso_http_metrics_routes[] = {
     {"GET",    "/metrics",       sso_http_metrics},
+    {"GET",    "/healthz",       sso_http_healthz},
 };
 /* clang-format on */
 const size_t sso_http_nroutes = CMN_ARRAY_LEN(sso_http_routes);
+const size_t sso_http_metrics_nroutes = CMN_ARRAY_LEN(sso_http_metrics_routes);
 
 int
 sso_http_healthz(struct cmn_http_req *req, void *app)
@@ -106,6 +112,21 @@ sso_http_metrics(struct cmn_http_req *req, void *appv)
     rc = cmn_http_reply_text(req, 200, "text/plain; version=0.0.4", text, len);
     free(text);
     return rc;
+}
+
+/* /metrics on [server] listen: not there when metrics have their own
+ * address (the public listener need not expose them at all). */
+int
+sso_http_metrics_public(struct cmn_http_req *req, void *appv)
+{
+    struct sso_app *app = appv;
+
+    if (app->metrics_elsewhere) {
+        return cmn_http_reply_error(req, 404, "not_found",
+                                    "metrics are served on [server] "
+                                    "metrics_listen");
+    }
+    return sso_http_metrics(req, appv);
 }
 
 int

@@ -8,13 +8,16 @@
  * by A and B and both failing closed when Redis cannot answer. An
  * accepted Response continues to IdS (login_hint = the asserted user) or,
  * without [ids], ends in a session and a handoff. A refused one gets a
- * generic 403 page; the specific reason goes to the log and /metrics. */
+ * generic 403 page; the specific reason goes to the log and /metrics.
+ * A request is bound to the browser that started it: the ACS refuses a
+ * Response for it posted from another browser (sso_bind.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cmn_log.h"
 #include "cmn_seal.h"
+#include "sso_bind.h"
 #include "sso_http.h"
 #include "sso_saml.h"
 #include "sso_saml_config.h"
@@ -88,15 +91,22 @@ sso_saml_begin(struct sso_app *app, struct sso_gen *g,
     const struct sso_saml_config *s = g->cfg->saml;
     struct sso_saml_request rq = {0};
     struct cmn_err err = {{0}};
-    char id[34], *url;
+    char id[34], bind[SSO_ID_LEN], *url;
     int rc;
 
     (void)app;
     if (saml_new_id(id) != CMN_OK ||
         cmn_random_id(rq.relay_state, sizeof(rq.relay_state), SSO_ID_BYTES) !=
-            CMN_OK) {
+            CMN_OK ||
+        sso_bind_value(req, bind) != CMN_OK) {
         return sso_http_page(req, 500, "Sign-in failed", "No randomness.");
     }
+    /* the IdP posts the Response cross-site: a SameSite=None cookie is
+     * what reaches the ACS */
+    sso_bind_hash(bind, rq.bind_hash);
+    (void)sso_bind_set_cookie(req, SSO_BIND_COOKIE_SAML, bind,
+                              g->cfg->state_ttl_s, true);
+    cmn_wipe(bind, sizeof(bind));
     snprintf(rq.return_to, sizeof(rq.return_to), "%s", return_to);
     snprintf(rq.login_hint, sizeof(rq.login_hint), "%s", hint ? hint : "");
     rq.popup = popup;
@@ -135,7 +145,7 @@ sso_http_saml_login(struct cmn_http_req *req, void *appv)
 
     if (g->cfg->saml == NULL) {
         rc = not_configured(req);
-    } else if ((rc = sso_http_login_check(req, g, &return_to, &hint,
+    } else if ((rc = sso_http_login_check(req, app, g, &return_to, &hint,
                                           &popup)) == CMN_AGAIN) {
         rc = sso_saml_begin(app, g, req, return_to, hint, popup);
     }
@@ -255,6 +265,26 @@ take_request(struct sso_gen *g, const struct saml_assertion *a,
     return SAML_OK;
 }
 
+/* The request was started by this browser: its __Host-fsc_saml cookie
+ * hashes to what the request stored. An IdP-initiated Response has no
+ * request to be bound to (allow_idp_initiated: off by default). */
+static enum saml_reason
+check_browser(struct cmn_http_req *req, const struct saml_assertion *a,
+              const struct sso_saml_request *rq, char *why, size_t why_size)
+{
+    if (a->in_response_to == NULL ||
+        sso_bind_check(req, SSO_BIND_COOKIE_SAML, rq->bind_hash)) {
+        return SAML_OK;
+    }
+    snprintf(why, why_size,
+             "request %.40s was started in another browser (cookie %s)",
+             a->in_response_to,
+             cmn_http_req_cookie(req, SSO_BIND_COOKIE_SAML) != NULL
+                 ? "differs"
+                 : "missing");
+    return SAML_R_BROWSER;
+}
+
 /* After every check: IdS next, or (SAML-only) a session and a handoff. */
 static int
 continue_sign_in(struct sso_app *app, struct sso_gen *g,
@@ -352,6 +382,9 @@ sso_http_saml_acs(struct cmn_http_req *req, void *appv)
         goto out;
     }
     r = take_request(g, &a, relay, &rq, why, sizeof(why));
+    if (r == SAML_OK) {
+        r = check_browser(req, &a, &rq, why, sizeof(why));
+    }
     if (r != SAML_OK) {
         rc = refuse(app, req, r, why);
         goto out;

@@ -143,14 +143,18 @@ set_value(struct sso_store *st, const char *key, const unsigned char *val,
     return rc;
 }
 
-/* GETDEL key: *out malloc'd copy, CMN_NOTFOUND when absent. */
+/* GETDEL key: *out malloc'd copy, CMN_NOTFOUND when absent. DURABLE (WAIT
+ * [redis] wait_replicas): a consumed state, handoff code or SAML request
+ * must stay consumed on the replica a failover promotes, or it could be
+ * used a second time for the rest of its life. */
 static int
 take_value(struct sso_store *st, const char *key, unsigned char **out,
            size_t *out_len, struct cmn_err *err)
 {
     const char *argv[2] = {"GETDEL", key};
     size_t lens[2] = {6, strlen(key)};
-    redisReply *r = cmn_redis_cmd(st->redis, 0, 2, argv, lens, err);
+    redisReply *r =
+        cmn_redis_cmd(st->redis, CMN_REDIS_DURABLE, 2, argv, lens, err);
     int rc = reply_status(r, err);
 
     if (rc == CMN_OK) {
@@ -192,11 +196,11 @@ sso_store_state_put(struct sso_store *st, const char *state,
     int rc;
 
     make_key(st, "state", state, key);
-    o = json_pack("{s:s, s:s, s:s, s:s, s:b, s:I, s:s, s:s, s:s}", "n",
+    o = json_pack("{s:s, s:s, s:s, s:s, s:b, s:I, s:s, s:s, s:s, s:s}", "n",
                   ls->nonce, "v", ls->verifier, "r", ls->return_to, "h",
                   ls->login_hint, "p", ls->popup, "t", (json_int_t)ls->created,
                   "su", ls->saml_user, "sn", ls->saml_name_id, "si",
-                  ls->saml_session_index);
+                  ls->saml_session_index, "b", ls->bind_hash);
     if (o == NULL) {
         return CMN_NOMEM;
     }
@@ -243,6 +247,7 @@ sso_store_state_take(struct sso_store *st, const char *state,
              json_object_get(o, "sn"));
     copy_str(ls->saml_session_index, sizeof(ls->saml_session_index),
              json_object_get(o, "si"));
+    copy_str(ls->bind_hash, sizeof(ls->bind_hash), json_object_get(o, "b"));
     json_decref(o);
     return CMN_OK;
 }
@@ -700,9 +705,9 @@ sso_store_saml_request_put(struct sso_store *st, const char *id,
     int rc;
 
     make_key(st, "samlreq", id, key);
-    o = json_pack("{s:s, s:s, s:s, s:b, s:I}", "rs", rq->relay_state, "r",
+    o = json_pack("{s:s, s:s, s:s, s:b, s:I, s:s}", "rs", rq->relay_state, "r",
                   rq->return_to, "h", rq->login_hint, "p", rq->popup, "t",
-                  (json_int_t)rq->created);
+                  (json_int_t)rq->created, "b", rq->bind_hash);
     if (o == NULL) {
         return CMN_NOMEM;
     }
@@ -744,6 +749,7 @@ sso_store_saml_request_take(struct sso_store *st, const char *id,
     copy_str(rq->login_hint, sizeof(rq->login_hint), json_object_get(o, "h"));
     rq->popup = json_is_true(json_object_get(o, "p"));
     rq->created = json_integer_value(json_object_get(o, "t"));
+    copy_str(rq->bind_hash, sizeof(rq->bind_hash), json_object_get(o, "b"));
     json_decref(o);
     return CMN_OK;
 }

@@ -3,7 +3,11 @@
  *
  * Keys (all under the configured prefix, all with a TTL):
  *   sso:state:<sha256(state)>     login in progress (nonce, PKCE verifier,
- *                                 return_to); consumed once with GETDEL
+ *                                 return_to, the hash of the browser's
+ *                                 binding cookie); consumed once with
+ *                                 GETDEL (and WAIT, as every consuming
+ *                                 GETDEL: a failover must not bring a
+ *                                 consumed state or code back)
  *   sso:handoff:<sha256(code)>    one-time handoff code -> session id, 60 s
  *   sso:sess:<sha256(sid)>        "<version>:" + sealed session record
  *   sso:lock:<sha256(sid)>        refresh lock: owner token, PX lock_ttl
@@ -33,6 +37,13 @@
 #define SSO_ID_BYTES 32 /* 256-bit ids: session, handoff code, state */
 #define SSO_ID_LEN   44 /* base64url chars + NUL */
 #define SSO_USER_MAX 256
+/* What a sign-in start may store per request (anyone can start one, and
+ * each start is a record in Redis for state_ttl_s): return_to and
+ * login_hint are capped well below the arrays, so a record stays under
+ * 2 KB in Redis (1.7 KB measured at the caps, key and overhead included;
+ * it_sso_login_flood). */
+#define SSO_RETURN_TO_MAX 1024
+#define SSO_HINT_MAX      128
 
 struct sso_store {
     struct cmn_redis *redis;
@@ -46,6 +57,8 @@ struct sso_login_state {
     char login_hint[SSO_USER_MAX];
     bool popup;
     long long created;
+    char bind_hash[65]; /* SHA-256 hex of the browser's binding cookie
+                           (sso_bind.h) */
     /* set when the IdP signed the user in first ([saml]): IdS's token
      * must name this user, and the session remembers the SAML subject */
     char saml_user[SSO_USER_MAX];
@@ -60,6 +73,7 @@ struct sso_saml_request {
     char login_hint[SSO_USER_MAX];
     bool popup;
     long long created;
+    char bind_hash[65]; /* SHA-256 hex of the browser's binding cookie */
 };
 
 struct sso_session {

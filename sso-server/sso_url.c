@@ -200,24 +200,65 @@ sso_url_add_param(const char *url, const char *name, const char *value)
     return out;
 }
 
+static int
+hex_digit(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* Does the query field name [p, end) decode to name? Decoded as
+ * application/x-www-form-urlencoded (URLSearchParams): '+' is a space,
+ * %XX a byte, a '%' without two hex digits itself; compared ignoring
+ * ASCII case, so that no parser's reading of it is "handoff". */
+static bool
+field_name_is(const char *p, const char *end, const char *name)
+{
+    size_t i = 0, n = strlen(name);
+
+    while (p < end) {
+        int c = (unsigned char)*p;
+        if (c == '+') {
+            c = ' ';
+            p++;
+        } else if (c == '%' && end - p >= 3 && hex_digit(p[1]) >= 0 &&
+                   hex_digit(p[2]) >= 0) {
+            c = hex_digit(p[1]) << 4 | hex_digit(p[2]);
+            p += 3;
+        } else {
+            p++;
+        }
+        if (i >= n || tolower(c) != tolower((unsigned char)name[i])) {
+            return false;
+        }
+        i++;
+    }
+    return i == n;
+}
+
 bool
 sso_url_has_param(const char *url, const char *name)
 {
     const char *q = strchr(url, '?');
-    size_t n = strlen(name);
+    const char *end;
 
     if (q == NULL) {
         return false;
     }
-    const char *end = q + strcspn(q, "#");
-    for (const char *p = q + 1; p < end; p += strcspn(p, "&#") + 1) {
-        if ((size_t)(end - p) >= n && strncmp(p, name, n) == 0 &&
-            (p[n] == '=' || p[n] == '&' || p[n] == '#' || p[n] == '\0')) {
+    end = q + strcspn(q, "#");
+    /* fields are split on '&' (URLSearchParams) and on ';' (parsers that
+     * also accept it): refusing more than needed is the safe side */
+    for (const char *p = q + 1; p < end;) {
+        size_t flen = strcspn(p, "&;#");
+        const char *fend = p + flen < end ? p + flen : end;
+        const char *eq = memchr(p, '=', (size_t)(fend - p));
+
+        if (field_name_is(p, eq != NULL ? eq : fend, name)) {
             return true;
         }
-        if (p[strcspn(p, "&#")] != '&') {
-            break;
-        }
+        p = fend + 1;
     }
     return false;
 }

@@ -21,7 +21,10 @@ int sso_url_split(const char *url, char **origin, char **path) CMN_NODISCARD;
 bool sso_url_allowed(const struct sso_allowed_url *allowed, size_t n,
                      const char *url, char **origin);
 
-/* True when url's query has a parameter called name. */
+/* True when url's query has a parameter whose name decodes to name (as
+ * application/x-www-form-urlencoded, like the browser's URLSearchParams:
+ * "hand%6fff" is "handoff"), fields split on '&' or ';', ASCII case
+ * ignored. */
 bool sso_url_has_param(const char *url, const char *name);
 
 /* url with "name=value" (value escaped) added to its query, before any

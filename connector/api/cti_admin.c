@@ -64,14 +64,17 @@ cti_admin_outbox(struct cmn_http_req *req, void *appv)
                   (json_int_t)st.reclaimed));
 }
 
-/* POST /admin/v1/outbox/replay {"index": N} or {"all": true} */
+/* POST /admin/v1/outbox/replay {"index": N} or {"all": true}, and
+ * "force": true to replay dead letters that are not authenticated (an
+ * admin who checked them: entries from before outbox MACs, say). */
 int
 cti_admin_replay(struct cmn_http_req *req, void *appv)
 {
     struct cti_app *app = appv;
     struct cmn_err err = {{0}};
-    size_t replayed = 0;
-    json_t *body;
+    size_t replayed = 0, unauthenticated = 0;
+    json_t *body, *force_v;
+    bool force;
     long index;
     int rc;
 
@@ -81,6 +84,13 @@ cti_admin_replay(struct cmn_http_req *req, void *appv)
     body = cmn_http_req_json(req);
     if (body == NULL) {
         return CMN_OK;
+    }
+    force_v = json_object_get(body, "force");
+    force = json_is_true(force_v);
+    if (force_v != NULL && !json_is_boolean(force_v)) {
+        json_decref(body);
+        return cmn_http_reply_error(req, 400, "invalid_request",
+                                    "\"force\" is true or false");
     }
     if (json_is_true(json_object_get(body, "all"))) {
         index = SF_OUTBOX_ALL;
@@ -93,16 +103,26 @@ cti_admin_replay(struct cmn_http_req *req, void *appv)
                                     "{\"index\": N} or {\"all\": true}");
     }
     json_decref(body);
-    rc = sf_outbox_replay(cti_engine_outbox(app->engine), index, &replayed,
-                          &err);
+    rc = sf_outbox_replay(cti_engine_outbox(app->engine), index, force,
+                          &replayed, &unauthenticated, &err);
     if (rc == CMN_NOTFOUND) {
         return cmn_http_reply_error(req, 404, "not_found",
                                     "no dead letter at that index");
     }
+    if (rc == CMN_DENIED) {
+        return cmn_http_reply_error(req, 409, "unauthenticated", err.msg);
+    }
+    if (rc == CMN_INVALID) {
+        return cmn_http_reply_error(req, 409, "malformed", err.msg);
+    }
     if (rc != CMN_OK) {
         return cmn_http_reply_error(req, 503, "store_unavailable", err.msg);
     }
-    cmn_log_notice("event=outbox_replayed entries=%zu", replayed);
+    cmn_log_notice("event=outbox_replayed entries=%zu unauthenticated_left=%zu "
+                   "forced=%d",
+                   replayed, unauthenticated, force);
     return cmn_http_reply_json(
-        req, 200, json_pack("{s:I}", "replayed", (json_int_t)replayed));
+        req, 200,
+        json_pack("{s:I, s:I}", "replayed", (json_int_t)replayed,
+                  "unauthenticated", (json_int_t)unauthenticated));
 }

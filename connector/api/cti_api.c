@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cmn_log.h"
+#include "cmn_seal.h"
 #include "cti_admin.h"
 #include "cti_api.h"
 #include "cti_api_pops.h"
@@ -39,8 +40,8 @@ struct api_job {
     char password[STR_MAX];
 };
 
-void
-cti_api_metrics_init(struct cti_app *app)
+static void
+metrics_init(struct cti_app *app)
 {
     app->logins_ok = cmn_metric_counter(
         "fsc_connector_logins_total{result=\"ok\"}", "Agent sign-ins");
@@ -52,6 +53,21 @@ cti_api_metrics_init(struct cti_app *app)
                                      "Agents with a Finesse session");
     app->xmpp_online = cmn_metric_gauge("fsc_connector_xmpp_online",
                                         "Agents whose XMPP session is up");
+}
+
+int
+cti_api_init(struct cti_app *app)
+{
+    metrics_init(app);
+    app->tickets = cti_tickets_new(app->cfg->stream_ticket_s * 1000);
+    return app->tickets != NULL ? CMN_OK : CMN_NOMEM;
+}
+
+void
+cti_api_cleanup(struct cti_app *app)
+{
+    cti_tickets_free(app->tickets);
+    app->tickets = NULL;
 }
 
 /* A JSON string field, copied; absent is "" (callers decide). Non-string
@@ -316,10 +332,12 @@ h_login(struct cmn_http_req *req, void *appv)
                            "short strings");
     }
     json_decref(body);
-    /* the peer address (a reverse proxy's, behind one) for the
-     * failed-sign-in count per address */
-    snprintf(j->dialog, sizeof(j->dialog), "%s",
-             cmn_http_req_peer(req) != NULL ? cmn_http_req_peer(req) : "");
+    /* the client for the failed-sign-in count per address: behind one of
+     * [server] trusted_proxies the one its X-Forwarded-For names, and an
+     * IPv6 client's /64 (cmn_net_count_key) */
+    char client[CMN_ADDR_MAX];
+    cmn_http_req_client(req, &app->cfg->trusted_proxies, client);
+    cmn_net_count_key(client, j->dialog);
     return submit(req, j);
 }
 
@@ -504,32 +522,92 @@ h_call_sub(struct cmn_http_req *req, void *appv)
     return submit(req, j);
 }
 
+/* POST /api/v1/events/ticket: a single-use ticket for one stream
+ * (cti_ticket.h), so that the API token never rides in a URL. */
+static int
+h_events_ticket(struct cmn_http_req *req, void *appv)
+{
+    struct cti_app *app = appv;
+    const char *token = cmn_http_req_bearer(req);
+    struct cti_agent *a = cti_api_authed(req, app, token);
+    char ticket[CTI_TICKET_LEN];
+    int rc;
+
+    if (a == NULL) {
+        return CMN_OK;
+    }
+    cti_agent_unref(a);
+    rc = cti_tickets_issue(app->tickets, token, cmn_now_ms(), ticket);
+    if (rc != CMN_OK) {
+        cmn_http_add_header(req, "Retry-After", "1");
+        return cmn_http_reply_error(req, 503, "busy",
+                                    "no stream ticket now; retry in a "
+                                    "moment");
+    }
+    rc = cmn_http_reply_json(req, 200,
+                             json_pack("{s:s, s:I}", "ticket", ticket,
+                                       "expires_in",
+                                       (json_int_t)app->cfg->stream_ticket_s));
+    cmn_wipe(ticket, sizeof(ticket));
+    return rc;
+}
+
+/* Where a resumed stream starts: Last-Event-ID (EventSource's own
+ * reconnect) or ?last_event_id= (a page that opens a new EventSource with
+ * a fresh ticket). 0: a snapshot. */
+static unsigned long long
+last_event_id(struct cmn_http_req *req)
+{
+    const char *last = cmn_http_req_header(req, "Last-Event-ID");
+    unsigned long long id;
+    char *end;
+
+    if (last == NULL) {
+        last = cmn_http_req_query(req, "last_event_id");
+    }
+    if (last == NULL || last[0] == '\0') {
+        return 0;
+    }
+    id = strtoull(last, &end, 10);
+    return *end == '\0' ? id : 0; /* not ours: send a snapshot */
+}
+
+/* GET /api/v1/events?ticket=... (EventSource, which cannot set headers)
+ * or with Authorization: Bearer (other clients). Never ?token=: an API
+ * token in a URL ends up in proxy logs. */
 static int
 h_events(struct cmn_http_req *req, void *appv)
 {
     struct cti_app *app = appv;
-    /* EventSource cannot set headers: the token comes in the query */
-    const char *token = cmn_http_req_query(req, "token");
-    const char *last = cmn_http_req_header(req, "Last-Event-ID");
+    const char *ticket = cmn_http_req_query(req, "ticket");
+    char token[CTI_TOKEN_LEN] = "";
     struct cti_agent *a;
-    unsigned long long last_id = 0;
     int rc;
 
-    if (token == NULL) {
-        token = cmn_http_req_bearer(req);
+    if (cmn_http_req_query(req, "token") != NULL) {
+        return cmn_http_reply_error(req, 400, "token_in_url",
+                                    "the API token never goes in a URL: "
+                                    "POST /api/v1/events/ticket, then open "
+                                    "/api/v1/events?ticket=...");
     }
-    a = cti_api_authed(req, app, token);
+    if (ticket != NULL) {
+        if (cti_tickets_redeem(app->tickets, ticket, cmn_now_ms(), token) !=
+            CMN_OK) {
+            cmn_http_add_header(req, "WWW-Authenticate",
+                                "Bearer realm=\"fsc-connector\"");
+            return cmn_http_reply_error(req, 401, "invalid_ticket",
+                                        "unknown, used or expired stream "
+                                        "ticket: POST /api/v1/events/ticket "
+                                        "for a new one");
+        }
+    }
+    a = cti_api_authed(req, app,
+                       ticket != NULL ? token : cmn_http_req_bearer(req));
+    cmn_wipe(token, sizeof(token));
     if (a == NULL) {
         return CMN_OK;
     }
-    if (last != NULL) {
-        char *end;
-        last_id = strtoull(last, &end, 10);
-        if (*end != '\0') {
-            last_id = 0; /* not ours: send a snapshot */
-        }
-    }
-    rc = cti_agent_attach(a, req, last_id);
+    rc = cti_agent_attach(a, req, last_event_id(req));
     cti_agent_unref(a);
     if (rc != CMN_OK) {
         return cmn_http_reply_error(req, 503, "unavailable",
@@ -565,6 +643,22 @@ h_readyz(struct cmn_http_req *req, void *appv)
                   (json_int_t)st.xmpp_online));
 }
 
+static int h_metrics(struct cmn_http_req *req, void *appv);
+
+/* /metrics on [server] listen: 404 when metrics have their own address */
+static int
+h_metrics_public(struct cmn_http_req *req, void *appv)
+{
+    struct cti_app *app = appv;
+
+    if (app->cfg->metrics_listen != NULL) {
+        return cmn_http_reply_error(req, 404, "not_found",
+                                    "metrics are served on [server] "
+                                    "metrics_listen");
+    }
+    return h_metrics(req, appv);
+}
+
 static int
 h_metrics(struct cmn_http_req *req, void *appv)
 {
@@ -590,6 +684,7 @@ const struct cmn_http_route cti_api_routes[] = {
     {"POST", "/api/v1/login",           h_login},
     {"POST", "/api/v1/logout",          h_logout},
     {"GET",  "/api/v1/events",          h_events},
+    {"POST", "/api/v1/events/ticket",   h_events_ticket},
     {"POST", "/api/v1/state",           h_state},
     {"GET",  "/api/v1/reason-codes",    h_reason_codes},
     {"GET",  "/api/v1/wrapup-reasons",  h_wrapup_reasons},
@@ -602,7 +697,13 @@ const struct cmn_http_route cti_api_routes[] = {
     {"POST", "/admin/v1/outbox/replay", cti_admin_replay},
     {"GET",  "/healthz",                h_healthz},
     {"GET",  "/readyz",                 h_readyz},
+    {"GET",  "/metrics",                h_metrics_public},
+};
+/* [server] metrics_listen: the second socket serves only these */
+const struct cmn_http_route cti_api_metrics_routes[] = {
     {"GET",  "/metrics",                h_metrics},
+    {"GET",  "/healthz",                h_healthz},
 };
 /* clang-format on */
 const size_t cti_api_nroutes = CMN_ARRAY_LEN(cti_api_routes);
+const size_t cti_api_metrics_nroutes = CMN_ARRAY_LEN(cti_api_metrics_routes);

@@ -10,10 +10,12 @@
 #include "cmn_httpd.h"
 #include "cmn_metrics.h"
 #include "cti_engine.h"
+#include "cti_ticket.h"
 
 struct cti_app {
     const struct cti_config *cfg;
     struct cti_engine *engine;
+    struct cti_tickets *tickets; /* event-stream tickets */
     struct cmn_metric *logins_ok;
     struct cmn_metric *logins_failed;
     struct cmn_metric *actions;
@@ -21,7 +23,9 @@ struct cti_app {
     struct cmn_metric *xmpp_online;
 };
 
-void cti_api_metrics_init(struct cti_app *app);
+/* Metrics and the stream tickets; CMN_NOMEM. cti_api_cleanup frees. */
+int cti_api_init(struct cti_app *app) CMN_NODISCARD;
+void cti_api_cleanup(struct cti_app *app);
 
 /* The agent behind token (referenced: cti_agent_unref), resumed from Redis
  * when another process issued it; NULL when a reply (401, 409
@@ -31,5 +35,8 @@ struct cti_agent *cti_api_authed(struct cmn_http_req *req, struct cti_app *app,
 
 extern const struct cmn_http_route cti_api_routes[];
 extern const size_t cti_api_nroutes;
+/* [server] metrics_listen's routes: /metrics and /healthz */
+extern const struct cmn_http_route cti_api_metrics_routes[];
+extern const size_t cti_api_metrics_nroutes;
 
 #endif

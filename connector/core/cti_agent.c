@@ -413,6 +413,26 @@ cti_agent_dialog_count(struct cti_agent *a)
 
 /* --- tabs --- */
 
+/* "event: <type>\ndata: <text>\n\n" (unnumbered) to one stream, in a
+ * buffer sized for it: an agent or a dialog has no fixed size once JSON
+ * has escaped it. */
+static int
+write_event(struct cmn_http_stream *s, const char *type, const char *text)
+{
+    size_t len = strlen(type) + strlen(text) + sizeof("event: \ndata: \n\n");
+    char *frame = malloc(len);
+    int n, rc;
+
+    if (frame == NULL) {
+        return CMN_NOMEM;
+    }
+    n = snprintf(frame, len, "event: %s\ndata: %s\n\n", type, text);
+    rc = n > 0 && (size_t)n < len ? cmn_http_stream_write(s, frame, (size_t)n)
+                                  : CMN_ERR;
+    free(frame);
+    return rc;
+}
+
 static int
 send_snapshot(struct cti_agent *a, struct cmn_http_stream *s)
 {
@@ -433,25 +453,16 @@ send_snapshot(struct cti_agent *a, struct cmn_http_stream *s)
     text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (text != NULL) {
-        size_t len = strlen(text) + 32;
-        char *frame = malloc(len);
-        if (frame != NULL) {
-            int n = snprintf(frame, len, "event: snapshot\ndata: %s\n\n", text);
-            rc = cmn_http_stream_write(s, frame, (size_t)n);
-            free(frame);
-        }
+        rc = write_event(s, "snapshot", text);
         free(text);
     }
     j = user_json(a);
     text = json_dumps(j, JSON_COMPACT);
     json_decref(j);
-    if (text != NULL) {
-        char frame[2048];
-        int n =
-            snprintf(frame, sizeof(frame), "event: agent\ndata: %s\n\n", text);
-        rc = cmn_http_stream_write(s, frame, (size_t)n);
-        free(text);
+    if (text != NULL && rc == CMN_OK) {
+        rc = write_event(s, "agent", text);
     }
+    free(text);
     for (size_t i = 0; i < a->ndialogs && rc == CMN_OK; i++) {
         j = cti_dialog_json(a->dialogs[i]);
         text = json_dumps(j, JSON_COMPACT);
@@ -459,13 +470,7 @@ send_snapshot(struct cti_agent *a, struct cmn_http_stream *s)
         if (text == NULL) {
             continue;
         }
-        size_t len = strlen(text) + 32;
-        char *frame = malloc(len);
-        if (frame != NULL) {
-            int n = snprintf(frame, len, "event: dialog\ndata: %s\n\n", text);
-            rc = cmn_http_stream_write(s, frame, (size_t)n);
-            free(frame);
-        }
+        rc = write_event(s, "dialog", text);
         free(text);
     }
     return rc;

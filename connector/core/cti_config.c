@@ -19,6 +19,8 @@ static const char *const known_keys[] = {
     "server.tabs_closed_state", "server.tabs_closed_reason_code_id",
     "server.session_key_file", "server.login_max_failures",
     "server.login_max_failures_per_address", "server.login_lockout_s",
+    "server.trusted_proxies", "server.metrics_listen",
+    "server.stream_ticket_s",
     "finesse.nodes", "finesse.xmpp_port", "finesse.xmpp_addresses", "finesse.xmpp_domain",
     "finesse.xmpp_resource", "finesse.xmpp_tls", "finesse.ca_file",
     "finesse.rest_timeout_ms", "finesse.agents_per_worker",
@@ -41,6 +43,7 @@ static const char *const known_keys[] = {
     "salesforce.outbox_max_attempts", "salesforce.outbox_writers",
     "salesforce.outbox_upsert_batch", "salesforce.outbox_reclaim_ms",
     "salesforce.outbox_backoff_max_ms", "salesforce.spool_dir",
+    "salesforce.outbox_key_file",
     NULL,
 };
 /* clang-format on */
@@ -98,6 +101,20 @@ load_server(struct cti_config *c, struct cmn_err *err)
     }
     if (cmn_config_secret(c->ini, "server", "admin_key", false, 4096, true,
                           &c->admin_key, err) != CMN_OK) {
+        return CMN_INVALID;
+    }
+    if (cmn_config_netlist(c->ini, "server", "trusted_proxies",
+                           &c->trusted_proxies, err) != CMN_OK ||
+        cmn_config_str(c->ini, "server", "metrics_listen", false, NULL,
+                       &c->metrics_listen, err) != CMN_OK ||
+        cmn_config_long(c->ini, "server", "stream_ticket_s", 30, 1, 300,
+                        &c->stream_ticket_s, err) != CMN_OK) {
+        return CMN_INVALID;
+    }
+    if (c->metrics_listen != NULL &&
+        strcmp(c->metrics_listen, c->listen) == 0) {
+        cmn_config_errf(c->ini, "server", "metrics_listen", err,
+                        "must differ from listen (it is a second socket)");
         return CMN_INVALID;
     }
     if (c->admin_key != NULL && c->admin_key->len < 16) {
@@ -437,6 +454,7 @@ cti_config_free(struct cti_config *c)
     free(c->redis_storage);
     cmn_secret_free(c->sso_service_key);
     cmn_secret_free(c->admin_key);
+    cmn_netlist_cleanup(&c->trusted_proxies);
     cmn_secret_free(c->tls_cert);
     cmn_secret_free(c->tls_key);
     cmn_config_free(c->ini);

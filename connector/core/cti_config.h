@@ -7,6 +7,7 @@
 #include "cmn.h"
 #include "cmn_config.h"
 #include "cmn_log.h"
+#include "cmn_net.h"
 #include "cmn_redis.h"
 #include "cmn_secret.h"
 #include "fin_xmpp.h"
@@ -40,6 +41,12 @@ struct cti_config {
                                 before a lockout (0: off) */
     long login_max_failures_per_address; /* ... per client address */
     long login_lockout_s;                /* counting window and lockout */
+    struct cmn_netlist trusted_proxies;  /* reverse proxies whose
+                                            X-Forwarded-For names the
+                                            client (empty: none) */
+    const char *metrics_listen;   /* NULL: /metrics on listen; else only on
+                                     this second address */
+    long stream_ticket_s;         /* lifetime of an event-stream ticket */
     const char *session_key_file; /* with [redis]: sessions sealed in Redis
                                      survive a restart or a host's death
                                      (NULL: they end with the process) */

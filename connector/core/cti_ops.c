@@ -309,6 +309,82 @@ login_extension(struct cti_engine *e, struct cti_session *s,
     return s->extension[0] != '\0';
 }
 
+enum login_outcome {
+    LOGIN_OK,
+    LOGIN_FAILED,
+    LOGIN_REFUND,
+};
+
+/* A password sign-in is counted, per agent ID and per client address,
+ * before Finesse is asked (cti_throttle.h): false with the 429 set when
+ * either is locked (or has no room to be counted). */
+static bool
+login_attempt_counted(struct cti_engine *e, const struct cti_login *in,
+                      struct cti_result *r)
+{
+    long long now = cmn_now_ms(), wait_ms = 0, wait2_ms = 0;
+    enum cti_throttle_verdict by_agent, by_addr = CTI_THROTTLE_GO;
+
+    by_agent =
+        cti_throttle_attempt(e->throttle_agent, in->agent, now, &wait_ms);
+    if (by_agent == CTI_THROTTLE_GO && in->peer != NULL) {
+        by_addr =
+            cti_throttle_attempt(e->throttle_addr, in->peer, now, &wait2_ms);
+        if (by_addr != CTI_THROTTLE_GO) {
+            cti_throttle_attempt_refund(e->throttle_agent, in->agent);
+        }
+    }
+    if (by_agent == CTI_THROTTLE_GO && by_addr == CTI_THROTTLE_GO) {
+        return true;
+    }
+    /* refused here, Finesse is not asked: guessing gets nowhere and
+     * cannot lock the agent's account there */
+    r->retry_after_s =
+        (long)(((wait_ms > wait2_ms ? wait_ms : wait2_ms) + 999) / 1000);
+    cmn_log_warn("event=login_throttled agent=%s peer=%s by=%s%s "
+                 "retry_after_s=%ld",
+                 in->agent, in->peer != NULL ? in->peer : "-",
+                 by_agent != CTI_THROTTLE_GO ? "agent" : "address",
+                 by_agent == CTI_THROTTLE_FULL || by_addr == CTI_THROTTLE_FULL
+                     ? " table=full"
+                     : "",
+                 r->retry_after_s);
+    cmn_metric_inc(e->m_throttled);
+    result_set(r, 429, "too_many_attempts",
+               "too many failed sign-ins; try again in %ld s",
+               r->retry_after_s);
+    return false;
+}
+
+/* What became of an attempt login_attempt_counted let through. */
+static void
+login_attempt_settle(struct cti_engine *e, const struct cti_login *in,
+                     enum login_outcome outcome)
+{
+    switch (outcome) {
+    case LOGIN_OK:
+        cti_throttle_clear(e->throttle_agent, in->agent);
+        /* the address's other attempts still count: one good password
+         * must not unlock a guesser sharing the address */
+        if (in->peer != NULL) {
+            cti_throttle_attempt_refund(e->throttle_addr, in->peer);
+        }
+        break;
+    case LOGIN_FAILED:
+        cti_throttle_attempt_failed(e->throttle_agent, in->agent);
+        if (in->peer != NULL) {
+            cti_throttle_attempt_failed(e->throttle_addr, in->peer);
+        }
+        break;
+    case LOGIN_REFUND:
+        cti_throttle_attempt_refund(e->throttle_agent, in->agent);
+        if (in->peer != NULL) {
+            cti_throttle_attempt_refund(e->throttle_addr, in->peer);
+        }
+        break;
+    }
+}
+
 void
 cti_engine_login(struct cti_engine *e, const struct cti_login *in,
                  char token[CTI_TOKEN_LEN], json_t **agent_json,
@@ -347,46 +423,26 @@ cti_engine_login(struct cti_engine *e, const struct cti_login *in,
             return;
         }
     } else {
-        long long now = cmn_now_ms(), wait_ms = 0, wait2_ms = 0;
-        bool by_agent =
-            cti_throttle_locked(e->throttle_agent, in->agent, now, &wait_ms);
-        bool by_addr =
-            in->peer != NULL &&
-            cti_throttle_locked(e->throttle_addr, in->peer, now, &wait2_ms);
-        if (by_agent || by_addr) {
-            /* refused here, Finesse is not asked: guessing gets nowhere and
-             * cannot lock the agent's account there */
-            r->retry_after_s =
-                (long)(((wait_ms > wait2_ms ? wait_ms : wait2_ms) + 999) /
-                       1000);
-            cmn_log_warn("event=login_throttled agent=%s peer=%s by=%s "
-                         "retry_after_s=%ld",
-                         in->agent, in->peer != NULL ? in->peer : "-",
-                         by_agent ? "agent" : "address", r->retry_after_s);
-            cmn_metric_inc(e->m_throttled);
-            result_set(r, 429, "too_many_attempts",
-                       "too many failed sign-ins; try again in %ld s",
-                       r->retry_after_s);
+        if (!login_attempt_counted(e, in, r)) {
             return;
         }
         s = engine_session_new(e, in->agent);
         if (s == NULL) {
+            login_attempt_settle(e, in, LOGIN_REFUND);
             result_set(r, 503, "internal", "out of memory");
             return;
         }
         s->password = cmn_secret_new(in->password, strlen(in->password));
         snprintf(path, sizeof(path), "/finesse/api/User/%s", in->agent);
         if (!engine_fetch_user(e, s, path, &u, r)) {
-            if (r->status == 401) {
-                cti_throttle_failed(e->throttle_agent, in->agent, now);
-                if (in->peer != NULL) {
-                    cti_throttle_failed(e->throttle_addr, in->peer, now);
-                }
-            }
+            /* only Finesse's "wrong password" counts; an outage proves
+             * nothing about the password */
+            login_attempt_settle(
+                e, in, r->status == 401 ? LOGIN_FAILED : LOGIN_REFUND);
             session_unref(s);
             return;
         }
-        cti_throttle_clear(e->throttle_agent, in->agent);
+        login_attempt_settle(e, in, LOGIN_OK);
     }
     if (in->extension != NULL) {
         snprintf(s->extension, sizeof(s->extension), "%s", in->extension);

@@ -6,27 +6,54 @@
  * agent's account in Finesse/CUCM (which locks after a few failures).
  *
  * Counting is per connector host, in memory: a fixed window of `window_ms`
- * per key; `max_failures` failures in it lock the key until the window
- * ends plus `lockout_ms`. A successful sign-in clears the agent's count.
- * Keys are hashed into a fixed table; when it is full the entry whose
- * window is oldest is reused (a flood of fresh keys cannot grow memory). */
+ * per key; `max_failures` attempts in it lock the key for `lockout_ms`.
+ * An attempt is counted when it starts, before Finesse is asked, so a
+ * burst of concurrent guesses gets no further than sequential ones: at
+ * most max_failures of them are ever in flight or failed per window. An
+ * attempt that turns out not to be a wrong password (Finesse unreachable)
+ * is given back; a successful sign-in clears the key.
+ *
+ * Keys are placed in a fixed table by a hash keyed with a secret drawn at
+ * start, so nobody can compute offline which keys share a slot with
+ * someone else's. A locked key, or one with attempts in flight, is never
+ * evicted: when a key finds no room (a flood of fresh keys filled its part
+ * of the table) its attempt is refused (fail closed), and the table never
+ * grows. */
 #ifndef CTI_THROTTLE_H
 #define CTI_THROTTLE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct cti_throttle;
 
-/* max_failures 0: never locks (cti_throttle_locked is always false). */
+enum cti_throttle_verdict {
+    CTI_THROTTLE_GO,     /* counted: ask Finesse */
+    CTI_THROTTLE_LOCKED, /* too many attempts: refuse */
+    CTI_THROTTLE_FULL,   /* no room to count the key: refuse (fail closed) */
+};
+
+/* max_failures 0: never locks (every attempt is GO). NULL when out of
+ * memory or without randomness for the hash key. */
 struct cti_throttle *cti_throttle_new(unsigned max_failures, long window_ms,
                                       long lockout_ms);
+/* The same with a table of `slots` entries (tests). */
+struct cti_throttle *cti_throttle_new_sized(unsigned max_failures,
+                                            long window_ms, long lockout_ms,
+                                            size_t slots);
 void cti_throttle_free(struct cti_throttle *t);
 
-/* True when key is locked now; *retry_after_ms then says for how long. */
-bool cti_throttle_locked(struct cti_throttle *t, const char *key,
-                         long long now_ms, long long *retry_after_ms);
-void cti_throttle_failed(struct cti_throttle *t, const char *key,
-                         long long now_ms);
+/* Count one attempt for key now, before it is tried. LOCKED and FULL set
+ * *retry_after_ms (how long to wait before trying again). Any thread. */
+enum cti_throttle_verdict cti_throttle_attempt(struct cti_throttle *t,
+                                               const char *key,
+                                               long long now_ms,
+                                               long long *retry_after_ms);
+/* The attempt counted for key was a wrong password: it stays counted. */
+void cti_throttle_attempt_failed(struct cti_throttle *t, const char *key);
+/* The attempt proved nothing (Finesse unreachable, 5xx): given back. */
+void cti_throttle_attempt_refund(struct cti_throttle *t, const char *key);
+/* A sign-in succeeded: the key's count is gone. */
 void cti_throttle_clear(struct cti_throttle *t, const char *key);
 
 #endif

@@ -3,7 +3,7 @@
  * API, what an operator needs on a shift.
  *
  *   fscctl [--config FILE | --url URL --key-file FILE] [--ca-file FILE]
- *          status | outbox | replay INDEX | replay all
+ *          status | outbox | replay INDEX|all [--force]
  *   fscctl finesse-check --config FILE [--agent ID ...]
  *          (fscctl_finesse_check.c: can this host reach Finesse?)
  *   fscctl saml-verify --metadata FILE [--at TIME] RESPONSE
@@ -17,7 +17,9 @@
  * outbox  GET /admin/v1/outbox: call logs waiting for Salesforce, this
  *         host's counters, the dead letters (index, dialog, reason)
  * replay  POST /admin/v1/outbox/replay: put one dead letter (by the index
- *         `outbox` shows) or all of them back into the outbox
+ *         `outbox` shows) or all of them back into the outbox; --force
+ *         also those that are not authenticated (no or a wrong MAC: check
+ *         their fields first)
  *
  * With --config, the connector's own INI gives the address ([server]
  * public_url, else http://<listen>) and the admin key ([server]
@@ -53,7 +55,7 @@ usage(void)
     fprintf(stderr,
             "usage: fscctl [--config FILE | --url URL --key-file FILE] "
             "[--ca-file FILE]\n"
-            "              status | outbox | replay INDEX | replay all\n"
+            "              status | outbox | replay INDEX|all [--force]\n"
             "       fscctl finesse-check --config FILE [--agent ID "
             "(--password-file F | --token-file F | --handoff CODE)]\n"
             "       fscctl saml-verify --metadata FILE [--at TIME] "
@@ -195,22 +197,24 @@ cmd_outbox(const struct ctl *c)
 }
 
 static int
-cmd_replay(const struct ctl *c, const char *what)
+cmd_replay(const struct ctl *c, const char *what, bool force)
 {
-    char body[64];
+    char body[96];
     char *end = NULL;
     long status = 0;
     json_t *j = NULL;
     int rc = 0;
 
     if (strcmp(what, "all") == 0) {
-        snprintf(body, sizeof(body), "{\"all\": true}");
+        snprintf(body, sizeof(body), "{\"all\": true, \"force\": %s}",
+                 force ? "true" : "false");
     } else {
         long index = strtol(what, &end, 10);
         if (end == what || *end != '\0' || index < 0) {
             return usage();
         }
-        snprintf(body, sizeof(body), "{\"index\": %ld}", index);
+        snprintf(body, sizeof(body), "{\"index\": %ld, \"force\": %s}", index,
+                 force ? "true" : "false");
     }
     rc = call(c, "POST", "/admin/v1/outbox/replay", body, &status, &j);
     if (rc != 0) {
@@ -220,6 +224,11 @@ cmd_replay(const struct ctl *c, const char *what)
         rc = refused(status, j);
     } else {
         printf("replayed %lld\n", num(j, "replayed"));
+        if (num(j, "unauthenticated") > 0) {
+            printf("left %lld unauthenticated dead letters (check them, then "
+                   "replay with --force)\n",
+                   num(j, "unauthenticated"));
+        }
     }
     json_decref(j);
     return rc;
@@ -293,7 +302,10 @@ main(int argc, char **argv)
     } else if (strcmp(argv[i], "outbox") == 0 && i + 1 == argc) {
         rc = cmd_outbox(&c);
     } else if (strcmp(argv[i], "replay") == 0 && i + 2 == argc) {
-        rc = cmd_replay(&c, argv[i + 1]);
+        rc = cmd_replay(&c, argv[i + 1], false);
+    } else if (strcmp(argv[i], "replay") == 0 && i + 3 == argc &&
+               strcmp(argv[i + 2], "--force") == 0) {
+        rc = cmd_replay(&c, argv[i + 1], true);
     } else {
         rc = usage();
     }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmn_seal.h"
 #include "sf_config.h"
 
 #define SF_KEY_MAX (64 * 1024) /* a PEM RSA key is a few KiB */
@@ -166,6 +167,41 @@ load_names(const struct cmn_config *ini, struct sf_config *c,
     return CMN_OK;
 }
 
+/* [salesforce] outbox_key_file: what every connector host of the site
+ * authenticates outbox entries with (sf_outbox.h). Its own key, not the
+ * session key: it guards what the integration user writes to Salesforce,
+ * not agents' credentials, is needed on every site with [salesforce]
+ * (session_key_file is optional), and each can be rotated without
+ * touching the other. */
+static int
+load_outbox_key(const struct cmn_config *ini, struct sf_config *c,
+                struct cmn_err *err)
+{
+    struct cmn_secret *sec = NULL;
+    int rc;
+
+    if (cmn_config_get(ini, "salesforce", "outbox_key_file") == NULL &&
+        cmn_config_get(ini, "salesforce", "outbox_key") == NULL) {
+        cmn_config_errf(ini, "salesforce", "outbox_key_file", err,
+                        "required: 32 random bytes, the same file on every "
+                        "connector host (head -c 32 /dev/urandom > "
+                        "outbox.key; chmod 600 outbox.key)");
+        return CMN_INVALID;
+    }
+    if (cmn_config_secret(ini, "salesforce", "outbox_key", true, 66, false,
+                          &sec, err) != CMN_OK) {
+        return CMN_INVALID;
+    }
+    rc = cmn_key32_decode(sec, c->outbox_key);
+    cmn_secret_free(sec);
+    if (rc != CMN_OK) {
+        cmn_config_errf(ini, "salesforce", "outbox_key_file", err,
+                        "expected 32 raw bytes or 64 hex characters");
+        return CMN_INVALID;
+    }
+    return CMN_OK;
+}
+
 static int
 load_salesforce(const struct cmn_config *ini, struct sf_config *c,
                 struct cmn_err *err)
@@ -246,7 +282,7 @@ load_salesforce(const struct cmn_config *ini, struct sf_config *c,
                         "expected a PEM private key");
         return CMN_INVALID;
     }
-    return CMN_OK;
+    return load_outbox_key(ini, c, err);
 }
 
 int
@@ -280,6 +316,7 @@ sf_config_cleanup(struct sf_config *c)
         return;
     }
     cmn_secret_free(c->jwt_key);
+    cmn_wipe(c->outbox_key, sizeof(c->outbox_key));
     free(c->org_origins);
     free(c->redis_storage);
     free(c->login_url_copy);

@@ -52,6 +52,8 @@ struct sf_config {
                                            PATCH per Task (API < 46) */
     long outbox_reclaim_ms;             /* default 30000 */
     long outbox_backoff_max_ms;         /* default 60000 */
+    unsigned char outbox_key[32];       /* authenticates outbox entries
+                                           (HMAC-SHA256, sf_outbox.h) */
     const char *spool_dir; /* call logs Redis did not take wait here on
                               local disk (NULL: they are retried ~7 s,
                               then lost) */

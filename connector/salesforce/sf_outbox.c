@@ -34,6 +34,7 @@ struct held {
     char id[ENTRY_ID_MAX];
     char *dialog;      /* NULL: malformed entry */
     char *fields;      /* JSON text as stored */
+    char *mac;         /* as stored; NULL when the entry has none */
     long attempts;     /* failed attempts so far (from Redis) */
     long long next_ms; /* not before (monotonic) */
     bool written;      /* upserted, only the XACK is missing */
@@ -43,6 +44,7 @@ struct sf_outbox {
     struct cmn_redis *redis;
     struct sf *sf;
     struct sf_outbox_opts o;
+    unsigned char mac_key[32]; /* [salesforce] outbox_key_file */
     char consumer[CONSUMER_MAX];
     char k_stream[KEY_MAX];
     char k_attempts[KEY_MAX];
@@ -66,6 +68,7 @@ struct sf_outbox {
     atomic_ulong written, retries, dead, reclaimed;
 
     struct cmn_metric *m_pending, *m_written, *m_retries, *m_dead, *m_reclaimed;
+    struct cmn_metric *m_unauthenticated;
 };
 
 /* ---- scripts ---- */
@@ -113,14 +116,14 @@ static struct cmn_redis_script script_heartbeat = {
               "return lost\n",
 };
 
-/* KEYS stream, dead; ARGV index, record, dialog, fields, ts -> 1 moved,
- * 0 the list changed under us */
+/* KEYS stream, dead; ARGV index, record, dialog, fields, ts, mac -> 1
+ * moved, 0 the list changed under us */
 static struct cmn_redis_script script_replay = {
     .source = "if redis.call('LINDEX', KEYS[2], ARGV[1]) ~= ARGV[2] then\n"
               "  return 0\n"
               "end\n"
               "redis.call('XADD', KEYS[1], '*', 'dialog', ARGV[3], 'fields',"
-              " ARGV[4], 'ts', ARGV[5], 'replay', '1')\n"
+              " ARGV[4], 'ts', ARGV[5], 'mac', ARGV[6], 'replay', '1')\n"
               "redis.call('LREM', KEYS[2], 1, ARGV[2])\n"
               "return 1\n",
 };
@@ -169,6 +172,7 @@ sf_outbox_opts_from_config(const struct sf_config *cfg,
     o->max_attempts = cfg->outbox_max_attempts;
     o->upsert_batch = cfg->outbox_upsert_batch;
     o->reclaim_ms = cfg->outbox_reclaim_ms;
+    o->mac_key = cfg->outbox_key;
     o->backoff_max_ms = cfg->outbox_backoff_max_ms;
     /* a blocked XREADGROUP must end well inside the command timeout */
     o->block_ms = cmd * 2 / 3 < 1000 ? cmd * 2 / 3 : 1000;
@@ -226,6 +230,52 @@ dialog_ok(const char *s)
     return true;
 }
 
+/* An entry's MAC: HMAC-SHA256 under the outbox key over a label, the
+ * stream's key (an entry copied to another outbox does not verify), the
+ * dialog id and the fields exactly as stored, separated by NULs (none of
+ * the first three can hold one); base64url. */
+static int
+entry_mac(const struct sf_outbox *ob, const char *dialog, const char *fields,
+          char out[SF_OUTBOX_MAC_LEN])
+{
+    static const char label[] = "fsc-outbox-v1";
+    size_t ls = strlen(ob->k_stream), ld = strlen(dialog), lf = strlen(fields);
+    size_t n = sizeof(label) + ls + 1 + ld + 1 + lf;
+    unsigned char mac[32];
+    char *msg = malloc(n), *p = msg;
+    int rc;
+
+    if (msg == NULL) {
+        return CMN_NOMEM;
+    }
+    memcpy(p, label, sizeof(label)); /* with its NUL */
+    p += sizeof(label);
+    memcpy(p, ob->k_stream, ls + 1);
+    p += ls + 1;
+    memcpy(p, dialog, ld + 1);
+    p += ld + 1;
+    memcpy(p, fields, lf);
+    rc = cmn_hmac_sha256(ob->mac_key, sizeof(ob->mac_key), msg, n, mac);
+    free(msg);
+    if (rc == CMN_OK) {
+        cmn_base64url_encode(mac, sizeof(mac), out, SF_OUTBOX_MAC_LEN);
+    }
+    return rc;
+}
+
+/* True when mac is the MAC of dialog and fields (constant time). */
+static bool
+mac_ok(const struct sf_outbox *ob, const char *dialog, const char *fields,
+       const char *mac)
+{
+    char want[SF_OUTBOX_MAC_LEN];
+
+    return dialog != NULL && fields != NULL && mac != NULL &&
+           strlen(mac) == SF_OUTBOX_MAC_LEN - 1 &&
+           entry_mac(ob, dialog, fields, want) == CMN_OK &&
+           cmn_ct_equal(want, mac, SF_OUTBOX_MAC_LEN - 1);
+}
+
 static long long
 backoff_ms(const struct sf_outbox *ob, long attempts)
 {
@@ -258,11 +308,17 @@ sf_outbox_new(struct cmn_redis *redis, struct sf *sf,
         cmn_err_set(err, "out of memory");
         return NULL;
     }
+    if (opts == NULL || opts->mac_key == NULL) {
+        free(ob);
+        cmn_err_set(err, "outbox: no key to authenticate entries with "
+                         "([salesforce] outbox_key_file)");
+        return NULL;
+    }
     ob->redis = redis;
     ob->sf = sf;
-    if (opts != NULL) {
-        ob->o = *opts;
-    }
+    ob->o = *opts;
+    memcpy(ob->mac_key, opts->mac_key, sizeof(ob->mac_key));
+    ob->o.mac_key = NULL; /* our copy only */
     set_default(&ob->o.max_attempts, 10);
     set_default(&ob->o.reclaim_ms, 30000);
     set_default(&ob->o.backoff_base_ms, 1000);
@@ -314,6 +370,10 @@ sf_outbox_new(struct cmn_redis *redis, struct sf *sf,
     ob->m_reclaimed = cmn_metric_counter(
         "fsc_connector_sf_outbox_reclaimed_total",
         "Outbox entries taken over from a consumer that stopped");
+    ob->m_unauthenticated = cmn_metric_counter(
+        "fsc_connector_sf_outbox_unauthenticated_total",
+        "Outbox entries whose MAC did not verify (dead-lettered, never "
+        "written)");
     return ob;
 }
 
@@ -376,6 +436,7 @@ sf_outbox_free(struct sf_outbox *ob)
     }
     pthread_cond_destroy(&ob->cv);
     pthread_mutex_destroy(&ob->mu);
+    cmn_wipe(ob->mac_key, sizeof(ob->mac_key));
     free(ob);
 }
 
@@ -396,12 +457,16 @@ static int
 xadd(struct sf_outbox *ob, const char *dialog, const char *fields,
      struct cmn_err *err)
 {
-    char ts[24];
-    const char *argv[9];
-    size_t lens[9];
+    char ts[24], mac[SF_OUTBOX_MAC_LEN];
+    const char *argv[11];
+    size_t lens[11];
     redisReply *rep;
     int rc = CMN_OK;
 
+    if (entry_mac(ob, dialog, fields, mac) != CMN_OK) {
+        cmn_err_set(err, "outbox: cannot compute the entry's MAC");
+        return CMN_ERR;
+    }
     snprintf(ts, sizeof(ts), "%lld", cmn_wall_ms());
     argv[0] = "XADD";
     argv[1] = ob->k_stream;
@@ -412,14 +477,16 @@ xadd(struct sf_outbox *ob, const char *dialog, const char *fields,
     argv[6] = fields;
     argv[7] = "ts";
     argv[8] = ts;
-    for (int i = 0; i < 9; i++) {
+    argv[9] = "mac";
+    argv[10] = mac;
+    for (int i = 0; i < 11; i++) {
         lens[i] = strlen(argv[i]);
     }
     /* RETRY: a repeated XADD after a lost reply makes a second entry for
      * the same dialog, which the idempotent upsert absorbs; losing the
      * entry is the outcome that must not happen. */
-    rep = cmn_redis_cmd(ob->redis, CMN_REDIS_RETRY | CMN_REDIS_DURABLE, 9, argv,
-                        lens, err);
+    rep = cmn_redis_cmd(ob->redis, CMN_REDIS_RETRY | CMN_REDIS_DURABLE, 11,
+                        argv, lens, err);
     if (rep == NULL) {
         return CMN_IO;
     }
@@ -478,6 +545,7 @@ held_free(struct held *h)
     }
     free(h->dialog);
     free(h->fields);
+    free(h->mac);
     free(h);
 }
 
@@ -545,6 +613,8 @@ held_add_entry(struct sf_outbox *ob, const redisReply *e, long attempts)
                 h->dialog = strndup(v->str, v->len);
             } else if (strcmp(k->str, "fields") == 0 && h->fields == NULL) {
                 h->fields = strndup(v->str, v->len);
+            } else if (strcmp(k->str, "mac") == 0 && h->mac == NULL) {
+                h->mac = strndup(v->str, v->len);
             }
         }
     }
@@ -624,15 +694,18 @@ ack_done(struct sf_outbox *ob, const struct held *h)
         h->id, &err);
 }
 
+/* A dead letter keeps the entry's MAC when it verified (authentic), over
+ * the fields as the record holds them, so that a replay can tell it from
+ * a record someone planted in the list. */
 static bool
 dead_letter(struct sf_outbox *ob, const struct held *h, const char *reason,
-            long attempts)
+            long attempts, bool authentic)
 {
     struct cmn_err err = {{0}};
     json_t *fields = NULL;
     json_t *rec;
     char *text;
-    char ttl[24];
+    char ttl[24], mac[SF_OUTBOX_MAC_LEN] = "";
     bool ok;
 
     if (h->fields != NULL) {
@@ -640,11 +713,17 @@ dead_letter(struct sf_outbox *ob, const struct held *h, const char *reason,
     }
     if (fields == NULL) {
         fields = h->fields != NULL ? json_string(h->fields) : json_null();
+    } else if (authentic && h->dialog != NULL && json_is_object(fields)) {
+        char *canon = json_dumps(fields, JSON_COMPACT);
+        if (canon == NULL || entry_mac(ob, h->dialog, canon, mac) != CMN_OK) {
+            mac[0] = '\0';
+        }
+        free(canon);
     }
-    rec =
-        json_pack("{s:s?, s:o, s:s, s:i, s:I, s:s}", "dialog_id", h->dialog,
-                  "fields", fields, "reason", reason, "attempts", (int)attempts,
-                  "ts", (json_int_t)cmn_wall_sec(), "entry_id", h->id);
+    rec = json_pack("{s:s?, s:o, s:s, s:i, s:I, s:s, s:s?}", "dialog_id",
+                    h->dialog, "fields", fields, "reason", reason, "attempts",
+                    (int)attempts, "ts", (json_int_t)cmn_wall_sec(), "entry_id",
+                    h->id, "mac", mac[0] != '\0' ? mac : NULL);
     text = rec != NULL ? json_dumps(rec, JSON_COMPACT) : NULL;
     json_decref(rec);
     if (text == NULL) {
@@ -909,12 +988,33 @@ settle_unwritable(struct sf_outbox *ob, struct held *h, json_t **fields)
         }
         return true;
     }
+    if (!mac_ok(ob, h->dialog, h->fields, h->mac)) {
+        /* not queued by a connector holding the outbox key (someone who
+         * can write to Redis, or a version without MACs): never written,
+         * kept for an admin to look at */
+        const char *why = h->mac == NULL
+                              ? "unauthenticated: no MAC (queued without the "
+                                "outbox key, or by an older version)"
+                              : "unauthenticated: MAC does not verify "
+                                "(tampered, or another outbox key)";
+        cmn_log_warn("event=sf_outbox_unauthenticated entry=%s dialog=%s "
+                     "mac=%s",
+                     h->id, dialog_ok(h->dialog) ? h->dialog : "-",
+                     h->mac == NULL ? "missing" : "wrong");
+        if (dead_letter(ob, h, why, h->attempts, false)) {
+            cmn_metric_inc(ob->m_unauthenticated);
+            held_remove(ob, h);
+        } else {
+            h->next_ms = cmn_now_ms() + REDIS_ERR_WAIT;
+        }
+        return true;
+    }
     if (h->dialog == NULL || !dialog_ok(h->dialog) || h->fields == NULL ||
         (*fields = json_loads(h->fields, 0, NULL)) == NULL ||
         !json_is_object(*fields)) {
         json_decref(*fields);
         *fields = NULL;
-        if (dead_letter(ob, h, "malformed outbox entry", h->attempts)) {
+        if (dead_letter(ob, h, "malformed outbox entry", h->attempts, true)) {
             held_remove(ob, h);
         } else {
             h->next_ms = cmn_now_ms() + REDIS_ERR_WAIT;
@@ -949,7 +1049,7 @@ settle(struct sf_outbox *ob, struct held *h, const struct sf_result *r)
         return true;
     }
     if (r->outcome == SF_PERMANENT) {
-        if (dead_letter(ob, h, r->reason, h->attempts + 1)) {
+        if (dead_letter(ob, h, r->reason, h->attempts + 1, true)) {
             held_remove(ob, h);
         } else {
             h->next_ms = now + REDIS_ERR_WAIT;
@@ -968,7 +1068,7 @@ settle(struct sf_outbox *ob, struct held *h, const struct sf_result *r)
 
         snprintf(reason, sizeof(reason), "gave up after %ld attempts: %s", n,
                  r->reason);
-        if (dead_letter(ob, h, reason, n)) {
+        if (dead_letter(ob, h, reason, n, true)) {
             held_remove(ob, h);
             return true;
         }
@@ -1296,10 +1396,10 @@ sf_outbox_dead_list(struct sf_outbox *ob, json_t **out, struct cmn_err *err)
 /* Move dead entry at index (negative: from the tail) back to the stream.
  * CMN_OK moved, CMN_NOTFOUND no such entry, CMN_AGAIN the list changed. */
 static int
-replay_one(struct sf_outbox *ob, long index, struct cmn_err *err)
+replay_one(struct sf_outbox *ob, long index, bool force, struct cmn_err *err)
 {
     char idx[24];
-    char ts[24];
+    char ts[24], mac[SF_OUTBOX_MAC_LEN];
     redisReply *rep;
     json_t *rec = NULL;
     char *fields = NULL;
@@ -1330,15 +1430,32 @@ replay_one(struct sf_outbox *ob, long index, struct cmn_err *err)
         rc = CMN_INVALID;
         goto out;
     }
+    if (!force && !mac_ok(ob, dialog, fields,
+                          json_string_value(json_object_get(rec, "mac")))) {
+        /* planted in the list, or dead-lettered as unauthenticated: an
+         * admin looks at it first and replays it with force */
+        cmn_err_set(err,
+                    "outbox: dead entry %ld is not authenticated (not "
+                    "queued by a connector with this outbox key); check its "
+                    "fields, then replay it with force",
+                    index);
+        rc = CMN_DENIED;
+        goto out;
+    }
+    if (entry_mac(ob, dialog, fields, mac) != CMN_OK) {
+        cmn_err_set(err, "outbox: cannot compute the entry's MAC");
+        rc = CMN_ERR;
+        goto out;
+    }
     snprintf(ts, sizeof(ts), "%lld", cmn_wall_ms());
     {
         const char *args[] = {ob->k_stream, ob->k_dead, idx, rep->str,
-                              dialog,       fields,     ts};
+                              dialog,       fields,     ts,  mac};
         size_t lens[] = {
             strlen(ob->k_stream), strlen(ob->k_dead), strlen(idx), rep->len,
-            strlen(dialog),       strlen(fields),     strlen(ts)};
+            strlen(dialog),       strlen(fields),     strlen(ts),  strlen(mac)};
         redisReply *r2 =
-            cmn_redis_eval(ob->redis, &script_replay, CMN_REDIS_DURABLE, 2, 5,
+            cmn_redis_eval(ob->redis, &script_replay, CMN_REDIS_DURABLE, 2, 6,
                            args, lens, err);
         if (r2 == NULL) {
             rc = CMN_IO;
@@ -1353,7 +1470,8 @@ replay_one(struct sf_outbox *ob, long index, struct cmn_err *err)
         freeReplyObject(r2);
     }
     if (rc == CMN_OK) {
-        cmn_log_notice("event=sf_outbox_replayed dialog=%s", dialog);
+        cmn_log_notice("event=sf_outbox_replayed dialog=%s forced=%d", dialog,
+                       force);
     }
 out:
     free(fields);
@@ -1363,16 +1481,19 @@ out:
 }
 
 int
-sf_outbox_replay(struct sf_outbox *ob, long index, size_t *replayed,
-                 struct cmn_err *err)
+sf_outbox_replay(struct sf_outbox *ob, long index, bool force, size_t *replayed,
+                 size_t *unauthenticated, struct cmn_err *err)
 {
     redisReply *rep;
     long long n;
-    size_t done = 0;
+    size_t done = 0, denied = 0;
     int rc = CMN_OK;
 
     if (replayed != NULL) {
         *replayed = 0;
+    }
+    if (unauthenticated != NULL) {
+        *unauthenticated = 0;
     }
     if (index != SF_OUTBOX_ALL) {
         if (index < 0) {
@@ -1380,7 +1501,7 @@ sf_outbox_replay(struct sf_outbox *ob, long index, size_t *replayed,
             return CMN_INVALID;
         }
         for (int tries = 0; tries < 3; tries++) {
-            rc = replay_one(ob, index, err);
+            rc = replay_one(ob, index, force, err);
             if (rc != CMN_AGAIN) {
                 break;
             }
@@ -1403,10 +1524,11 @@ sf_outbox_replay(struct sf_outbox *ob, long index, size_t *replayed,
     /* oldest first, from the tail; bounded by the length seen now so an
      * entry that dies again while we replay is not replayed twice */
     for (long long i = 0, skipped = 0; i < n; i++) {
-        rc = replay_one(ob, -1 - skipped, err);
+        rc = replay_one(ob, -1 - skipped, force, err);
         if (rc == CMN_OK) {
             done++;
-        } else if (rc == CMN_INVALID) {
+        } else if (rc == CMN_INVALID || rc == CMN_DENIED) {
+            denied += rc == CMN_DENIED;
             skipped++; /* leave it there, look past it */
         } else if (rc == CMN_NOTFOUND) {
             rc = CMN_OK;
@@ -1418,6 +1540,9 @@ sf_outbox_replay(struct sf_outbox *ob, long index, size_t *replayed,
     }
     if (replayed != NULL) {
         *replayed = done;
+    }
+    if (unauthenticated != NULL) {
+        *unauthenticated = denied;
     }
     return rc;
 }

@@ -22,7 +22,21 @@
  * Entries that fail permanently (300, 400, ...) or max_attempts times go
  * to the list <prefix>outbox:dead (TTL dead_ttl_s, refreshed on every
  * push) as JSON {"dialog_id", "fields", "reason", "attempts", "ts",
- * "entry_id"}; sf_outbox_replay puts them back into the stream. */
+ * "entry_id", "mac"?}; sf_outbox_replay puts them back into the stream.
+ *
+ * Entries are authenticated: each carries "mac", an HMAC-SHA256 under
+ * [salesforce] outbox_key_file (shared by every connector host) of the
+ * stream's key, the dialog id and the fields as stored. Someone who can
+ * write to Redis but lacks the key cannot queue a Task for the integration
+ * user to write (or overwrite one by its external id): an entry whose MAC
+ * is missing or wrong is never written; it is dead-lettered with reason
+ * "unauthenticated: ..." (fsc_connector_sf_outbox_unauthenticated_total)
+ * for an admin to look at. Entries queued by a version without MACs are
+ * dead-lettered the same way. A dead letter keeps the MAC of an entry that
+ * verified; replay requeues only those, unless forced (an admin who
+ * checked the record). A MAC binds what is written, not when: an attacker
+ * replaying a genuine entry only rewrites the same Task with the same
+ * fields. */
 #ifndef SF_OUTBOX_H
 #define SF_OUTBOX_H
 
@@ -33,10 +47,11 @@
 #include "sf_config.h"
 #include "sf_rest.h"
 
-#define SF_OUTBOX_GROUP  "fsc"
-#define SF_OUTBOX_ALL    (-1L) /* sf_outbox_replay: every dead entry */
-#define SF_DIALOG_ID_MAX 128
-#define SF_FIELDS_MAX    (128 * 1024)
+#define SF_OUTBOX_GROUP   "fsc"
+#define SF_OUTBOX_ALL     (-1L) /* sf_outbox_replay: every dead entry */
+#define SF_DIALOG_ID_MAX  128
+#define SF_FIELDS_MAX     (128 * 1024)
+#define SF_OUTBOX_MAC_LEN 44 /* base64url HMAC-SHA256 + NUL */
 
 struct sf_outbox_opts {
     const char *consumer; /* name in the group; NULL: "<hostname>:<pid>" */
@@ -56,6 +71,7 @@ struct sf_outbox_opts {
                              reading stops, default 256 */
     long attempts_ttl_s;  /* default 7 days */
     long dead_ttl_s;      /* default 30 days */
+    const unsigned char *mac_key; /* 32 bytes, required (copied) */
 };
 
 /* Counters of one outbox (the process-wide ones are in /metrics:
@@ -76,8 +92,9 @@ void sf_outbox_opts_from_config(const struct sf_config *cfg,
 struct sf_outbox;
 
 /* redis (prefix from it) and sf are borrowed and must outlive the
- * outbox; sf may be NULL for a put-only outbox (no consumer). opts may be
- * NULL (defaults). Does not touch Redis. NULL with err on failure. */
+ * outbox; sf may be NULL for a put-only outbox (no consumer). opts must
+ * give mac_key; its other fields may be 0 (defaults). Does not touch
+ * Redis. NULL with err on failure. */
 struct sf_outbox *sf_outbox_new(struct cmn_redis *redis, struct sf *sf,
                                 const struct sf_outbox_opts *opts,
                                 struct cmn_err *err);
@@ -117,11 +134,14 @@ int sf_outbox_dead_list(struct sf_outbox *ob, json_t **out,
 
 /* Move dead entry `index` (as in sf_outbox_dead_list) or, with
  * SF_OUTBOX_ALL, every dead entry (oldest first) back into the stream,
- * attempts reset. The move is atomic (a script checks the entry is still
- * there), so two admins replaying at once never double an entry.
- * *replayed (may be NULL) gets the count. CMN_NOTFOUND when index names
- * no entry. */
-int sf_outbox_replay(struct sf_outbox *ob, long index, size_t *replayed,
+ * attempts reset, with a MAC of this outbox's key. The move is atomic (a
+ * script checks the entry is still there), so two admins replaying at
+ * once never double an entry. Without force only authenticated dead
+ * letters move: CMN_DENIED for one that is not (SF_OUTBOX_ALL leaves them
+ * and counts them in *unauthenticated). *replayed and *unauthenticated
+ * may be NULL. CMN_NOTFOUND when index names no entry. */
+int sf_outbox_replay(struct sf_outbox *ob, long index, bool force,
+                     size_t *replayed, size_t *unauthenticated,
                      struct cmn_err *err) CMN_NODISCARD;
 
 /* Entries not yet written (XLEN of the stream). */

@@ -8,9 +8,12 @@
 //     cookies granted by the Storage Access API, else memory: see
 //     softphone-storage.js), so that other tabs and a refresh re-attach to
 //     the running session without signing in again; a 401 clears it;
-//   - events come over one EventSource per tab (/api/v1/events?token=);
-//     the stream's first event names it (`stream`), and the tab reports
-//     its focus and visibility under that name;
+//   - events come over one EventSource per tab, opened with a single-use
+//     ticket (POST /api/v1/events/ticket, then /api/v1/events?ticket=):
+//     the API token never goes in a URL, where proxies log it; the page
+//     reconnects itself, with a fresh ticket and ?last_event_id=. The
+//     stream's first event names it (`stream`), and the tab reports its
+//     focus and visibility under that name;
 //   - the server picks the tab that screen-pops a call and sends it the
 //     `pop`; the tab claims it (POST /calls/{id}/popped) and pops only if
 //     the server says it is its: no Web Locks, no storage, so it works in
@@ -55,6 +58,9 @@
     token: null,
     es: null,
     esRetry: 0,
+    esGen: 0,               // bumped to drop a stream being opened
+    esTimer: null,          // the pending reconnection
+    lastEventId: 0,         // the last numbered event seen (resume point)
     agent: null,            // last `agent` event
     dialogs: new Map(),     // id -> dialog (live ones)
     connected: new Set(),   // dialog ids this agent was connected on
@@ -524,7 +530,7 @@
 
   // The session is over in this tab (and, via localStorage, in the others).
   function signedOut(message) {
-    if (st.es) { st.es.close(); st.es = null; }
+    closeEvents();
     const old = st.token;
     st.token = null;
     st.signedInSeen = false;
@@ -576,9 +582,11 @@
   // ---------------------------------------------------------------- SSE
 
   function attach(token, agent) {
-    if (st.es) { st.es.close(); st.es = null; }
+    closeEvents();
     st.token = token;
     st.stream = null;
+    st.lastEventId = 0;
+    st.esRetry = 0;
     st.signedInSeen = false;
     st.agent = agent && agent.state ? agent : null;
     st.dialogs.clear();
@@ -587,13 +595,40 @@
     loadLists();
   }
 
-  function openEvents() {
+  function closeEvents() {
+    st.esGen += 1; // a stream still being opened is dropped
+    if (st.es) { st.es.close(); st.es = null; }
+    if (st.esTimer) { clearTimeout(st.esTimer); st.esTimer = null; }
+  }
+
+  // Every connection, and every reconnection, starts with a ticket: the
+  // page reconnects itself (EventSource's own retry would present the
+  // spent ticket again) and says where to resume.
+  async function openEvents() {
     if (!st.token) return;
-    const es = new EventSource(API + '/events?token=' + encodeURIComponent(st.token));
+    const gen = ++st.esGen;
+    const token = st.token;
+    const r = await api('POST', '/events/ticket');
+    if (gen !== st.esGen || token !== st.token) return; // signed out, or re-attached
+    if (r.status !== 200 || !r.body || typeof r.body.ticket !== 'string') {
+      // a 401 has signed this tab out (api()); anything else: try again
+      setStatus('Connection lost; retrying…');
+      retryEvents(token);
+      return;
+    }
+    let url = API + '/events?ticket=' + encodeURIComponent(r.body.ticket);
+    if (st.lastEventId > 0) url += '&last_event_id=' + st.lastEventId;
+    const es = new EventSource(url);
     st.es = es;
+    // numbered events are where a later stream resumes
+    const on = (type, fn) => es.addEventListener(type, (ev) => {
+      const n = Number(ev.lastEventId);
+      if (es === st.es && Number.isSafeInteger(n) && n > st.lastEventId) st.lastEventId = n;
+      fn(ev);
+    });
     // every connection (and every reconnection) is a new stream with its
     // own id: the pops it carries are claimed with that id
-    es.addEventListener('stream', (ev) => {
+    on('stream', (ev) => {
       const m = parse(ev);
       if (!m || !m.stream || es !== st.es) return;
       es.streamId = m.stream;
@@ -607,49 +642,39 @@
     // a snapshot (first stream, or a resume the server could not replay:
     // a restart, or away too long) names the live calls; a call that ended
     // while this tab was away is dropped here, or it would linger
-    es.addEventListener('snapshot', (ev) => onSnapshot(parse(ev)));
-    es.addEventListener('agent', (ev) => onAgent(parse(ev)));
-    es.addEventListener('dialog', (ev) => onDialog(parse(ev)));
+    on('snapshot', (ev) => onSnapshot(parse(ev)));
+    on('agent', (ev) => onAgent(parse(ev)));
+    on('dialog', (ev) => onDialog(parse(ev)));
     es.addEventListener('error', (ev) => {
       if (ev.data) onServerError(parse(ev)); // an `error` event from the server
       else onStreamError(es);
     });
-    es.addEventListener('pop', (ev) => onPopOffer(parse(ev), es.streamId));
+    on('pop', (ev) => onPopOffer(parse(ev), es.streamId));
   }
 
   function parse(ev) {
     try { return JSON.parse(ev.data); } catch (e) { return null; }
   }
 
-  // EventSource retries by itself after a dropped stream; a refused one
-  // (401, 5xx) is CLOSED: find out why and act.
-  async function onStreamError(es) {
+  // The stream dropped or was refused: this EventSource would retry with
+  // its spent ticket, so it is closed and a new one opened with a new
+  // ticket (whose POST says whether the session is still there).
+  function onStreamError(es) {
     if (es !== st.es) return;
-    if (es.readyState !== EventSource.CLOSED) {
-      setStatus('Reconnecting…');
-      return;
-    }
+    es.close();
     st.es = null;
-    const token = st.token;
-    let status = 0;
-    const ctl = new AbortController();
-    try {
-      const r = await fetch(API + '/events?token=' + encodeURIComponent(token),
-        {signal: ctl.signal, cache: 'no-store', headers: {'Accept': 'text/event-stream'}});
-      status = r.status;
-    } catch (e) {
-      status = 0;
-    }
-    ctl.abort();
-    if (token !== st.token) return;
-    if (status === 401) {
-      signedOut('Your session has ended. Please sign in again.');
-      return;
-    }
-    setStatus('Connection lost; retrying…');
+    setStatus('Reconnecting…');
+    retryEvents(st.token);
+  }
+
+  function retryEvents(token) {
+    const gen = st.esGen;
+    if (st.esTimer) clearTimeout(st.esTimer);
+    st.esTimer = setTimeout(() => {
+      st.esTimer = null;
+      if (st.token === token && !st.es && gen === st.esGen) openEvents();
+    }, 500 * Math.pow(2, st.esRetry));
     st.esRetry = Math.min(st.esRetry + 1, 5);
-    setTimeout(() => { if (st.token === token && !st.es) openEvents(); },
-      500 * Math.pow(2, st.esRetry));
   }
 
   function onServerError(e) {

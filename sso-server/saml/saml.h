@@ -75,6 +75,8 @@ enum saml_reason {
     SAML_R_STORE,               /* Redis unreachable: fail closed */
     SAML_R_IDS_USER_MISMATCH,   /* IdS token names another user */
     SAML_R_IDS_USER_UNKNOWN,    /* IdS token names nobody we can read */
+    SAML_R_BROWSER,             /* posted by another browser than the one
+                                   that started the sign-in (login CSRF) */
     SAML_R_COUNT
 };
 

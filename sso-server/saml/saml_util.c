@@ -57,6 +57,7 @@ static const char *const reason_names[SAML_R_COUNT] = {
     [SAML_R_STORE] = "store_unavailable",
     [SAML_R_IDS_USER_MISMATCH] = "ids_user_mismatch",
     [SAML_R_IDS_USER_UNKNOWN] = "ids_user_unknown",
+    [SAML_R_BROWSER] = "browser_mismatch",
 };
 /* clang-format on */
 

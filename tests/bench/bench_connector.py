@@ -331,7 +331,7 @@ class Bench:
             self.sse_pending -= 1
         if self.sse_closes <= 10:
             say("SSE stream of agent %s closed: %r" % (self.ids[c.tag], why))
-        # a browser's EventSource reconnects; so do we (snapshot, no Last-Event-ID)
+        # the page reconnects (a new ticket); so do we (snapshot, no Last-Event-ID)
         self.loop.later(1.0, self.sse_open, c.tag)
 
     def sse_open(self, i):
@@ -341,9 +341,9 @@ class Bench:
     def sse_next(self):
         while self.sse_queue and self.sse_pending < 64:
             i = self.sse_queue.pop(0)
-            c = SseConn(self.loop, HOST, self.conn.port,
-                        "/api/v1/events?token=%s" % self.token[i], self.on_event,
-                        on_close=self.on_sse_close, on_open=self.on_sse_open, tag=i)
+            c = SseConn(self.loop, HOST, self.conn.port, "/api/v1/events", self.on_event,
+                        on_close=self.on_sse_close, on_open=self.on_sse_open, tag=i,
+                        ticket=("/api/v1/events/ticket", self.token[i]))
             self.sse[i] = c
             self.sse_pending += 1
             try:

@@ -168,8 +168,9 @@ class Bench:
             self.loop.later(1.0, self.open_sse, c.tag)
 
     def open_sse(self, i):
-        c = SseConn(self.loop, HOST, self.conn.port, "/api/v1/events?token=%s" % self.tokens[i],
-                    self.on_event, on_close=self.on_sse_close, tag=i)
+        c = SseConn(self.loop, HOST, self.conn.port, "/api/v1/events", self.on_event,
+                    on_close=self.on_sse_close, tag=i,
+                    ticket=("/api/v1/events/ticket", self.tokens[i]))
         self.sse[i] = c
         c.start()
 

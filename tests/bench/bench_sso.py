@@ -110,6 +110,13 @@ def fmt_cpu(cpu):
 # --------------------------------------------------------------------------
 # wrk runs
 
+# One browser's sign-in binding cookie, sent with every GET (sign-in starts
+# and callbacks alike): fsc-sso binds each pending sign-in to the cookie's
+# value and refuses a callback without it (a real browser reuses its value
+# for every sign-in it starts).
+BROWSER_COOKIE = "__Host-fsc_login=" + "b" * 43
+
+
 def run_oneshot(tmp, name, url, mode, lines, threads, connections, keyfile=None,
                 meter=None, deadline_s=120.0):
     """Send each line once with wrk (oneshot.lua). Returns (values, info):
@@ -126,9 +133,10 @@ def run_oneshot(tmp, name, url, mode, lines, threads, connections, keyfile=None,
     if keyfile:
         argv.append(keyfile)
     log_path = os.path.join(tmp.path, "%s.wrk.log" % name)
+    env = dict(os.environ, ONESHOT_COOKIE=BROWSER_COOKIE)
     with open(log_path, "wb") as logf:
         p = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT,
-                             preexec_fn=os.setsid)
+                             preexec_fn=os.setsid, env=env)
     try:
         if meter:
             meter.add("wrk", p.pid)

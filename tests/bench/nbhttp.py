@@ -5,7 +5,8 @@ benchmarks that hold thousands of connections from one Python thread.
     loop = Loop()
     c = HttpConn(loop, "127.0.0.1", 8080)          # keep-alive, one request at a time
     c.request("POST", "/x", {"a": 1}, cb=lambda r: ...)   # r: Response
-    s = SseConn(loop, "127.0.0.1", 8080, "/events?token=..", on_event=fn)
+    s = SseConn(loop, "127.0.0.1", 8080, "/api/v1/events", on_event=fn,
+                ticket=("/api/v1/events/ticket", token))   # as the softphone
     loop.run_until(lambda: done, timeout=10)
 
 Times are time.monotonic() taken when the bytes were written (Response.t_sent)
@@ -307,10 +308,16 @@ class SseConn(_Sock):
     """GET an event stream; on_event(conn, event_type, data_str, t) per
     event (data lines joined). on_close(conn, why) when it ends."""
 
-    def __init__(self, loop, host, port, path, on_event, on_close=None, on_open=None, tag=None):
+    def __init__(self, loop, host, port, path, on_event, on_close=None, on_open=None, tag=None,
+                 ticket=None):
+        """ticket: (ticket path, API token): each start() first POSTs for a
+        single-use ticket on the same connection (Bearer token) and opens
+        path?ticket=..., as the softphone page does."""
         super().__init__(loop, host, port)
         self.path, self.on_event, self.on_close_cb, self.on_open = path, on_event, on_close, on_open
         self.tag = tag
+        self.ticket = ticket
+        self.ticketing = False  # the ticket's answer is being read
         self.status = None
         self.chunked = False
         self.raw = b""          # de-chunked text not yet split into events
@@ -321,11 +328,47 @@ class SseConn(_Sock):
         self.status = None
         self.raw = b""
         self._open()
+        if self.ticket is not None:
+            self.ticketing = True
+            self._send(("POST %s HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\n"
+                        "Content-Length: 0\r\n\r\n"
+                        % (self.ticket[0], self.host, self.port, self.ticket[1])).encode())
+        else:
+            self._get(self.path)
+
+    def _get(self, path):
         self._send(("GET %s HTTP/1.1\r\nHost: %s:%d\r\nAccept: text/event-stream\r\n\r\n"
-                    % (self.path, self.host, self.port)).encode())
+                    % (path, self.host, self.port)).encode())
+
+    def _ticket_answer(self):
+        """Reads the ticket's answer; False while it is incomplete."""
+        h = _parse_head(self.buf)
+        if h is None:
+            return False
+        status, headers, rest = h
+        n = int(headers.get("content-length", "0"))
+        if len(rest) < n:
+            return False
+        body, self.buf = rest[:n], rest[n:]
+        self.ticketing = False
+        try:
+            ticket = json.loads(body)["ticket"] if status == 200 else None
+        except (ValueError, KeyError, TypeError):
+            ticket = None
+        if ticket is None:
+            self.status = status
+            if self.on_open:
+                self.on_open(self)
+            self.on_error(ConnectionError("ticket: status %d" % status))
+            return False
+        sep = "&" if "?" in self.path else "?"
+        self._get(self.path + sep + "ticket=" + ticket)
+        return True
 
     def on_data(self, data, t):
         self.buf += data
+        if self.ticketing and not self._ticket_answer():
+            return
         if self.status is None:
             h = _parse_head(self.buf)
             if h is None:

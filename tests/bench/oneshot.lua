@@ -20,6 +20,9 @@
 -- failed t_first t_last", CLOCK_MONOTONIC like Python's time.monotonic())
 -- and stops; the driver then ends wrk with SIGINT. A line whose request dies (socket
 -- error, timeout) never gets an answer: the driver gives up at its deadline.
+-- ONESHOT_COOKIE (environment), when set, goes as the Cookie header of
+-- every GET: one browser's sign-in binding cookie (fsc-sso reuses the value
+-- a browser already holds), so the callbacks come from "the same browser".
 
 local ffi = require("ffi")
 ffi.cdef [[
@@ -80,7 +83,9 @@ function init(args)
                           ["Content-Type"] = "application/json" },
                         '{"handoff":"' .. line .. '"}')
                 else
-                    reqs[#reqs + 1] = wrk.format("GET", line)
+                    local cookie = os.getenv("ONESHOT_COOKIE")
+                    reqs[#reqs + 1] = wrk.format("GET", line,
+                        cookie and { ["Cookie"] = cookie } or nil)
                 end
             end
             n = n + 1

@@ -4,9 +4,13 @@
 //    seconds, during which the agent's call is held, retrieved and ends;
 //  - once the connector can be reached again the page opens a new stream,
 //    which starts with a snapshot: the page must drop the call that ended
-//    meanwhile (no ghost call panel) and show the state Finesse has.
+//    meanwhile (no ghost call panel) and show the state Finesse has;
+//  - (--proxy) every request went through haproxy, which logged its
+//    request line: each stream, the first and the reconnected one, was
+//    opened with a ticket, and the API token is in no line.
 'use strict';
 
+const fs = require('fs');
 const {env, ok, assert, watch, shot, http, waitFor, fin, run} = require('./lib.js');
 
 const AGENT = '1001';
@@ -69,6 +73,19 @@ run('reconnect', async (context) => {
   await waitFor(async () => (await state.inputValue()) === 'READY', 'Agent state Ready after the resume');
   await shot(page, 'back-online');
   ok('reconnected: the snapshot drops the call that ended meanwhile, state Ready');
+
+  if (process.env.FSC_PROXY_LOG) {
+    const token = await page.evaluate(() => localStorage.getItem('fsc.token'));
+    assert(token && token.length === 43, 'the page holds its API token');
+    const lines = fs.readFileSync(process.env.FSC_PROXY_LOG, 'utf8').match(/"[A-Z]+ [^"]*"/g) || [];
+    const streams = lines.filter((l) => l.startsWith('"GET /api/v1/events?ticket='));
+    assert(streams.length >= 2, 'the first stream and the reconnected one opened with tickets: ' +
+      streams.length);
+    assert(!lines.some((l) => l.includes(token) || l.includes('token=')),
+      'the API token in a request line haproxy logged');
+    ok('haproxy logged ' + lines.length + ' request lines, ' + streams.length +
+      ' stream opens with a ticket, the API token in none');
+  }
 
   assert(problems.length === 0, 'no CSP violations or page errors: ' + problems.join(' | '));
   ok('no CSP violations, no page errors');

@@ -21,6 +21,8 @@ script with the URLs in the environment:
     FSC_CHROMIUM        /usr/bin/chromium (override with FSC_CHROMIUM)
     FSC_PROFILE         the browser profile (--profile; lib.js launch())
     FSC_CHROMIUM_ARGS   extra Chromium switches, one per line (--cross-site)
+    FSC_PROXY_LOG       haproxy's log, every request line the page sent (--proxy:
+                        FSC_CONNECTOR_URL is then haproxy in front of the connector)
 
 --cross-site frames the softphone the way Salesforce does in a real org:
 sf-sim's Lightning host page on https://acme.lightning.force.test:P and the
@@ -146,6 +148,9 @@ def main():
     ap.add_argument("--sso", nargs="?", const="top-level", choices=("top-level", "cisco", "opaque"),
                     help="an SSO site: fsc-sso + ids-sim issuing this token shape ([sso])")
     ap.add_argument("--sso-user", default=SSO_USER, help="the user IdS signs every sign-in in as")
+    ap.add_argument("--proxy", action="store_true",
+                    help="the page reaches the connector through haproxy, which logs every "
+                         "request line (FSC_PROXY_LOG)")
     ap.add_argument("--name", help="screenshot dir name (default: the script's)")
     args = ap.parse_args()
     args.sf = args.sf or args.cross_site
@@ -219,6 +224,11 @@ def main():
             conn.proc.start()
             wait_https(conn_port, tls[2], conn.proc)
         env["FSC_CONNECTOR_URL"] = conn_public
+        proxy = None
+        if args.proxy and not tls:
+            proxy = stack.HttpProxy(conn, tmp=tmp)
+            env["FSC_CONNECTOR_URL"] = proxy.url
+            env["FSC_PROXY_LOG"] = proxy.proc.log_path
         try:
             rc = subprocess.run(["node", script], env=env, cwd=HERE, timeout=400).returncode
         except subprocess.TimeoutExpired:
@@ -226,7 +236,7 @@ def main():
             rc = 1
         finally:
             conn.stop()
-            for c in (sf, redis, sso):
+            for c in (sf, redis, sso, proxy):
                 if c is not None:
                     c.stop()
         if rc != 0:

@@ -152,8 +152,11 @@ def with_query(cb, drop=(), add=None):
     return urllib.parse.urlunsplit((u.scheme, u.netloc, u.path, urllib.parse.urlencode(q), ""))
 
 
-def callback(st, url, what):
-    status, hdrs, data = stack.http("GET", str(url), timeout=15.0)
+def callback(st, url, what, browser=None):
+    """GET the callback from the browser that started its sign-in (its
+    binding cookie): url's own (a CallbackUrl) unless one is given."""
+    browser = browser or getattr(url, "browser", None)
+    status, hdrs, data = stack.http("GET", str(url), timeout=15.0, cookies=browser)
     REPLIES.append((what, status, hdrs, data))
     return status, hdrs, data
 
@@ -577,7 +580,7 @@ def expect_failed_callback(st, cb, want, what, url=None):
     gets 400."""
     before = snapshot(st)
     st_key = [k for k in kinds(before, "state")]
-    status, hdrs, data = callback(st, url or cb, "callback " + what)
+    status, hdrs, data = callback(st, url or cb, "callback " + what, cb.browser)
     assert_page(status, hdrs, data, want, what)
     assert "location" not in hdrs, "%s: no redirect, got %r" % (what, hdrs.get("location"))
     after = snapshot(st)

@@ -216,8 +216,8 @@ def check_stale_login_after_reload(st, pending):
     callback refuses it, and must not leave a session (with a live refresh
     token nobody can reach or revoke) behind."""
     before = sess_keys(st)
-    status, hdrs, data = stack.http("GET", str(pending), timeout=10.0)
-    assert status == 400 and "location" not in hdrs, \
+    status, hdrs, data = stack.http("GET", str(pending), timeout=10.0, cookies=pending.browser)
+    assert status == 400 and "location" not in hdrs and b"no longer" in data, \
         "callback for a return_to removed by the reload: want 400 page, got %d %r" \
         % (status, hdrs.get("location"))
     after = sess_keys(st)
@@ -296,7 +296,7 @@ def check_sigterm_drain(st):
     def do_callback():
         t0 = time.monotonic()
         try:
-            result["reply"] = stack.http("GET", str(cb), timeout=15.0)
+            result["reply"] = stack.http("GET", str(cb), timeout=15.0, cookies=cb.browser)
         except Exception as e:      # reported by the main thread
             result["error"] = e
         result["took"] = time.monotonic() - t0

@@ -4,6 +4,10 @@
   list with the reason, is visible to admins (GET /admin/v1/outbox, admin
   key only, and through the admin CLI fscctl) and, once replayed, written
   exactly once;
+- an entry queued in the outbox by someone with write access to Redis but
+  not the outbox key (no MAC, or a genuine entry's MAC on other fields) is
+  dead-lettered as unauthenticated and never written to Salesforce;
+  fscctl replay refuses it (409) unless --force;
 - when every tab of an agent has been closed for tabs_closed_after_s, the
   agent goes to the configured state (NOT_READY here) and no calls are
   routed to a desk nobody sits at."""
@@ -89,6 +93,60 @@ def main():
     status, ob = conn.api("GET", "/admin/v1/outbox", headers=h)
     assert ob["dead"] == [] and ob["pending"] == 0, "dead list empty, nothing pending: %r" % ob
     print("ok  refused Task -> dead letter (%s) -> replayed -> written once" % dead["reason"][:60])
+
+    # entries queued straight into Redis, without the outbox key
+    entries = redis.cli("XRANGE", "fsc:outbox", "-", "+")
+    assert entries == [], "the outbox is empty: %r" % entries
+    fields = '{"Subject":"Call","Status":"Completed","Finesse_Call_Id__c":"%s"}'
+    redis.cli("XADD", "fsc:outbox", "*", "dialog", "9990001", "fields", fields % "9990001",
+              "ts", "1")
+    # a genuine entry's MAC on other fields (the first call's Task, to be
+    # overwritten)
+    fin.set_state("1001", "READY")
+    stack.wait_until(lambda: fin.agent("1001")["state"] == "READY", 10, what="READY")
+    did2 = fin.call("1001")
+    fin.action(did2, "1001", "ANSWER")
+    # hold the consumers off the next entry: Salesforce answers 503 for a while
+    sf.fault(status=503, for_s=3, path_contains="/sobjects/Task")
+    fin.hangup(did2)
+
+    def queued_entry():
+        for _, kv in redis.cli("XRANGE", "fsc:outbox", "-", "+"):
+            d = stack.pairs(kv)
+            if d.get("dialog") == did2 and "mac" in d:
+                return d
+        return None
+    genuine = stack.wait_until(queued_entry, 10, what="the call's outbox entry")
+    redis.cli("XADD", "fsc:outbox", "*", "dialog", did, "fields",
+              '{"Subject":"Overwritten","Status":"Completed"}', "ts", "1", "mac", genuine["mac"])
+    stack.wait_until(lambda: len(conn.api("GET", "/admin/v1/outbox", headers=h)[1]["dead"]) >= 2,
+                     20, what="unauthenticated entries dead-lettered")
+    stack.wait_until(lambda: len(sf.tasks(external_id=did2)) == 1, 20, what="the genuine Task")
+    status, ob = conn.api("GET", "/admin/v1/outbox", headers=h)
+    reasons = {d["dialog_id"]: d["reason"] for d in ob["dead"]}
+    assert sorted(reasons) == sorted(["9990001", did]) and \
+        reasons["9990001"].startswith("unauthenticated: no MAC") and \
+        reasons[did].startswith("unauthenticated: MAC does not verify"), reasons
+    assert sf.tasks(external_id="9990001") == [], "a forged entry never reaches Salesforce"
+    assert [t["Subject"] for t in sf.tasks(external_id=did)] != ["Overwritten"], \
+        "a genuine MAC on other fields overwrites nothing"
+    assert conn.metric("fsc_connector_sf_outbox_unauthenticated_total") == 2
+    assert "event=sf_outbox_unauthenticated" in conn.log_text()
+    forged = next(i for i, d in enumerate(ob["dead"]) if d["dialog_id"] == "9990001")
+    out = fscctl("--config", conn.cfg, "replay", str(forged))
+    assert out.returncode == 1 and "409" in out.stderr and "not authenticated" in out.stderr, \
+        "replay of an unauthenticated dead letter: %r" % (out.stdout + out.stderr)
+    out = fscctl("--config", conn.cfg, "replay", "all")
+    assert out.returncode == 0 and "replayed 0" in out.stdout and \
+        "left 2 unauthenticated" in out.stdout, "replay all: %r" % (out.stdout + out.stderr)
+    out = fscctl("--config", conn.cfg, "replay", str(forged), "--force")
+    assert out.returncode == 0 and "replayed 1" in out.stdout, "--force: %r" % (
+        out.stdout + out.stderr)
+    stack.wait_until(lambda: len(sf.tasks(external_id="9990001")) == 1, 20,
+                     what="the checked entry, forced")
+    print("ok  entries queued in Redis without the outbox key (no MAC; a genuine MAC on other "
+          "fields) dead-lettered as unauthenticated, never written; replay refused (409) "
+          "unless --force")
 
     # every tab closed: NOT_READY after tabs_closed_after_s
     fin.set_state("1001", "READY")

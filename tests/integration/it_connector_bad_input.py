@@ -184,16 +184,23 @@ def check_api_input(conn, fin, a1, did1):
         status, r = conn.api(method, path, tok, {"action": "hold"} if method != "GET" else None)
         assert status == want and r and r.get("error"), \
             "%s %s: want %d, got %d %r" % (method, path, want, status, r)
-    # SSE needs a valid token
-    for url, why in (("/api/v1/events", "no token"), ("/api/v1/events?token=", "empty token"),
-                     ("/api/v1/events?token=" + "A" * 43, "unknown token")):
+    # SSE needs a valid ticket (or a Bearer header); a token in the URL is
+    # refused outright
+    for url, why, want in (("/api/v1/events", "no ticket", 401),
+                           ("/api/v1/events?ticket=", "empty ticket", 401),
+                           ("/api/v1/events?ticket=" + "A" * 43, "unknown ticket", 401),
+                           ("/api/v1/events?ticket=" + "A" * 5000, "huge ticket", 401),
+                           ("/api/v1/events?token=" + "A" * 43, "token in the URL", 400),
+                           ("/api/v1/events?token=" + tok, "a real token in the URL", 400)):
         status, hdrs, _ = stack.http("GET", conn.url + url, headers={"Accept": "text/event-stream"})
-        assert status == 401 and "bearer" in hdrs.get("www-authenticate", "").lower(), \
+        assert status == want and (want != 401 or "bearer" in hdrs.get("www-authenticate",
+                                                                       "").lower()), \
             "SSE %s: %d %r" % (why, status, hdrs)
     assert fin.dialog(did1)["state"] == "ACTIVE" and fin.agent(A1)["state"] == "TALKING", \
         "bad input changed nothing"
     print("ok  > 64 KiB -> 413, bad JSON / field types / DTMF / numbers -> 400, "
-          "unknown routes 404, wrong methods 405, SSE without a valid token -> 401")
+          "unknown routes 404, wrong methods 405, SSE without a valid ticket -> 401, "
+          "a token in the stream URL -> 400")
 
 
 def expect_async_error(a, fin, did, action, what, **kw):
@@ -424,7 +431,10 @@ def main():
     status, r = a2.act(did2, "answer")
     assert status == 202, "1002 acts after 1001's logout: %d %r" % (status, r)
     a2.sse.wait(is_dialog(did2, "ACTIVE"), what="1002 answers")
-    status, _, _ = stack.http("GET", conn.url + "/api/v1/events?token=" + a1.token)
+    status, _ = conn.ticket(a1.token)
+    assert status == 401, "stream ticket for a signed-out token: %d" % status
+    status, _, _ = stack.http("GET", conn.url + "/api/v1/events",
+                              headers={"Authorization": "Bearer " + a1.token})
     assert status == 401, "SSE with a signed-out token: %d" % status
     a1.sse.close()
     a2.sse.close()

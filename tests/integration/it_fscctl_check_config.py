@@ -44,7 +44,8 @@ def connector_ini(tmp, jwt_key, name, **change):
          "redis": {"url": "redis://127.0.0.1:1/0"},
          "salesforce": {"org_origins": "https://acme.lightning.force.com",
                         "login_url": "https://login.salesforce.com", "client_id": "3MVG9x",
-                        "jwt_key_file": jwt_key, "integration_user": "int@acme.example"}}
+                        "jwt_key_file": jwt_key, "integration_user": "int@acme.example",
+                        "outbox_key_file": stack.outbox_key_file(tmp)}}
     return write(tmp, name, s, change)
 
 
@@ -76,6 +77,8 @@ def main():
         ("fsc-sso", sso_ini(tmp, sec, "sso-no-client.ini", ids__client_id=None), 1),
         ("fsc-sso", sso_ini(tmp, sec, "sso-saml.ini",
                             saml__idp_metadata_file="/nonexistent/idp-metadata.xml"), 1),
+        ("fsc-sso", sso_ini(tmp, sec, "sso-http.ini",
+                            server__public_url="http://sso.example.com"), 1),
         ("fsc-sso", os.path.join(ROOT, "deploy", "fsc-sso.ini.sample"), 1),
         ("fsc-connector", connector_ini(tmp, jwt_key, "conn-ok.ini"), 0),
         ("fsc-connector", connector_ini(tmp, jwt_key, "conn-no-jwt.ini",
@@ -86,6 +89,12 @@ def main():
                                         finesse__nodes="ftp://finesse"), 1),
         ("fsc-connector", connector_ini(tmp, jwt_key, "conn-transport.ini",
                                         finesse__xmpp_transport="carrier-pigeon"), 1),
+        ("fsc-connector", connector_ini(tmp, jwt_key, "conn-no-outbox-key.ini",
+                                        salesforce__outbox_key_file=None), 1),
+        ("fsc-connector", connector_ini(tmp, jwt_key, "conn-loose-outbox-key.ini",
+                                        salesforce__outbox_key_file=loose), 1),
+        ("fsc-connector", connector_ini(tmp, jwt_key, "conn-proxies.ini",
+                                        server__trusted_proxies="10.0.0.0/33"), 1),
         ("fsc-connector", os.path.join(ROOT, "deploy", "fsc-connector.ini.sample"), 1),
     ]
     for daemon, path, want in cases:

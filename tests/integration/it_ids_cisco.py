@@ -117,7 +117,8 @@ def check_foreign_key_refused(st):
     sessions = redis_sessions(st)
     st.ids.rotate_key(publish=False)   # IdS signs with a key it does not serve
     cb = stack.start_login(st.url, st.return_to, login_hint=USER)
-    status, hdrs, data = stack.http("GET", stack._rebase(cb, st.a.url), timeout=15.0)
+    status, hdrs, data = stack.http("GET", stack._rebase(cb, st.a.url), timeout=15.0,
+                                    cookies=cb.browser)
     assert status == 502, "a token signed by another key: callback 502, got %d %r" % (status, data[:200])
     assert b"handoff" not in data and "location" not in hdrs, "no handoff code handed out"
     assert redis_sessions(st) == sessions, "no session stored"

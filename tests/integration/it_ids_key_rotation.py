@@ -133,7 +133,8 @@ def run(st, fin, conn):
     fetches = st.ids.stats()["key_fetches"]
     for inst in (fetcher, other, other, fetcher):
         cb = stack.start_login(st.url, st.return_to)
-        status, _, data = stack.http("GET", stack._rebase(cb, inst.url), timeout=15.0)
+        status, _, data = stack.http("GET", stack._rebase(cb, inst.url), timeout=15.0,
+                                     cookies=cb.browser)
         assert status == 502, "a foreign-key token on %s: 502, got %d %r" % (inst.name, status, data[:200])
     got = st.ids.stats()["key_fetches"] - fetches
     # the fetcher fetched for the rotation less than a minute ago: it is

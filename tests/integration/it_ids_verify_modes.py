@@ -99,7 +99,8 @@ def check_required_waits_for_key(st):
         # an opaque token cannot be verified: refused under required
         st.ids.config(token_shape="opaque")
         cb = stack.start_login(st.url, st.return_to)
-        status, _, data = stack.http("GET", stack._rebase(cb, inst.url), timeout=15.0)
+        status, _, data = stack.http("GET", stack._rebase(cb, inst.url), timeout=15.0,
+                                     cookies=cb.browser)
         assert status == 502, "required + opaque token: 502, got %d %r" % (status, data[:200])
         assert re.search(r'reason=token_verification detail="the token cannot be read', inst.log_text())
         st.ids.config(token_shape="cisco")
@@ -122,7 +123,8 @@ def check_auto_picks_key_up(st):
     # and now they verify: a token signed by a key IdS does not serve is refused
     st.ids.rotate_key(publish=False)
     cb = stack.start_login(st.url, st.return_to)
-    status, _, _ = stack.http("GET", stack._rebase(cb, st.a.url), timeout=15.0)
+    status, _, _ = stack.http("GET", stack._rebase(cb, st.a.url), timeout=15.0,
+                              cookies=cb.browser)
     assert status == 502, "A verifies now: a foreign-key token is refused (%d)" % status
     print("ok  auto instances take the key from Redis once another has it, and verify from "
           "then on")

@@ -115,7 +115,8 @@ def check_refused_by(st, inst, what, reason):
     cb = stack.start_login(inst.url, st.return_to)
     mid = redis_kinds(st)
     assert len(mid["state"]) == len(before["state"]) + 1, "login on %s stored a state" % inst.name
-    status, hdrs, data = stack.http("GET", stack._rebase(cb, inst.url), timeout=10.0)
+    status, hdrs, data = stack.http("GET", stack._rebase(cb, inst.url), timeout=10.0,
+                                    cookies=cb.browser)
     assert status == 502, "%s: callback want 502, got %d %r" % (what, status, data[:200])
     assert hdrs.get("content-type", "").startswith("text/html") and "location" not in hdrs, \
         "%s: an HTML error page, no redirect: %r" % (what, hdrs)
@@ -126,7 +127,8 @@ def check_refused_by(st, inst, what, reason):
     assert after["sess"] == before["sess"], "%s: no session stored: %r" % (what, after["sess"] - before["sess"])
     assert after["handoff"] == before["handoff"], "%s: no handoff stored" % what
     assert after["state"] == before["state"], "%s: the login state is consumed" % what
-    status, _, _ = stack.http("GET", stack._rebase(cb, inst.url), timeout=10.0)
+    status, _, _ = stack.http("GET", stack._rebase(cb, inst.url), timeout=10.0,
+                              cookies=cb.browser)
     assert status == 400, "%s: replaying the callback: want 400, got %d" % (what, status)
     log = inst.log_text()
     assert "event=login_failed reason=token_verification" in log, \

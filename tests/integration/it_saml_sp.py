@@ -10,10 +10,11 @@ injection in NameID, DOCTYPE/XXE/billion laughs, duplicate IDs, attacker
 KeyInfo, an unsigned second Assertion, SHA-1, RSA 1.5 and 3DES, an
 encrypted Assertion not signed itself, expired, not yet valid, wrong
 Audience/Recipient/Destination/Issuer, unknown/reused InResponseTo,
-unsolicited, a RelayState of another request, a group outside
-allowed_groups, a replay to A then B, concurrent posts to A and B (exactly
-one wins), IdS signing in another user than the IdP, and a Redis outage
-(fail closed). Then a SAML-only instance (no [ids]) with IdP-initiated
+unsolicited, a RelayState of another request, a Response posted from
+another browser than the one that started the sign-in (no binding cookie,
+or another browser's: login CSRF), a group outside allowed_groups, a
+replay to A then B, concurrent posts to A and B (exactly one wins), IdS
+signing in another user than the IdP, and a Redis outage (fail closed). Then a SAML-only instance (no [ids]) with IdP-initiated
 sign-in ending in a handoff, and fscctl saml-verify on the same files."""
 
 import base64
@@ -54,13 +55,17 @@ class Case:
     def __init__(self, st, idp, a, b):
         self.st, self.idp, self.a, self.b = st, idp, a, b
         self.failures = []
+        # the agent's browser: its binding cookies go from the sign-in's
+        # start to the ACS and the IdS callback
+        self.browser = stack.Browser()
 
-    def begin(self, via=None):
+    def begin(self, via=None, browser=None):
         """GET /sso/saml/login -> 302 to the IdP: returns (request id,
         RelayState). Checks the AuthnRequest and its query signature."""
         via = via or self.st.url
         q = urllib.parse.urlencode({"return_to": self.st.return_to})
-        status, hdrs, body = stack.http("GET", via + "/sso/saml/login?" + q)
+        status, hdrs, body = stack.http("GET", via + "/sso/saml/login?" + q,
+                                        cookies=browser or self.browser)
         assert status == 302, (status, body[:300])
         loc = hdrs["location"]
         assert loc.startswith(self.idp.sso_url + "?"), loc
@@ -80,14 +85,15 @@ class Case:
         assert r.returncode == 0, r.stdout
         return rid, p["RelayState"]
 
-    def post(self, xml, relay=None, via=None):
+    def post(self, xml, relay=None, via=None, browser=None):
         via = via or self.st.url
         form = {"SAMLResponse": saml_idp.post_form(xml)}
         if relay is not None:
             form["RelayState"] = relay
         return stack.http("POST", via + "/sso/saml/acs",
                           {"Content-Type": "application/x-www-form-urlencoded"},
-                          urllib.parse.urlencode(form), timeout=15)
+                          urllib.parse.urlencode(form), timeout=15,
+                          cookies=browser or self.browser)
 
     def accepted(self, name, xml, relay, via=None):
         status, hdrs, body = self.post(xml, relay, via)
@@ -100,11 +106,11 @@ class Case:
         stack.log("ok   %-28s accepted -> IdS authorize" % name)
         return hdrs["location"]
 
-    def refused(self, name, reason, xml, relay=None, via=None, status_want=403):
+    def refused(self, name, reason, xml, relay=None, via=None, status_want=403, browser=None):
         inst = via or self.a
         before = refused_counts(inst).get(reason, 0)
         log_before = len(self.a.log_text()) + len(self.b.log_text())
-        status, _, body = self.post(xml, relay, inst.url)
+        status, _, body = self.post(xml, relay, inst.url, browser)
         after = refused_counts(inst).get(reason, 0)
         logs = (self.a.log_text() + self.b.log_text())
         line = "event=saml_refused reason=%s " % reason
@@ -242,7 +248,8 @@ def main():
         loc = ok["signed response"]
         status, hdrs, _ = stack.http("GET", loc)
         assert status == 302, status
-        code = stack.finish_login(urllib.parse.urljoin(loc, hdrs["location"]), st.url)
+        code = stack.finish_login(urllib.parse.urljoin(loc, hdrs["location"]), st.url,
+                                  browser=c.browser)
         status, sess = st.client().handoff(code)
         assert status == 200 and sess["user"] == "agent1@example.com", (status, sess)
         stack.log("ok   full chain: IdP -> ACS -> IdS -> handoff as %s" % sess["user"])
@@ -255,7 +262,8 @@ def main():
         loc2 = loc.replace("login_hint=agent1%40example.com", "login_hint=agent2%40example.com")
         assert loc2 != loc
         status, hdrs, _ = stack.http("GET", loc2)
-        status, _, body = stack.http("GET", urllib.parse.urljoin(loc2, hdrs["location"]))
+        status, _, body = stack.http("GET", urllib.parse.urljoin(loc2, hdrs["location"]),
+                                     cookies=c.browser)
         after = refused_counts(st.a).get("ids_user_mismatch", 0) + \
             refused_counts(st.b).get("ids_user_mismatch", 0)
         if status != 403 or after != before + 1:
@@ -330,6 +338,16 @@ def main():
         c.refused("unsolicited", "unsolicited", idp.response(None), relay)
         rid2, relay2 = c.begin()
         c.refused("RelayState of another", "relay_state", idp.response(rid2), relay)
+        # login CSRF: the attacker's own Response, posted from the victim's
+        # browser (which has no binding cookie for it, or its own)
+        rid, relay = c.begin()
+        c.refused("posted by a cookieless browser", "browser_mismatch", idp.response(rid), relay,
+                  browser=stack.Browser())
+        victim = stack.Browser()
+        c.begin(browser=victim)           # the victim has a sign-in of their own going
+        rid, relay = c.begin()
+        c.refused("posted by another browser", "browser_mismatch", idp.response(rid), relay,
+                  browser=victim)
         rid, relay = c.begin(via=st.a.url)       # issued on A, answered on B
         first = idp.response(rid)
         c.accepted("request on A, ACS on B", first, relay, via=st.b.url)

@@ -17,6 +17,8 @@ Pieces, one job each:
   IdsSim                               tests/sim/ids-sim/ids_sim.py
   SsoSecrets, SsoInstance              fsc-sso daemons sharing secrets
   Haproxy                              ha/haproxy-sso.cfg.in in front of A, B
+  HttpProxy                            haproxy in front of one server, request
+                                       lines logged (a reverse proxy's view)
   http, json_body, Browser             HTTP client helpers (http.client)
   start_login, finish_login, login_flow  a browser's sign-in against ids-sim
   SsoClient                            the service API, as fsc-connector uses it
@@ -800,7 +802,12 @@ class SsoInstance(_ProcBacked):
     (the HAProxy URL; default: this instance's own URL). allowed_return_to:
     str or list. secrets: an SsoSecrets shared by the pair (created if None).
     extra: {"section": {"key": "value" | None}} to override/add (None
-    removes). The INI uses the keys of deploy/fsc-sso.ini.sample."""
+    removes). The INI uses the keys of deploy/fsc-sso.ini.sample. Two
+    test defaults differ from the daemon's: [login] starts_per_minute is
+    high (tests start far more sign-ins from 127.0.0.1 than a site's
+    address does; remove it with extra={"login": {"starts_per_minute":
+    None}} for the shipped limit), and [server] trusted_proxies is
+    127.0.0.1 (the HAProxy of Stack connects from there)."""
 
     def __init__(self, name, redis, ids, public_url=None, allowed_return_to=(),
                  secrets=None, extra=None, port=None, client_id=None, log_level="debug",
@@ -816,7 +823,8 @@ class SsoInstance(_ProcBacked):
             allowed_return_to = [allowed_return_to]
         sections = {
             "server": {"listen": "%s:%d" % (HOST, self.port), "public_url": self.public_url,
-                       "instance": name, "log_level": log_level},
+                       "instance": name, "log_level": log_level,
+                       "trusted_proxies": HOST},
             "redis": self._redis_keys(redis),
             "ids": {"authorize_url": ids.authorize_url, "token_url": ids.token_url,
                     "revoke_url": ids.revoke_url,
@@ -824,7 +832,8 @@ class SsoInstance(_ProcBacked):
                     "client_secret_file": self.secrets.client_secret_file} if ids else {},
             "session": {"seal_key_file": self.secrets.seal_key_file},
             "service": {"key_file": self.secrets.service_key_file},
-            "login": {"allowed_return_to": ", ".join(allowed_return_to)},
+            "login": {"allowed_return_to": ", ".join(allowed_return_to),
+                      "starts_per_minute": "100000"},
         }
         if jwt and ids:
             sections["ids"].update({"jwt_public_key_file": ids.public_key_path,
@@ -906,8 +915,20 @@ class Haproxy(_ProcBacked):
     host:port strings (or SsoInstances)."""
 
     BACKEND = "be_sso"
+    # not 127.0.0.0/8: every /metrics through the LB is refused in tests
+    MONITORING_NETS = "192.0.2.0/24"
 
-    def __init__(self, backends, port=None, tmp=None, start=True):
+    @staticmethod
+    def production_login_rate():
+        """The sign-in starts per minute ha/haproxy-sso.cfg allows one
+        address (the test that floods uses the shipped value)."""
+        with open(os.path.join(HA_DIR, "haproxy-sso.cfg"), encoding="utf-8") as f:
+            return int(re.search(r"sc_http_req_rate\(0\) gt (\d+)", f.read()).group(1))
+
+    def __init__(self, backends, port=None, tmp=None, start=True, login_rate=100000):
+        """login_rate: sign-in starts per client address and minute (the
+        shipped config's is production_login_rate(); tests that sign in
+        often keep the default, high)."""
         if len(backends) != 2:
             raise ValueError("the template has exactly two servers (a, b)")
         self.tmp = tmp or session_tmp()
@@ -921,7 +942,9 @@ class Haproxy(_ProcBacked):
                                  {"BIND": "%s:%d" % (HOST, self.port),
                                   "SSO_A": _hostport(backends[0]),
                                   "SSO_B": _hostport(backends[1]),
-                                  "STATS_SOCKET": self.socket_path})
+                                  "STATS_SOCKET": self.socket_path,
+                                  "MONITORING_NETS": self.MONITORING_NETS,
+                                  "LOGIN_STARTS_PER_MIN": str(login_rate)})
         r = subprocess.run(["haproxy", "-c", "-f", self.cfg], stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, timeout=30)
         if r.returncode != 0:
@@ -997,8 +1020,50 @@ class Haproxy(_ProcBacked):
         return self.start(timeout)
 
 
+class HttpProxy(_ProcBacked):
+    """haproxy as a plain reverse proxy in front of one HTTP server (e.g.
+    fsc-connector): X-Forwarded-For added (option forwardfor), every
+    request logged with its request line (option httplog) to its log, as a
+    site's proxy would, as soon as its answer starts (option logasap: event
+    streams too); long server timeout for event streams.
+    request_lines() returns what it logged."""
+
+    def __init__(self, backend, port=None, tmp=None, start=True, name="proxy"):
+        self.tmp = tmp or session_tmp()
+        self.port = port or free_port()
+        self.dir = self.tmp.sub(name)
+        self.cfg = os.path.join(self.dir, "haproxy.cfg")
+        with open(self.cfg, "w", encoding="utf-8") as f:
+            f.write("\n".join([
+                "global", "    log stdout format raw local0 info", "    maxconn 2000",
+                "defaults", "    mode http", "    log global", "    option httplog",
+                # a stream is logged when its answer starts, not when it ends
+                "    option logasap",
+                "    option forwardfor", "    timeout connect 1s", "    timeout client 60s",
+                "    timeout server 60s", "    timeout http-request 10s",
+                "frontend fe", "    bind %s:%d" % (HOST, self.port), "    default_backend be",
+                "backend be", "    server s1 %s" % _hostport(backend), ""]))
+        self.proc = Proc("haproxy-" + name, ["haproxy", "-f", self.cfg, "-db"],
+                         os.path.join(self.dir, "haproxy.log"), tmp=self.tmp)
+        if start:
+            self.start()
+
+    @property
+    def url(self):
+        return "http://%s:%d" % (HOST, self.port)
+
+    def start(self, timeout=10.0):
+        self.proc.start()
+        wait_port(self.port, timeout, proc=self.proc)
+        return self
+
+    def request_lines(self):
+        """The quoted request line of every logged request ("GET /x?y HTTP/1.1")."""
+        return re.findall(r'"([A-Z]+ [^"]*)"', self.proc.log_text())
+
+
 def _hostport(x):
-    if isinstance(x, SsoInstance):
+    if isinstance(x, SsoInstance) or hasattr(x, "port") and not isinstance(x, str):
         return "%s:%d" % (HOST, x.port)
     if "://" in x:
         u = urllib.parse.urlsplit(x)
@@ -1010,15 +1075,18 @@ def _hostport(x):
 # HTTP helpers
 
 def http(method, url, headers=None, body=None, timeout=5.0, follow=False, cookies=None,
-         context=None):
+         context=None, source=None):
     """One HTTP request with http.client. body: bytes, str, or dict/list (sent
     as JSON). follow: follow redirects (GET after 301/302/303). cookies: a
     Browser whose cookie jar is used. context: an ssl.SSLContext for https
-    (e.g. TestPki.client_context()). Returns (status, headers, body bytes);
+    (e.g. TestPki.client_context()). source: the local address to send
+    from (another loopback address, "127.0.0.2", is another client).
+    Returns (status, headers, body bytes);
     header names are lower-case, repeated headers joined with ", " except
     set-cookie (joined with "\\n")."""
     for _ in range(10):
-        status, hdrs, data = _request_once(method, url, headers, body, timeout, cookies, context)
+        status, hdrs, data = _request_once(method, url, headers, body, timeout, cookies, context,
+                                           source)
         if not follow or status not in (301, 302, 303, 307, 308) or "location" not in hdrs:
             return status, hdrs, data
         url = urllib.parse.urljoin(url, hdrs["location"])
@@ -1027,12 +1095,16 @@ def http(method, url, headers=None, body=None, timeout=5.0, follow=False, cookie
     raise RuntimeError("too many redirects")
 
 
-def _request_once(method, url, headers, body, timeout, cookies, context=None):
+def _request_once(method, url, headers, body, timeout, cookies, context=None, source=None):
     u = urllib.parse.urlsplit(url)
+    source = source or getattr(cookies, "source", None)
+    src = (source, 0) if source else None
     if u.scheme == "https":
-        conn = httpclient.HTTPSConnection(u.hostname, u.port, timeout=timeout, context=context)
+        conn = httpclient.HTTPSConnection(u.hostname, u.port, timeout=timeout, context=context,
+                                          source_address=src)
     else:
-        conn = httpclient.HTTPConnection(u.hostname, u.port, timeout=timeout)
+        conn = httpclient.HTTPConnection(u.hostname, u.port, timeout=timeout,
+                                         source_address=src)
     hdrs = dict(headers or {})
     if isinstance(body, (dict, list)):
         body = json.dumps(body).encode()
@@ -1065,9 +1137,10 @@ def _request_once(method, url, headers, body, timeout, cookies, context=None):
         conn.close()
 
 
-def json_body(method, url, headers=None, body=None, timeout=5.0):
+def json_body(method, url, headers=None, body=None, timeout=5.0, source=None):
     """http() and parse the body as JSON: returns (status, obj or None)."""
-    status, _, data = http(method, url, headers=headers, body=body, timeout=timeout)
+    status, _, data = http(method, url, headers=headers, body=body, timeout=timeout,
+                           source=source)
     try:
         return status, json.loads(data) if data else None
     except ValueError:
@@ -1077,12 +1150,17 @@ def json_body(method, url, headers=None, body=None, timeout=5.0):
 class Browser:
     """A cookie jar, per host name (ports ignored, like browsers do, so
     instances A and B on 127.0.0.1 share cookies as they would behind one
-    load balancer). Path, Secure, SameSite are not enforced."""
+    load balancer). Path, Secure, SameSite are not enforced. source: the
+    local address its requests come from (another loopback address is
+    another client)."""
 
-    def __init__(self):
+    def __init__(self, source=None):
         self.jar = {}       # host -> {name: value}
+        self.source = source
+        self.set_cookies = []   # every Set-Cookie header received, in order
 
     def set_cookie(self, host, header):
+        self.set_cookies.append(header)
         nv = header.split(";", 1)[0]
         name, _, value = nv.partition("=")
         attrs = header.lower()
@@ -1201,7 +1279,9 @@ class Stack:
 
     Attributes: tmp, redis, replica, sentinels, ids, secrets, a, b, lb,
     public_url, return_to, service_key. sso_extra: extra INI for both.
-    token_shape, keys_status: see IdsSim.
+    token_shape, keys_status: see IdsSim. lb_login_rate: HAProxy's sign-in
+    starts per client address and minute (Haproxy.production_login_rate()
+    for the shipped value).
     """
 
     CLIENT_ID = "fsc-connector"
@@ -1210,7 +1290,7 @@ class Stack:
 
     def __init__(self, sentinel=False, haproxy=True, user="agent1@example.com",
                  access_ttl=None, refresh_ttl=None, sso_extra=None, jwt=False, tmp=None,
-                 token_shape=None, keys_status=None):
+                 token_shape=None, keys_status=None, lb_login_rate=100000):
         self.tmp = tmp or session_tmp()
         self.return_to = self.RETURN_TO
         self.redis = Redis(name="redis-master", tmp=self.tmp)
@@ -1239,7 +1319,8 @@ class Stack:
         self.b.wait_ready()
         self.lb = None
         if haproxy:
-            self.lb = Haproxy([self.a.url, self.b.url], port=lb_port, tmp=self.tmp)
+            self.lb = Haproxy([self.a.url, self.b.url], port=lb_port, tmp=self.tmp,
+                              login_rate=lb_login_rate)
             self.lb.wait_up("a")
             self.lb.wait_up("b")
 
@@ -1753,6 +1834,10 @@ class FinesseSim:
         """POST /sim/faults, e.g. fault(agent="1001", notification="<Update><bad")."""
         return self._control("POST", "/sim/faults", kw)
 
+    def rest_delay(self, ms, for_s=60):
+        """POST /sim/rest_delay: every REST request waits ms for for_s seconds."""
+        return self._control("POST", "/sim/rest_delay", {"ms": ms, "for_s": for_s})
+
     def stats(self):
         return self._control("GET", "/sim/stats")
 
@@ -1810,6 +1895,17 @@ class FinesseSim:
 FSC_CONNECTOR = os.path.join(BUILD_DIR, "connector", "fsc-connector")
 
 
+def outbox_key_file(tmp=None):
+    """[salesforce] outbox_key_file: 32 random bytes (0600), one per temp
+    dir, so that every connector a test starts shares it (as every host of
+    a site must)."""
+    tmp = tmp or session_tmp()
+    path = tmp.file("secrets", "outbox.key")
+    if not os.path.exists(path):
+        tmp.write("secrets/outbox.key", secrets.token_bytes(32), 0o600)
+    return path
+
+
 class Connector(_ProcBacked):
     """fsc-connector in front of a FinesseSim (nodes A and B), optionally
     with fsc-sso (sso=an SsoInstance or Stack, for the [sso] section).
@@ -1855,6 +1951,10 @@ class Connector(_ProcBacked):
                     self.sections.get(sec, {}).pop(k, None)
                 else:
                     self.sections.setdefault(sec, {})[k] = v
+        sf = self.sections.get("salesforce")
+        if sf is not None and "outbox_key_file" not in sf:
+            # one key per test run: every connector of a site shares it
+            sf["outbox_key_file"] = outbox_key_file(self.tmp)
         self.cfg = os.path.join(self.dir, "fsc-connector.ini")
         self.write_config()
         self.proc = Proc("fsc-" + name, [FSC_CONNECTOR, "--config", self.cfg],
@@ -1878,17 +1978,20 @@ class Connector(_ProcBacked):
         wait_http(self.url + "/healthz", timeout, expect_status=200, proc=self.proc)
         return self
 
-    def api(self, method, path, token=None, body=None, timeout=10.0, headers=None):
-        """-> (status, JSON or None)"""
+    def api(self, method, path, token=None, body=None, timeout=10.0, headers=None, via=None,
+            source=None):
+        """-> (status, JSON or None). via: a base URL in front of the
+        connector (an HttpProxy's); source: the local address to send from."""
         h = dict(headers or {})
         if token:
             h["Authorization"] = "Bearer %s" % token
-        return json_body(method, self.url + path, h, body, timeout)
+        return json_body(method, (via or self.url) + path, h, body, timeout, source=source)
 
-    def login(self, agent, password, extension, **kw):
+    def login(self, agent, password, extension, via=None, source=None, headers=None, **kw):
         """POST /api/v1/login -> (status, JSON)"""
         return self.api("POST", "/api/v1/login", body=dict(agent=agent, password=password,
-                                                          extension=extension, **kw))
+                                                          extension=extension, **kw),
+                        via=via, source=source, headers=headers)
 
     def metric(self, name):
         """One sample of GET /metrics, e.g. metric("fsc_connector_agents")
@@ -1899,17 +2002,41 @@ class Connector(_ProcBacked):
                 return float(line.split()[-1])
         return 0.0
 
-    def events(self, token, last_event_id=None):
-        return SseClient(self.url + "/api/v1/events?token=" + urllib.parse.quote(token),
-                         last_event_id=last_event_id)
+    def ticket(self, token, via=None):
+        """POST /api/v1/events/ticket -> (status, JSON): a single-use
+        ticket that opens one event stream."""
+        return self.api("POST", "/api/v1/events/ticket", token, via=via)
+
+    def events(self, token, last_event_id=None, via=None):
+        """An SseClient on /api/v1/events?ticket=..., with a fresh ticket
+        for token (as the page does: the token itself never goes in a
+        URL). When the ticket is refused, an SseClient that never opened,
+        with .status the ticket request's status and .body its JSON."""
+        status, body = self.ticket(token, via)
+        if status != 200:
+            return SseClient.refused(status, body)
+        return SseClient((via or self.url) + "/api/v1/events?ticket=" +
+                         urllib.parse.quote(body["ticket"]), last_event_id=last_event_id)
 
 
 class SseClient:
     """Reads a Server-Sent Events stream on a thread; events land in a queue
     as dicts {"id", "event", "data" (parsed JSON)}."""
 
+    @classmethod
+    def refused(cls, status, body=None):
+        """A stream that was never opened (its ticket was refused)."""
+        import queue
+        c = cls.__new__(cls)
+        c.events = queue.Queue()
+        c.status, c.body, c.conn, c.resp = status, body, None, None
+        c.closed = threading.Event()
+        c.closed.set()
+        return c
+
     def __init__(self, url, last_event_id=None, timeout=30.0):
         import queue
+        self.body = None
         self.events = queue.Queue()
         self.status = None
         self.closed = threading.Event()
@@ -1970,6 +2097,8 @@ class SseClient:
                 return ev
 
     def close(self):
+        if self.conn is None:
+            return
         try:
             self.conn.sock.shutdown(socket.SHUT_RDWR)
         except (OSError, AttributeError):

@@ -5,7 +5,8 @@
  * drops what it no longer lists, and Last-Event-ID replay. Screen pops:
  * each goes to one tab (the focused one), is claimed once, moves to the
  * next tab when not claimed in time, waits for a tab when there is none,
- * and is forgotten when the call ends. */
+ * and is forgotten when the call ends. An agent whose JSON is larger than
+ * any fixed frame buffer still arrives whole. */
 #include <arpa/inet.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -455,6 +456,79 @@ test_cti_agent_pop_waits_for_a_tab(void **state)
     tab_close(&t2);
 }
 
+/* The stream's body without the HTTP/1.1 chunk framing. */
+static void
+dechunk(const struct tab *t, char *out, size_t size)
+{
+    const char *p = strstr(t->buf, "\r\n\r\n");
+    size_t o = 0;
+
+    assert_non_null(p);
+    p += 4;
+    for (;;) {
+        char *end;
+        unsigned long n = strtoul(p, &end, 16);
+        if (end == p || strncmp(end, "\r\n", 2) != 0 || n == 0 ||
+            strlen(end + 2) < n + 2) {
+            break; /* the last, still incomplete chunk */
+        }
+        assert_true(o + n < size);
+        memcpy(out + o, end + 2, n);
+        o += n;
+        p = end + 2 + n + 2;
+    }
+    out[o] = '\0';
+}
+
+static void
+test_cti_agent_large_agent_event_whole(void **state)
+{
+    static char body[sizeof(((struct tab *)0)->buf)];
+    struct fin_user u = {0};
+    struct tab t;
+    json_error_t jerr;
+    json_t *j;
+    (void)state;
+
+    /* every control character is six bytes in JSON (\u0001): these
+     * fields alone come to well over 2 KB once encoded */
+    snprintf(u.login_id, sizeof(u.login_id), "1001");
+    snprintf(u.state, sizeof(u.state), "NOT_READY");
+    snprintf(u.reason_code_id, sizeof(u.reason_code_id), "7");
+    memset(u.first_name, 1, sizeof(u.first_name) - 2);
+    u.first_name[sizeof(u.first_name) - 2] = 'F';
+    memset(u.last_name, 1, sizeof(u.last_name) - 2);
+    u.last_name[sizeof(u.last_name) - 2] = 'L';
+    memset(u.reason.label, 1, sizeof(u.reason.label) - 2);
+    u.reason.label[sizeof(u.reason.label) - 2] = 'R';
+    cti_agent_detach_all(agent);
+    cti_agent_apply_user(agent, &u);
+
+    tab_open(&t, NULL);
+    assert_true(tab_until(&t, "event: agent\ndata: {"));
+    assert_true(tab_until(&t, "R\"")); /* the label, near the end */
+    /* the snapshot's agent event (what the buffer overflowed on) */
+    dechunk(&t, body, sizeof(body));
+    char *data = strstr(body, "event: agent\ndata: ");
+    assert_non_null(data);
+    data += strlen("event: agent\ndata: ");
+    char *end = strstr(data, "\n\n");
+    assert_non_null(end);
+    *end = '\0';
+    assert_true(strlen(data) > 2048);
+    j = json_loads(data, 0, &jerr);
+    assert_non_null(j);
+    const char *last = json_string_value(json_object_get(j, "last_name"));
+    const char *label = json_string_value(json_object_get(j, "reason_label"));
+    assert_non_null(last);
+    assert_non_null(label);
+    assert_int_equal(strlen(last), sizeof(u.last_name) - 1);
+    assert_int_equal(last[strlen(last) - 1], 'L');
+    assert_int_equal(label[strlen(label) - 1], 'R');
+    json_decref(j);
+    tab_close(&t);
+}
+
 int
 main(void)
 {
@@ -465,6 +539,7 @@ main(void)
         cmocka_unit_test(test_cti_agent_pop_to_focused_tab_once),
         cmocka_unit_test(test_cti_agent_pop_moves_on_when_unclaimed),
         cmocka_unit_test(test_cti_agent_pop_waits_for_a_tab),
+        cmocka_unit_test(test_cti_agent_large_agent_event_whole),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

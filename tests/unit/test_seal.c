@@ -437,6 +437,23 @@ test_seal_base64url_round_trip(void **state)
 }
 
 static void
+test_seal_hmac_sha256_rfc4231(void **state)
+{
+    /* RFC 4231 test case 2 */
+    static const unsigned char want[32] = {
+        0x5b, 0xdc, 0xc1, 0x46, 0xbf, 0x60, 0x75, 0x4e, 0x6a, 0x04, 0x24,
+        0x26, 0x08, 0x95, 0x75, 0xc7, 0x5a, 0x00, 0x3f, 0x08, 0x9d, 0x27,
+        0x39, 0x83, 0x9d, 0xec, 0x58, 0xb9, 0x64, 0xec, 0x38, 0x43};
+    static const char data[] = "what do ya want for nothing?";
+    unsigned char mac[32];
+    (void)state;
+
+    assert_int_equal(cmn_hmac_sha256("Jefe", 4, data, sizeof(data) - 1, mac),
+                     CMN_OK);
+    assert_memory_equal(mac, want, sizeof(want));
+}
+
+static void
 test_seal_ct_equal(void **state)
 {
     (void)state;
@@ -463,6 +480,7 @@ main(void)
         cmocka_unit_test(test_seal_load),
         cmocka_unit_test(test_seal_random_ids),
         cmocka_unit_test(test_seal_sha256),
+        cmocka_unit_test(test_seal_hmac_sha256_rfc4231),
         cmocka_unit_test(test_seal_base64url_vectors),
         cmocka_unit_test(test_seal_base64url_round_trip),
         cmocka_unit_test(test_seal_ct_equal),

@@ -511,7 +511,7 @@ fake_start(const char *dir, const char *redis_url, const char *extra,
     };
     struct cmn_httpd_opts o;
     struct cmn_err err = {{0}};
-    char key_path[512];
+    char key_path[512], outbox_key_path[512];
     FILE *f;
     int fd;
 
@@ -527,6 +527,18 @@ fake_start(const char *dir, const char *redis_url, const char *extra,
         PEM_write_PrivateKey(f, fake.key, NULL, NULL, 0, NULL, NULL) != 1) {
         return -1;
     }
+    fclose(f);
+    /* [salesforce] outbox_key_file: 64 hex characters */
+    snprintf(outbox_key_path, sizeof(outbox_key_path), "%s/outbox.key", dir);
+    fd = open(outbox_key_path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+    f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (f == NULL) {
+        return -1;
+    }
+    for (int i = 0; i < 32; i++) {
+        fprintf(f, "%02x", (unsigned)(0xa0 + i));
+    }
+    fprintf(f, "\n");
     fclose(f);
     memset(&o, 0, sizeof(o));
     o.listen = "127.0.0.1:0";
@@ -549,11 +561,11 @@ fake_start(const char *dir, const char *redis_url, const char *extra,
     }
     fprintf(f,
             "[salesforce]\nlogin_url = %s/\nclient_id = %s\n"
-            "jwt_key_file = %s\nintegration_user = %s\n"
+            "jwt_key_file = %s\noutbox_key_file = %s\nintegration_user = %s\n"
             "org_origins = https://acme.lightning.force.com, "
             "https://acme.my.salesforce.com\ntimeout_ms = 3000\n%s\n"
             "[redis]\nurl = %s\nprefix = fsc:sf:\n",
-            fake.base, fake.client_id, key_path, fake.user,
+            fake.base, fake.client_id, key_path, outbox_key_path, fake.user,
             extra != NULL ? extra : "",
             redis_url != NULL ? redis_url : "redis://127.0.0.1:1/0");
     return fclose(f) == 0 ? 0 : -1;

@@ -5,7 +5,10 @@
  * consumer that dies holding entries, a 200-entry burst shared by two
  * consumers, per-dialog order, TTLs on every key but the stream; batched
  * writes (sObject Collections): exactly once, a bad record dead alone, an
- * org without collections served one PATCH per Task. */
+ * org without collections served one PATCH per Task. Entries carry a MAC:
+ * one queued without it, with a wrong one, tampered with, or from another
+ * outbox key is dead-lettered and never sent; a planted dead letter is not
+ * replayed unless forced; the config requires outbox_key_file. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -128,6 +131,7 @@ outbox(const char *consumer, long reclaim_ms, long max_attempts)
 
     memset(&o, 0, sizeof(o));
     o.consumer = consumer;
+    o.mac_key = cfg.outbox_key;
     o.reclaim_ms = reclaim_ms;
     o.max_attempts = max_attempts;
     o.backoff_base_ms = 40;
@@ -148,6 +152,7 @@ outbox_batched(const char *consumer, long batch)
 
     memset(&o, 0, sizeof(o));
     o.consumer = consumer;
+    o.mac_key = cfg.outbox_key;
     o.reclaim_ms = 5000;
     o.max_attempts = 10;
     o.backoff_base_ms = 40;
@@ -379,14 +384,16 @@ test_sf_outbox_permanent_dead_then_replay(void **state)
     pthread_mutex_lock(&fake.mu);
     fake.fail_400_ext[0] = '\0';
     pthread_mutex_unlock(&fake.mu);
-    assert_int_equal(sf_outbox_replay(ob, 1, &n, &err), CMN_OK);
+    assert_int_equal(sf_outbox_replay(ob, 1, false, &n, NULL, &err), CMN_OK);
     assert_int_equal(n, 1);
     assert_true(wait_written(40001, 1));
     assert_int_equal(fake_task("40001").writes, 1);
     assert_int_equal(key_int("LLEN", "outbox:dead"), 1);
-    assert_int_equal(sf_outbox_replay(ob, 5, &n, &err), CMN_NOTFOUND);
+    assert_int_equal(sf_outbox_replay(ob, 5, false, &n, NULL, &err),
+                     CMN_NOTFOUND);
     /* replay all: 40002 fails again with 300 and comes back, once */
-    assert_int_equal(sf_outbox_replay(ob, SF_OUTBOX_ALL, &n, &err), CMN_OK);
+    assert_int_equal(sf_outbox_replay(ob, SF_OUTBOX_ALL, false, &n, NULL, &err),
+                     CMN_OK);
     assert_int_equal(n, 1);
     for (int i = 0; i < 300 && key_int("LLEN", "outbox:dead") < 1; i++) {
         msleep(10);
@@ -460,6 +467,7 @@ test_sf_outbox_backoff_entries_not_stolen(void **state)
     (void)state;
     memset(&o, 0, sizeof(o));
     o.consumer = "A";
+    o.mac_key = cfg.outbox_key;
     o.reclaim_ms = 300;
     o.backoff_base_ms = 1500;
     o.backoff_max_ms = 1500;
@@ -695,10 +703,188 @@ test_sf_outbox_batch_refused_falls_back(void **state)
     sf_outbox_free(ob);
 }
 
+/* XADD an entry by hand, as someone with Redis access but no key would;
+ * mac NULL: none. */
+static void
+xadd_raw(const char *dialog, const char *fields, const char *mac)
+{
+    redisReply *r =
+        mac != NULL
+            ? tst_redis_cmd(srv.port,
+                            "XADD %s * dialog %s fields %s ts 1 mac %s",
+                            k_stream, dialog, fields, mac)
+            : tst_redis_cmd(srv.port, "XADD %s * dialog %s fields %s ts 1",
+                            k_stream, dialog, fields);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    freeReplyObject(r);
+}
+
+/* The "mac" field of the stream's last entry (a genuine one). */
+static void
+last_mac(char *out, size_t size)
+{
+    redisReply *r =
+        tst_redis_cmd(srv.port, "XREVRANGE %s + - COUNT 1", k_stream);
+    out[0] = '\0';
+    assert_non_null(r);
+    assert_int_equal(r->elements, 1);
+    redisReply *kv = r->element[0]->element[1];
+    for (size_t i = 0; i + 1 < kv->elements; i += 2) {
+        if (strcmp(kv->element[i]->str, "mac") == 0) {
+            snprintf(out, size, "%s", kv->element[i + 1]->str);
+        }
+    }
+    freeReplyObject(r);
+}
+
+static int
+dead_reasons_with(const char *needle)
+{
+    redisReply *r =
+        tst_redis_cmd(srv.port, "LRANGE %soutbox:dead 0 -1", prefix);
+    int n = 0;
+
+    for (size_t i = 0; r != NULL && i < r->elements; i++) {
+        n += strstr(r->element[i]->str, needle) != NULL;
+    }
+    if (r != NULL) {
+        freeReplyObject(r);
+    }
+    return n;
+}
+
+static void
+test_sf_outbox_unauthenticated_dead_never_sent(void **state)
+{
+    struct sf_outbox *ob = outbox("solo", 5000, 10);
+    static const unsigned char other_key[32] = {1, 2, 3};
+    struct sf_outbox_opts o;
+    struct cmn_err err = {{0}};
+    char mac[64], mac_b[64], forged[64];
+    json_t *dead = NULL;
+    size_t n = 0, unauth = 0;
+    (void)state;
+
+    /* genuine: queued through the outbox, with a MAC */
+    put(ob, "70001", "Completed");
+    last_mac(mac, sizeof(mac));
+    assert_int_equal(strlen(mac), 43);
+    /* no MAC at all (a version before MACs, or someone with Redis) */
+    xadd_raw("70002", "{\"Subject\":\"Call\",\"Status\":\"Completed\"}", NULL);
+    /* a genuine entry's MAC on other fields (tampered) */
+    xadd_raw("70001", "{\"Subject\":\"Hacked\",\"Status\":\"Completed\"}", mac);
+    /* the MAC of another dialog's entry (overwriting another Task) */
+    xadd_raw("70003",
+             "{\"Subject\":\"Call\",\"CallType\":\"Inbound\","
+             "\"CallObject\":\"70001\",\"Status\":\"Completed\","
+             "\"Finesse_Call_Id__c\":\"70001\"}",
+             mac);
+    /* a well-formed entry of an outbox with another key */
+    memset(&o, 0, sizeof(o));
+    o.consumer = "other";
+    o.mac_key = other_key;
+    struct sf_outbox *other = sf_outbox_new(pool, NULL, &o, &err);
+    assert_non_null(other);
+    put(other, "70004", "Completed");
+    last_mac(mac_b, sizeof(mac_b));
+    sf_outbox_free(other);
+    /* garbage in the mac field */
+    snprintf(forged, sizeof(forged), "%s",
+             "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    xadd_raw("70005", "{\"Subject\":\"Call\"}", forged);
+    assert_int_equal(xlen(), 6);
+
+    assert_int_equal(sf_outbox_start(ob, &err), CMN_OK);
+    for (int i = 0; i < 500 && key_int("LLEN", "outbox:dead") < 5; i++) {
+        msleep(10);
+    }
+    assert_true(wait_written(70001, 1));
+    msleep(200);
+    /* the genuine entry was written once, with its own fields; the five
+     * others never reached Salesforce */
+    assert_int_equal(fake_task("70001").writes, 1);
+    assert_int_equal(fake_task("70002").writes, 0);
+    assert_int_equal(fake_task("70003").writes, 0);
+    assert_int_equal(fake_task("70004").writes, 0);
+    assert_int_equal(fake_task("70005").writes, 0);
+    assert_int_equal(key_int("LLEN", "outbox:dead"), 5);
+    assert_int_equal(dead_reasons_with("unauthenticated: no MAC"), 1);
+    assert_int_equal(dead_reasons_with("unauthenticated: MAC does not verify"),
+                     4);
+    assert_int_equal(xlen(), 0);
+
+    /* replay: not without force, one at a time or all */
+    assert_int_equal(sf_outbox_replay(ob, 0, false, &n, NULL, &err),
+                     CMN_DENIED);
+    assert_non_null(strstr(err.msg, "not authenticated"));
+    assert_int_equal(
+        sf_outbox_replay(ob, SF_OUTBOX_ALL, false, &n, &unauth, &err), CMN_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(unauth, 5);
+    assert_int_equal(key_int("LLEN", "outbox:dead"), 5);
+    /* a dead letter planted in the list is not replayed either */
+    redisReply *r = tst_redis_cmd(
+        srv.port, "LPUSH %soutbox:dead %s", prefix,
+        "{\"dialog_id\":\"70009\",\"fields\":{\"Subject\":\"x\"},"
+        "\"reason\":\"x\",\"attempts\":1,\"ts\":1,\"entry_id\":\"1-1\","
+        "\"mac\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}");
+    freeReplyObject(r);
+    assert_int_equal(sf_outbox_replay(ob, 0, false, &n, NULL, &err),
+                     CMN_DENIED);
+    /* an admin who checked the first one (70002, no MAC) forces it */
+    assert_int_equal(sf_outbox_dead_list(ob, &dead, &err), CMN_OK);
+    size_t last = json_array_size(dead) - 1;
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(dead, last), "dialog_id")),
+                        "70002");
+    json_decref(dead);
+    assert_int_equal(sf_outbox_replay(ob, (long)last, true, &n, NULL, &err),
+                     CMN_OK);
+    assert_int_equal(n, 1);
+    assert_true(wait_written(70002, 1));
+    assert_int_equal(fake_task("70002").writes, 1);
+    sf_outbox_free(ob);
+}
+
+/* [salesforce] without outbox_key_file is refused, naming the key; an
+ * outbox without a key is not made. */
+static void
+test_sf_outbox_config_requires_key(void **state)
+{
+    struct cmn_err err = {{0}};
+    struct sf_config c;
+    struct sf_outbox_opts o;
+    struct cmn_config *bad;
+    char text[1024];
+    (void)state;
+
+    snprintf(text, sizeof(text),
+             "[salesforce]\nclient_id = x\nintegration_user = y\n"
+             "org_origins = https://acme.lightning.force.com\n"
+             "jwt_key_file = %s/sf.key\n"
+             "[redis]\nurl = redis://127.0.0.1:1/0\n",
+             tmpdir);
+    bad = cmn_config_parse("t.ini", text, strlen(text), &err);
+    assert_non_null(bad);
+    assert_int_equal(sf_config_load(bad, &c, &err), CMN_INVALID);
+    assert_non_null(strstr(err.msg, "[salesforce] outbox_key_file: required"));
+    sf_config_cleanup(&c);
+    cmn_config_free(bad);
+    /* and an outbox without a key does not start */
+    memset(&o, 0, sizeof(o));
+    assert_null(sf_outbox_new(pool, sf, &o, &err));
+    assert_non_null(strstr(err.msg, "outbox_key_file"));
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(
+            test_sf_outbox_unauthenticated_dead_never_sent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sf_outbox_config_requires_key,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_sf_outbox_put_written_once, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(

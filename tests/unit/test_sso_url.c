@@ -100,6 +100,21 @@ test_sso_url_has_param(void **state)
     assert_false(sso_url_has_param("https://h/p?handoffs=1", "handoff"));
     assert_false(sso_url_has_param("https://h/p#handoff=1", "handoff"));
     assert_false(sso_url_has_param("https://h/handoff=1", "handoff"));
+    /* names are decoded as browsers' URLSearchParams decodes them: a
+     * percent-encoded handoff is still handoff */
+    assert_true(sso_url_has_param("https://h/p?hand%6fff=x", "handoff"));
+    assert_true(sso_url_has_param("https://h/p?hand%6Fff=x", "handoff"));
+    assert_true(
+        sso_url_has_param("https://h/p?%68%61%6e%64%6f%66%66=x", "handoff"));
+    assert_true(sso_url_has_param("https://h/p?a=%zz&hand%6fff", "handoff"));
+    /* other parsers split on ';' and ignore case: refused too */
+    assert_true(sso_url_has_param("https://h/p?x=1;handoff=2", "handoff"));
+    assert_true(sso_url_has_param("https://h/p?HandOff=2", "handoff"));
+    assert_false(sso_url_has_param("https://h/p?hand+off=2", "handoff"));
+    assert_false(sso_url_has_param("https://h/p?hand%2bff=2", "handoff"));
+    assert_false(sso_url_has_param("https://h/p?hand%6=2", "handoff"));
+    assert_false(sso_url_has_param("https://h/p?x=hand%6fff", "handoff"));
+    assert_false(sso_url_has_param("https://h/p?a=1#hand%6fff=1", "handoff"));
 }
 
 int

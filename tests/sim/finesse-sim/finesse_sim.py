@@ -235,6 +235,7 @@ class Sim:
         self.presence = {"A": {}, "B": {}}     # node -> {agent id: n available}
         self.stats = collections.Counter()
         self.req_stats = collections.Counter()
+        self.rest_delay = None      # (seconds, until monotonic): POST /sim/rest_delay
         self.sent = {"A": 0, "B": 0}
         self.sched = Scheduler(self.lock)
         self.token_cache = {}
@@ -1362,6 +1363,9 @@ class Handler(BaseHTTPRequestHandler):
     def finesse(self, method, path, q):
         sim = self.server.sim
         node = self.server.node
+        delay = sim.rest_delay
+        if delay and time.monotonic() < delay[1]:
+            time.sleep(delay[0])     # a slow Finesse (POST /sim/rest_delay)
         if path in ("/finesse/api/SystemInfo", "/finesse/api/SystemInfo/"):
             sim.req_stats["%s SystemInfo" % method] += 1
             if method != "GET":
@@ -1604,6 +1608,12 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(404, "not_found", path)
         if parts and parts[0] == "websocket" and method == "POST":
             return self.websocket_control(parts[1:], b)
+        if parts == ["rest_delay"] and method == "POST":
+            ms, for_s = int(b.get("ms") or 0), float(b.get("for_s") or 60)
+            if not 0 <= ms <= 30000 or not 0 < for_s <= 3600:
+                raise ApiError(400, "bad_request", "ms 0..30000, for_s 0..3600")
+            sim.rest_delay = (ms / 1000.0, time.monotonic() + for_s) if ms else None
+            return self.jreply(200, {"ms": ms, "for_s": for_s})
         if parts == ["faults"] and method == "POST":
             aid = str(b.get("agent") or "")
             if aid not in sim.agents:
