@@ -109,8 +109,13 @@ run('framed', async (context) => {
   const popped = await softFrame.evaluate(() => window.fscSoftphone.popped());
   assert(popped.length === 1 && popped[0] === did,
     'the frame popped the call after the server offered it and accepted its claim: ' + JSON.stringify(popped));
-  const claims = apiRequests.filter((r) => r.url.endsWith('/api/v1/calls/' + did + '/popped'));
-  assert(claims.length === 1, 'one claim (POST /calls/{id}/popped): ' + JSON.stringify(claims));
+  const claims = await waitFor(() => {
+    const c = apiRequests.filter((r) => r.url.endsWith('/api/v1/calls/' + did + '/popped'));
+    return c.length >= 2 ? c : false;
+  }, 'the claim and its done (POST /calls/{id}/popped)');
+  assert(claims.length === 2 && JSON.parse(claims[0].body).done === undefined &&
+    JSON.parse(claims[1].body).done === true,
+  'one claim, then its done (POST /calls/{id}/popped): ' + JSON.stringify(claims));
   await shot(page, 'host-ringing-popped');
   ok('inbound call: panel opened, label Ringing, exactly one searchAndScreenPop("+14155550100", inbound) ' +
     '-> Jane Doe (' + jane.Id + ') popped');
