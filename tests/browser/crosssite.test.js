@@ -217,6 +217,16 @@ run('crosssite-' + profile(), async (context) => {
     claim2 = {path: new URL(r.url()).pathname, auth: (await r.allHeaders())['authorization'], body: r.postData()};
     await route.abort('connectionreset');
   });
+  // tab 1's own claims wait until tab 2's is in (then go on, explicitly):
+  // were the relay slower than the server's 2 s for a claim, the offer
+  // would move on to tab 1, which would claim first
+  let openGate;
+  const gate = new Promise((r) => { openGate = r; });
+  const gated = async (route) => {
+    if (!claim2 || route.request().postData() !== claim2.body) await gate;
+    await route.continue();
+  };
+  await t1.route('**/api/v1/calls/*/popped', gated);
   const ani2 = '+14155550102';
   const did2 = await callRinging(ani2, [f1, f2]);
   await waitFor(() => claim2, 'tab 2 offered the pop (its claim)');
@@ -225,12 +235,14 @@ run('crosssite-' + profile(), async (context) => {
       headers: {'Authorization': c.auth, 'Content-Type': 'application/json'}, body: c.body});
     return {status: r.status, body: await r.json()};
   }, claim2);
+  openGate();
   assert(claim2.path === '/api/v1/calls/' + did2 + '/popped' && sent.status === 200 &&
     JSON.stringify(sent.body) === '{"claimed":true}', 'tab 2\'s claim, accepted: ' + JSON.stringify([claim2.body, sent]));
   assert((await sf.pops(ani2)).length === 0, 'tab 2 has not popped call 2');
   await t2.close();
   const p2 = await exactlyOnePop(ani2, 'call 2');
   assert(p2.tab === 'x1', 'tab 1 popped call 2 after tab 2 closed: ' + JSON.stringify(p2));
+  await t1.unroute('**/api/v1/calls/*/popped', gated);
   await shot(t1, 'tab1-popped-after-tab2-closed');
   await hangUp(did2, f1);
   ok('call 2 offered to tab 2, claimed, tab 2 closed during the ring before popping; tab 1 popped it, once');
