@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
-/* cti_api_pops.c - focus reports and pop claims (see cti_api_pops.h and
- * cti_agent.h for the rules). Bad input gets a 400/404 and changes
- * nothing. */
+/* cti_api_pops.c - focus reports, pop claims and their "done" (see
+ * cti_api_pops.h and cti_agent.h for the rules). Bad input gets a 400/404 and
+ * changes nothing. */
 #include <stdio.h>
 #include <string.h>
 
@@ -101,7 +101,7 @@ cti_api_call_popped(struct cmn_http_req *req, struct cti_app *app,
     char dialog[FIN_ID_MAX];
     struct cti_agent *a;
     json_t *body, *v;
-    int rc;
+    bool done;
 
     if (idlen == 0 || idlen >= FIN_ID_MAX) {
         return cmn_http_reply_error(req, 404, "unknown_dialog",
@@ -120,26 +120,37 @@ cti_api_call_popped(struct cmn_http_req *req, struct cti_app *app,
     }
     v = json_object_get(body, "stream");
     if (!json_is_string(v) ||
-        !stream_id_ok(json_string_value(v), json_string_length(v))) {
+        !stream_id_ok(json_string_value(v), json_string_length(v)) ||
+        !bool_member(body, "done", false, false, &done)) {
         json_decref(body);
         cti_agent_unref(a);
         return cmn_http_reply_error(req, 400, "invalid_request",
                                     "\"stream\" is the id of the tab's "
-                                    "event stream that got the pop");
+                                    "event stream that got the pop "
+                                    "(\"done\" a boolean, if given)");
     }
-    rc = cti_agent_pop_claim(a, dialog, json_string_value(v));
+    enum cti_pop_claim rc = cti_agent_pop_claim(a, dialog, json_string_value(v),
+                                                done, cmn_now_ms());
     json_decref(body);
     cti_agent_unref(a);
     switch (rc) {
-    case CMN_OK:
-        return cmn_http_reply_json(req, 200, json_pack("{s:b}", "claimed", 1));
-    case CMN_DENIED:
+    case CTI_POP_CLAIMED:
+        return cmn_http_reply_json(
+            req, 200,
+            done ? json_pack("{s:b, s:b}", "claimed", 1, "done", 1)
+                 : json_pack("{s:b}", "claimed", 1));
+    case CTI_POP_TAKEN:
         return cmn_http_reply_error(req, 409, "already_popped",
                                     "another tab popped this call");
-    case CMN_INVALID:
+    case CTI_POP_NOT_OFFERED:
         return cmn_http_reply_error(req, 409, "not_offered",
                                     "this call's pop was not offered to "
                                     "this tab");
+    case CTI_POP_STREAM_CLOSED:
+        return cmn_http_reply_error(req, 409, "stream_closed",
+                                    "this tab's event stream has closed; "
+                                    "the pop goes to a connected tab");
+    case CTI_POP_NONE:
     default:
         return cmn_http_reply_error(req, 404, "no_pop",
                                     "no screen pop is waiting for this "

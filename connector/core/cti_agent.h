@@ -21,6 +21,10 @@
 #define CTI_POP_CONFIRM_MS                                             \
     2000 /* a tab offered a pop that has not claimed it this long: the \
             next tab is offered it */
+#define CTI_POP_DONE_MS                                                  \
+    15000 /* a claim its tab has not confirmed ("done") this long counts \
+             as popped (about a ring): clients that never say done keep  \
+             their pop when their tab goes later */
 
 struct cti_agent;
 
@@ -73,10 +77,23 @@ void cti_agent_detach_all(struct cti_agent *a);
 /* --- screen pops: one tab pops each call (cti_agent_pop.c) ---
  * The server picks the tab (cti_tab_rank.h: focused, else most recently
  * visible, else newest) and sends it the `pop` event alone; the tab claims
- * the pop (cti_agent_pop_claim) and only then calls Salesforce. A tab
- * that has not claimed within CTI_POP_CONFIRM_MS (closed, frozen, busy)
- * loses the offer to the next tab; a tab attaching later (a refresh
- * mid-ring) gets a pop that nobody holds. At most one claim wins. */
+ * the pop (cti_agent_pop_claim), only then calls Salesforce, and then says
+ * it is done (the same call with done). A tab that has not claimed within
+ * CTI_POP_CONFIRM_MS (closed, frozen, busy) loses the offer to the next
+ * tab; a tab attaching later (a refresh mid-ring) gets a pop that nobody
+ * holds. At most one claim holds at a time. A claimant whose stream closes
+ * before it said done (the tab closed between its claim and its pop: the
+ * agent saw nothing) hands the pop on to the next tab; a done pop, or a
+ * claim kept CTI_POP_DONE_MS without one (clients that never say done),
+ * is never offered again. */
+
+enum cti_pop_claim {
+    CTI_POP_CLAIMED,       /* this tab's: pop now (again for the same tab) */
+    CTI_POP_TAKEN,         /* another tab holds or popped it */
+    CTI_POP_NOT_OFFERED,   /* never offered to this stream */
+    CTI_POP_STREAM_CLOSED, /* offered to a stream that has closed since */
+    CTI_POP_NONE,          /* no pop for this dialog (none decided, or over) */
+};
 
 /* A tab's report: CMN_OK, or CMN_NOTFOUND for a stream this agent does
  * not have (gone, or another agent's). */
@@ -89,14 +106,17 @@ int cti_agent_tab_focus(struct cti_agent *a, const char *stream, bool focused,
  * a pop, is ignored. */
 void cti_agent_offer_pop(struct cti_agent *a, const char *dialog_id,
                          json_t *pop, long long now_ms);
-/* POST /api/v1/calls/{id}/popped from stream: CMN_OK (it is this tab's:
- * pop now; again OK for the same tab), CMN_DENIED (another tab has it),
- * CMN_INVALID (never offered to this stream), CMN_NOTFOUND (no pop for
- * this dialog: none decided, or the call is over). */
-int cti_agent_pop_claim(struct cti_agent *a, const char *dialog_id,
-                        const char *stream) CMN_NODISCARD;
-/* Once a second: offers that timed out or whose tab went move on.
- * Returns how many pops were offered to another tab. */
+/* POST /api/v1/calls/{id}/popped from stream: a claim (done false), or
+ * the claimant saying it popped (done true; from a tab that had not
+ * claimed yet, a claim and its done at once). A done claim is final. */
+enum cti_pop_claim cti_agent_pop_claim(struct cti_agent *a,
+                                       const char *dialog_id,
+                                       const char *stream, bool done,
+                                       long long now_ms) CMN_NODISCARD;
+/* Once a second: offers that timed out or whose tab went move on, and so
+ * do claims whose tab closed before it said done (the claimant's stream is
+ * written to, a closed one shows up so). Returns how many pops were
+ * offered to another tab. */
 size_t cti_agent_pops_tick(struct cti_agent *a, long long now_ms);
 
 /* Someone who wants to know when a dialog appears, changes or ends (call

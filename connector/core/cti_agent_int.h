@@ -30,8 +30,9 @@ struct event {
 #define POP_OFFERS_MAX 16 /* tabs tried for one pop before giving up */
 
 /* A screen pop the server decided on, offered to one tab at a time until
- * one claims it (POST /api/v1/calls/{id}/popped); kept until the dialog
- * ends so a late claim is told it is taken. */
+ * one claims it (POST /api/v1/calls/{id}/popped) and says it popped it
+ * ("done"); kept until the dialog ends so a late claim is told it is
+ * taken. */
 struct pending_pop {
     char dialog_id[FIN_ID_MAX];
     char *frame; /* "event: pop\ndata: {...}\n\n" (not numbered: one tab's) */
@@ -41,6 +42,8 @@ struct pending_pop {
     char current[CTI_STREAM_ID_MAX]; /* the offer outstanding; "" none */
     long long offered_at_ms;
     char claimed_by[CTI_STREAM_ID_MAX]; /* "" until claimed */
+    long long claimed_at_ms;
+    bool done; /* the claimant popped it (or kept its claim CTI_POP_DONE_MS) */
     struct pending_pop *next;
 };
 

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
 /* cti_agent_pop.c - tabs' focus reports and the screen pops offered to
- * one tab at a time (see cti_agent.h). The server decides, not the
- * browser: a Salesforce softphone is a cross-site frame, and browsers that
- * block third-party storage (Safari, private windows, many enterprise
- * policies) refuse the Web Locks and localStorage that tabs would need to
- * agree among themselves. */
+ * one tab at a time, claimed, then done (see cti_agent.h). The server
+ * decides, not the browser: a Salesforce softphone is a cross-site frame,
+ * and browsers that block third-party storage (Safari, private windows,
+ * many enterprise policies) refuse the Web Locks and localStorage that
+ * tabs would need to agree among themselves. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,33 +157,87 @@ cti_agent_offer_pop(struct cti_agent *a, const char *dialog_id, json_t *pop,
     pthread_mutex_unlock(&a->lock);
 }
 
-int
-cti_agent_pop_claim(struct cti_agent *a, const char *dialog_id,
-                    const char *stream)
+/* The tab's sequence number for the log ("tab=N", as pop_offered says),
+ * 0 for a stream that has gone: stream ids stay out of the log. */
+static unsigned long long
+tab_seq(const struct cti_agent *a, const char *stream)
 {
-    int rc;
+    const struct tab *t = agent_find_tab(a, stream);
+
+    return t != NULL ? t->focus.seq : 0;
+}
+
+enum cti_pop_claim
+cti_agent_pop_claim(struct cti_agent *a, const char *dialog_id,
+                    const char *stream, bool done, long long now_ms)
+{
+    enum cti_pop_claim rc;
+    unsigned long long seq = 0;
+    bool fresh = false;
 
     pthread_mutex_lock(&a->lock);
     struct pending_pop *p = find_pop(a, dialog_id);
     if (p == NULL) {
-        rc = CMN_NOTFOUND;
+        rc = CTI_POP_NONE;
     } else if (p->claimed_by[0] != '\0') {
-        /* the same tab asking again (a retried request) keeps it */
-        rc = strcmp(p->claimed_by, stream) == 0 ? CMN_OK : CMN_DENIED;
+        /* the same tab asking again (a retried request) keeps it; its done
+         * counts even when its stream has just closed: it did pop */
+        rc = strcmp(p->claimed_by, stream) == 0 ? CTI_POP_CLAIMED
+                                                : CTI_POP_TAKEN;
+        if (rc == CTI_POP_CLAIMED && done && !p->done) {
+            p->done = true;
+            fresh = true;
+        }
     } else if (!was_offered(p, stream)) {
-        rc = CMN_INVALID;
+        rc = CTI_POP_NOT_OFFERED;
+    } else if (agent_find_tab(a, stream) == NULL) {
+        /* a claim from a stream that has closed (a tab closing with its
+         * claim in flight, or one that reconnected under a new id): it
+         * would hold the pop for nobody; the tick offers it on */
+        rc = CTI_POP_STREAM_CLOSED;
     } else {
         /* a late claim by a tab whose offer timed out still wins while
          * nobody else has claimed: the pop happens once either way */
         snprintf(p->claimed_by, sizeof(p->claimed_by), "%s", stream);
+        p->claimed_at_ms = now_ms;
+        p->done = done;
         p->current[0] = '\0';
-        rc = CMN_OK;
+        rc = CTI_POP_CLAIMED;
+        fresh = true;
+    }
+    if (fresh) {
+        seq = tab_seq(a, stream);
     }
     pthread_mutex_unlock(&a->lock);
-    if (rc == CMN_OK) {
-        cmn_log_info("event=pop_claimed agent=%s dialog=%s", a->id, dialog_id);
+    if (fresh) {
+        cmn_log_info("event=%s agent=%s dialog=%s tab=%llu",
+                     done ? "pop_done" : "pop_claimed", a->id, dialog_id, seq);
+    } else if (rc == CTI_POP_STREAM_CLOSED) {
+        cmn_log_info("event=pop_claim_refused agent=%s dialog=%s "
+                     "reason=stream_closed",
+                     a->id, dialog_id);
     }
     return rc;
+}
+
+/* A claim not yet done whose tab is gone: true (the pop is free again).
+ * The claimant's stream is written to (an SSE comment, ignored by the
+ * page): a suspended stream notices a client that left only on a write
+ * (cmn_httpd.h), and the heartbeat comes every 15 s, later than a ring. */
+static bool
+claim_lost(struct cti_agent *a, const struct pending_pop *p)
+{
+    static const char probe[] = ": pop\n\n";
+    struct tab *t = agent_find_tab(a, p->claimed_by);
+
+    if (t == NULL) {
+        return true;
+    }
+    if (cmn_http_stream_write(t->stream, probe, sizeof(probe) - 1) != CMN_OK) {
+        atomic_store(&t->closed, true);
+        return true;
+    }
+    return false; /* or not yet known: the next tick looks again */
 }
 
 size_t
@@ -194,6 +248,30 @@ cti_agent_pops_tick(struct cti_agent *a, long long now_ms)
     pthread_mutex_lock(&a->lock);
     for (struct pending_pop *p = a->pops; p != NULL; p = p->next) {
         if (p->claimed_by[0] != '\0') {
+            if (p->done) {
+                continue;
+            }
+            if (now_ms - p->claimed_at_ms >= CTI_POP_DONE_MS) {
+                p->done = true; /* a client that never says done */
+                continue;
+            }
+            if (!claim_lost(a, p)) {
+                continue;
+            }
+            /* the tab closed between its claim and its pop: the agent saw
+             * nothing, so every tab left may have it again */
+            cmn_log_info("event=pop_reoffer agent=%s dialog=%s "
+                         "reason=claimant_gone",
+                         a->id, p->dialog_id);
+            p->claimed_by[0] = '\0';
+            p->noffered = 0;
+            if (offer_next(a, p, now_ms)) {
+                moved++;
+            } else {
+                cmn_log_info("event=pop_waiting agent=%s dialog=%s "
+                             "reason=no_tab",
+                             a->id, p->dialog_id);
+            }
             continue;
         }
         bool timed_out = p->current[0] != '\0' &&

@@ -15,9 +15,10 @@
 //     stream's first event names it (`stream`), and the tab reports its
 //     focus and visibility under that name;
 //   - the server picks the tab that screen-pops a call and sends it the
-//     `pop`; the tab claims it (POST /calls/{id}/popped) and pops only if
-//     the server says it is its: no Web Locks, no storage, so it works in
-//     a cross-site frame whose storage the browser blocks;
+//     `pop`; the tab claims it (POST /calls/{id}/popped), pops only if
+//     the server says it is its, then says it is done: no Web Locks, no
+//     storage, so it works in a cross-site frame whose storage the browser
+//     blocks;
 //   - inside Salesforce (?sfdcIFrameOrigin=...) it loads opencti_min.js from
 //     that origin and drives the utility bar, click-to-dial and screen pops;
 //     without it the page works standalone (and is never given a pop).
@@ -120,7 +121,7 @@
     try {
       resp = await fetch(API + path, {
         method, headers, body: body === undefined ? undefined : JSON.stringify(body),
-        cache: 'no-store', credentials: 'omit',
+        cache: 'no-store', credentials: 'omit', keepalive: !!(opts && opts.keepalive),
       });
     } catch (e) {
       return {status: 0, body: {error: 'network', detail: 'The connector cannot be reached.'}};
@@ -312,7 +313,10 @@
   // inside "params"; "callType" or "call_type".
   // The tab claims it first (POST /calls/{id}/popped with the id of the
   // stream that brought it): only a 200 means pop; a 409 means another tab
-  // has it (this one was too slow, or went away and came back).
+  // has it (this one was too slow, or went away and came back). After the
+  // pop it says so ("done": true): until then the server hands the pop to
+  // another tab should this one close (a claim can reach the server from a
+  // tab that is closing and will never pop).
   async function onPopOffer(p, stream) {
     if (!p || !p.dialog_id || !p.type || !stream) return;
     const id = String(p.dialog_id);
@@ -333,6 +337,10 @@
       }
     }
     screenPop(p.type, params, p.callType || p.call_type || 'INBOUND');
+    // Salesforce has the pop now (its callback only says how it went);
+    // keepalive: a reload right after the pop must not lose this
+    api('POST', '/calls/' + encodeURIComponent(id) + '/popped', {stream, done: true},
+      {keepalive: true});
   }
 
   function screenPop(type, params, callType) {

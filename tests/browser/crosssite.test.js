@@ -12,8 +12,8 @@
 //  - sign in; a second Salesforce tab attaches without signing in;
 //  - one call -> exactly one pop, in the tab the agent is in;
 //  - answer in the other tab; the call's Task lands in sf-sim;
-//  - the tab offered the pop is closed during the ring before it could
-//    pop: the other tab pops it, once;
+//  - the tab offered the pop claims it and is closed during the ring
+//    before it could pop: the other tab pops it, once;
 //  - click-to-dial;
 //  - a reload during the ring: re-attached (normal) or a clear "sign in
 //    again" (blocked); never a second pop of that call;
@@ -203,20 +203,49 @@ run('crosssite-' + profile(), async (context) => {
   ok('answered in tab 1 (tab 2 follows), ended; one Task in sf-sim (CallObject ' + did1 + ', Inbound, ' +
     task.CallDurationInSeconds + ' s)');
 
-  // --- the tab offered the pop is closed during the ring, before it pops
+  // --- the tab offered the pop is closed during the ring, after its claim
+  // reached the connector and before it popped (it never heard back). Its
+  // own request is failed in the browser (route.abort: never sent; a
+  // request merely held by route() is let go by Chromium when the page
+  // closes, so it may or may not reach the server) and the very same claim
+  // goes to the connector from tab 1's frame, the connector's origin.
   await fin.waitAgent(AGENT, 'READY', 'Ready again');
   await useTab(t2);
-  let claimSeen = false;
-  await t2.route('**/api/v1/calls/*/popped', () => { claimSeen = true; }); // never answered
+  let claim2 = null;
+  await t2.route('**/api/v1/calls/*/popped', async (route) => {
+    const r = route.request();
+    claim2 = {path: new URL(r.url()).pathname, auth: (await r.allHeaders())['authorization'], body: r.postData()};
+    await route.abort('connectionreset');
+  });
+  // tab 1's own claims wait until tab 2's is in (then go on, explicitly):
+  // were the relay slower than the server's 2 s for a claim, the offer
+  // would move on to tab 1, which would claim first
+  let openGate;
+  const gate = new Promise((r) => { openGate = r; });
+  const gated = async (route) => {
+    if (!claim2 || route.request().postData() !== claim2.body) await gate;
+    await route.continue();
+  };
+  await t1.route('**/api/v1/calls/*/popped', gated);
   const ani2 = '+14155550102';
   const did2 = await callRinging(ani2, [f1, f2]);
-  await waitFor(() => claimSeen, 'tab 2 offered the pop (its claim held back)');
+  await waitFor(() => claim2, 'tab 2 offered the pop (its claim)');
+  const sent = await softFrame(t1).evaluate(async (c) => {
+    const r = await fetch(c.path, {method: 'POST', credentials: 'omit', cache: 'no-store',
+      headers: {'Authorization': c.auth, 'Content-Type': 'application/json'}, body: c.body});
+    return {status: r.status, body: await r.json()};
+  }, claim2);
+  openGate();
+  assert(claim2.path === '/api/v1/calls/' + did2 + '/popped' && sent.status === 200 &&
+    JSON.stringify(sent.body) === '{"claimed":true}', 'tab 2\'s claim, accepted: ' + JSON.stringify([claim2.body, sent]));
+  assert((await sf.pops(ani2)).length === 0, 'tab 2 has not popped call 2');
   await t2.close();
   const p2 = await exactlyOnePop(ani2, 'call 2');
   assert(p2.tab === 'x1', 'tab 1 popped call 2 after tab 2 closed: ' + JSON.stringify(p2));
+  await t1.unroute('**/api/v1/calls/*/popped', gated);
   await shot(t1, 'tab1-popped-after-tab2-closed');
   await hangUp(did2, f1);
-  ok('call 2 offered to tab 2, which closed during the ring before popping; tab 1 popped it, once');
+  ok('call 2 offered to tab 2, claimed, tab 2 closed during the ring before popping; tab 1 popped it, once');
 
   // --- click-to-dial on the host page
   await fin.waitAgent(AGENT, 'READY', 'Ready again');
@@ -231,8 +260,15 @@ run('crosssite-' + profile(), async (context) => {
   // --- a reload during the ring: never a second pop of that call
   await fin.waitAgent(AGENT, 'READY', 'Ready again');
   const ani3 = '+14155550103';
+  // the page says it popped right after the pop (a keepalive request that
+  // outlives a reload); the reload comes once the connector has it
+  const done3 = t1.waitForResponse((r) => /\/api\/v1\/calls\/[^/]+\/popped$/.test(r.url()) &&
+    (r.request().postData() || '').includes('"done":true'));
   const did3 = await callRinging(ani3, [f1]);
   await waitFor(async () => (await sf.pops(ani3)).length === 1, 'the pop of call 3');
+  const d3 = await done3;
+  assert(d3.url().endsWith('/calls/' + did3 + '/popped') && d3.status() === 200,
+    'the pop of call 3 is done: ' + d3.status() + ' ' + d3.url());
   await t1.reload();
   const f1b = t1.frameLocator('#softphone');
   if (BLOCKED) {

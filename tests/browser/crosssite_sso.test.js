@@ -22,11 +22,15 @@ function hostPage(tab) {
 }
 
 // Click "Sign in with SSO" in frame; the popup comes and goes by itself.
+// With the IdP session still open it can be gone (~50 ms) before
+// playwright-core reports it: that page then comes already closed
+// (isClosed(); its PageDispatcher is made with isClosed: true) and never
+// emits 'close'.
 async function ssoClick(context, frame) {
   const popup = context.waitForEvent('page');
   await frame.getByRole('button', {name: 'Sign in with SSO'}).click();
   const p = await popup;
-  await p.waitForEvent('close', {timeout: 15000});
+  if (!p.isClosed()) await p.waitForEvent('close', {timeout: 15000});
   return p;
 }
 

@@ -3,11 +3,13 @@
 every SSE stream is told its id; tabs report focus and visibility (POST
 /api/v1/tabs/{stream}/focus); a call's `pop` goes to one tab only (the
 focused one, else the most recently visible, else the newest), which
-claims it (POST /api/v1/calls/{id}/popped) before it pops; a tab that does
-not claim within ~2 s loses it to the next tab, and its late claim is
-refused; a refresh mid-ring (every tab gone) hands the pop to the tab that
-comes back, once; a tab outside Salesforce (can_pop false) is never
-offered one; bad input gets 4xx and changes nothing. Across hosts: host
+claims it (POST /api/v1/calls/{id}/popped) before it pops and says "done"
+after; a tab that does not claim within ~2 s loses it to the next tab, and
+its late claim is refused; a tab that claims and closes before its done
+(it never popped) hands the pop to the next tab, a done pop stays done; a
+refresh mid-ring (every tab gone) hands the pop to the tab that comes
+back, once; a tab outside Salesforce (can_pop false) is never offered one;
+bad input gets 4xx and changes nothing. Across hosts: host
 one pops a call and dies mid-ring; the agent signs in at host two, which
 re-reads the ringing call and does not pop it again (the Redis mark, SET
 NX), while its next call pops normally."""
@@ -69,9 +71,12 @@ class Tab:
                            timeout=timeout, what="pop of %s" % did)
         return ev["data"]
 
-    def claim(self, did, stream=None):
-        return self.conn.api("POST", "/api/v1/calls/%s/popped" % did, self.token,
-                             {"stream": stream or self.id})
+    def claim(self, did, stream=None, done=None):
+        """POST /popped: a claim, or with done=True "popped it"."""
+        body = {"stream": stream or self.id}
+        if done is not None:
+            body["done"] = done
+        return self.conn.api("POST", "/api/v1/calls/%s/popped" % did, self.token, body)
 
     def close(self):
         self.sse.close()
@@ -112,6 +117,10 @@ def check_focused_tab_pops_once(conn, fin, token):
     assert status == 200 and r == {"claimed": True}, "b claims: %d %r" % (status, r)
     status, r = b.claim(did)
     assert status == 200, "the same tab again (a retried request): %d %r" % (status, r)
+    status, r = b.claim(did, done=True)
+    assert status == 200 and r == {"claimed": True, "done": True}, "b popped it: %d %r" % (status, r)
+    status, r = a.claim(did, done=True)
+    assert status == 409 and r["error"] == "already_popped", "a's done: %d %r" % (status, r)
     time.sleep(CONFIRM_S + 1.2)
     assert a.pops(0.5) == [] and b.pops(0.1) == [], "claimed: nobody is offered it again"
     assert conn.metric("fsc_connector_pops_total") == 1
@@ -121,7 +130,7 @@ def check_focused_tab_pops_once(conn, fin, token):
                                  what="the call's pop forgotten")
     assert r["error"] == "no_pop", "the call is over: %d %r" % (status, r)
     print("ok  two tabs, b focused: one pop, to b only; a's claim -> 409 not_offered; "
-          "b's claim -> 200 (again 200); after the call -> 404 no_pop")
+          "b's claim -> 200 (again 200), its done -> 200; after the call -> 404 no_pop")
     return a, b
 
 
@@ -180,6 +189,39 @@ def check_outside_salesforce(conn, fin, token, c):
     print("ok  a focused tab with can_pop false is skipped: the pop went to the other tab")
 
 
+def check_claimant_gone_before_done(conn, fin, token, c):
+    """x claims, then closes before it pops (the agent closed the tab while
+    the claim was on its way): no done, so the pop goes to c."""
+    reoffers = conn.metric("fsc_connector_pop_reoffers_total")
+    x = Tab(conn, token)
+    x.focus(True, True)  # after c's report: x is where the agent is
+    did = ring(fin)
+    x.wait_pop(did)
+    status, r = x.claim(did)
+    assert status == 200 and r == {"claimed": True}, "x claims: %d %r" % (status, r)
+    assert c.pops(CONFIRM_S + 1.2) == [], "claimed, x still there: nobody else is offered it"
+    x.close()
+    t0 = time.time()
+    c.wait_pop(did, timeout=8.0)
+    took = time.time() - t0
+    status, r = c.claim(did, done=True)
+    assert status == 200 and r == {"claimed": True, "done": True}, \
+        "c claims and pops at once: %d %r" % (status, r)
+    status, r = x.claim(did, done=True)
+    assert status == 409 and r["error"] == "already_popped", "x's done, too late: %d %r" % (status, r)
+    assert conn.metric("fsc_connector_pop_reoffers_total") == reoffers + 1
+    # done: a newer tab where the agent is gets nothing
+    y = Tab(conn, token)
+    y.focus(True, True)
+    assert y.pops(CONFIRM_S + 1.2) == [] and c.pops(0.1) == [], "done: no second offer"
+    hang_up(fin, did)
+    y.close()
+    c.focus(True, True)
+    print("ok  x claimed and closed before it popped (no done): after %.1f s the pop went to c "
+          "(claimed and done at once); x's late done -> 409 already_popped; a newer tab gets "
+          "nothing" % took)
+
+
 def check_bad_input(conn, token, other_token, c):
     base = "/api/v1/tabs/%s/focus" % c.id
     cases = [
@@ -202,7 +244,13 @@ def check_bad_input(conn, token, other_token, c):
         ("POST", "/api/v1/calls/123/popped", token, {}, 400, "invalid_request"),
         ("POST", "/api/v1/calls/123/popped", token, {"stream": "x" * 40}, 400, "invalid_request"),
         ("POST", "/api/v1/calls/123/popped", token, {"stream": 5}, 400, "invalid_request"),
+        ("POST", "/api/v1/calls/123/popped", token, {"stream": c.id, "done": "yes"}, 400,
+         "invalid_request"),
+        ("POST", "/api/v1/calls/123/popped", token, {"stream": c.id, "done": 1}, 400,
+         "invalid_request"),
         ("POST", "/api/v1/calls/123/popped", token, {"stream": c.id}, 404, "no_pop"),
+        ("POST", "/api/v1/calls/123/popped", token, {"stream": c.id, "done": True}, 404,
+         "no_pop"),
         ("POST", "/api/v1/calls/123/popped", None, {"stream": c.id}, 401, "unauthorized"),
     ]
     for method, path, tok, body, want, err in cases:
@@ -276,6 +324,7 @@ def main():
     c = check_refresh_mid_ring(one, fin, token, a, b)
     check_outside_salesforce(one, fin, token, c)
     check_bad_input(one, token, other, c)
+    check_claimant_gone_before_done(one, fin, token, c)
     check_across_hosts(one, two, fin, redis, token, c)
     two.stop()
     fin.stop()

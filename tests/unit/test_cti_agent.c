@@ -5,8 +5,11 @@
  * drops what it no longer lists, and Last-Event-ID replay. Screen pops:
  * each goes to one tab (the focused one), is claimed once, moves to the
  * next tab when not claimed in time, waits for a tab when there is none,
- * and is forgotten when the call ends. An agent whose JSON is larger than
- * any fixed frame buffer still arrives whole. */
+ * moves on when its claimant closes before it said done (never after),
+ * refuses claims from closed streams, keeps claims that never say done
+ * (older clients) after CTI_POP_DONE_MS, and is forgotten when the call
+ * ends. An agent whose JSON is larger than any fixed frame buffer still
+ * arrives whole. */
 #include <arpa/inet.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -329,6 +332,45 @@ hang_up(const char *id)
     free(d);
 }
 
+/* A tab's POST /api/v1/calls/{id}/popped: a claim, or with done its
+ * "popped it" (at ms). */
+static enum cti_pop_claim
+claim_at(const char *dialog_id, const char *stream, bool done, long long ms)
+{
+    return cti_agent_pop_claim(agent, dialog_id, stream, done, ms);
+}
+
+static enum cti_pop_claim
+claim(const char *dialog_id, const char *stream)
+{
+    return claim_at(dialog_id, stream, false, cmn_now_ms());
+}
+
+/* Ticks at ms until a pop moves, for up to 2 s: the server notices a
+ * closed tab on a write to it, a moment later. */
+static size_t
+tick_until_moved(long long ms)
+{
+    for (int i = 0; i < 200; i++) {
+        size_t moved = cti_agent_pops_tick(agent, ms);
+        if (moved > 0) {
+            return moved;
+        }
+        usleep(10000);
+    }
+    return 0;
+}
+
+/* Heartbeats until the server counts n tabs (closed ones dropped). */
+static void
+until_tabs(size_t n)
+{
+    for (int i = 0; i < 200 && cti_agent_heartbeat(agent) != n; i++) {
+        usleep(10000);
+    }
+    assert_int_equal(cti_agent_heartbeat(agent), n);
+}
+
 static void
 test_cti_agent_pop_to_focused_tab_once(void **state)
 {
@@ -355,10 +397,10 @@ test_cti_agent_pop_to_focused_tab_once(void **state)
     /* a pop is not a numbered event: a resuming tab never gets it again */
     assert_null(strstr(strstr(t1.buf, "event: pop"), "id: "));
     /* only the tab it was offered to may claim it, once */
-    assert_int_equal(cti_agent_pop_claim(agent, "P1", id2), CMN_INVALID);
-    assert_int_equal(cti_agent_pop_claim(agent, "P1", id1), CMN_OK);
-    assert_int_equal(cti_agent_pop_claim(agent, "P1", id1), CMN_OK);
-    assert_int_equal(cti_agent_pop_claim(agent, "P2", id1), CMN_NOTFOUND);
+    assert_int_equal(claim("P1", id2), CTI_POP_NOT_OFFERED);
+    assert_int_equal(claim("P1", id1), CTI_POP_CLAIMED);
+    assert_int_equal(claim("P1", id1), CTI_POP_CLAIMED);
+    assert_int_equal(claim("P2", id1), CTI_POP_NONE);
     /* claimed: time passing moves nothing; a second decision is ignored */
     assert_int_equal(cti_agent_pops_tick(agent, now + 5000), 0);
     cti_agent_offer_pop(agent, "P1", pop_of("P1"), now);
@@ -366,10 +408,10 @@ test_cti_agent_pop_to_focused_tab_once(void **state)
     assert_int_equal(count(t1.buf, "event: pop"), 1);
     /* the call ends: its pop is forgotten */
     hang_up("P1");
-    assert_int_equal(cti_agent_pop_claim(agent, "P1", id1), CMN_NOTFOUND);
+    assert_int_equal(claim("P1", id1), CTI_POP_NONE);
     /* a call that is not (or no longer) live gets no pop */
     cti_agent_offer_pop(agent, "P1", pop_of("P1"), now);
-    assert_int_equal(cti_agent_pop_claim(agent, "P1", id1), CMN_NOTFOUND);
+    assert_int_equal(claim("P1", id1), CTI_POP_NONE);
     tab_close(&t1);
     tab_close(&t2);
 }
@@ -406,10 +448,10 @@ test_cti_agent_pop_moves_on_when_unclaimed(void **state)
     assert_int_equal(cti_agent_pops_tick(agent, now + 100 + CTI_POP_CONFIRM_MS),
                      1);
     assert_true(tab_until(&t2, "event: pop\ndata: {\"dialog_id\":\"P3\""));
-    assert_int_equal(cti_agent_pop_claim(agent, "P3", id2), CMN_OK);
+    assert_int_equal(claim("P3", id2), CTI_POP_CLAIMED);
     /* t1 wakes up late: the pop is taken */
-    assert_int_equal(cti_agent_pop_claim(agent, "P3", id1), CMN_DENIED);
-    assert_int_equal(cti_agent_pop_claim(agent, "P3", id3), CMN_DENIED);
+    assert_int_equal(claim("P3", id1), CTI_POP_TAKEN);
+    assert_int_equal(claim("P3", id3), CTI_POP_TAKEN);
     assert_false(tab_wait(&t3, "event: pop", 200));
     hang_up("P3");
 
@@ -419,8 +461,8 @@ test_cti_agent_pop_moves_on_when_unclaimed(void **state)
     cti_agent_offer_pop(agent, "P4", pop_of("P4"), now + 200);
     assert_int_equal(cti_agent_pops_tick(agent, now + 200 + CTI_POP_CONFIRM_MS),
                      1);
-    assert_int_equal(cti_agent_pop_claim(agent, "P4", id1), CMN_OK);
-    assert_int_equal(cti_agent_pop_claim(agent, "P4", id2), CMN_DENIED);
+    assert_int_equal(claim("P4", id1), CTI_POP_CLAIMED);
+    assert_int_equal(claim("P4", id2), CTI_POP_TAKEN);
     hang_up("P4");
     tab_close(&t1);
     tab_close(&t2);
@@ -451,7 +493,7 @@ test_cti_agent_pop_waits_for_a_tab(void **state)
     assert_true(cti_agent_pops_tick(agent, later) <= 1);
     assert_true(tab_until(&t2, "event: pop\ndata: {\"dialog_id\":\"P5\""));
     assert_int_equal(count(t2.buf, "event: pop"), 1);
-    assert_int_equal(cti_agent_pop_claim(agent, "P5", id2), CMN_OK);
+    assert_int_equal(claim("P5", id2), CTI_POP_CLAIMED);
     hang_up("P5");
     tab_close(&t2);
 }
@@ -529,6 +571,124 @@ test_cti_agent_large_agent_event_whole(void **state)
     tab_close(&t);
 }
 
+static void
+test_cti_agent_pop_claimant_gone_before_done(void **state)
+{
+    struct tab t1, t2, t3;
+    char id1[CTI_STREAM_ID_MAX], id2[CTI_STREAM_ID_MAX], id3[CTI_STREAM_ID_MAX];
+    long long now = cmn_now_ms();
+    (void)state;
+
+    cti_agent_detach_all(agent);
+    tab_open_id(&t1, id1);
+    tab_open_id(&t2, id2);
+    assert_int_equal(cti_agent_tab_focus(agent, id2, false, true, true, now),
+                     CMN_OK);
+    assert_int_equal(
+        cti_agent_tab_focus(agent, id1, true, true, true, now + 10), CMN_OK);
+    ring("P6");
+    cti_agent_offer_pop(agent, "P6", pop_of("P6"), now + 100);
+    assert_true(tab_until(&t1, "event: pop\ndata: {\"dialog_id\":\"P6\""));
+    assert_int_equal(claim_at("P6", id1, false, now + 200), CTI_POP_CLAIMED);
+    /* claimed, not done yet, its tab still there: nothing moves */
+    assert_int_equal(cti_agent_pops_tick(agent, now + 1200), 0);
+    assert_int_equal(cti_agent_pops_tick(agent, now + 2200), 0);
+    assert_false(tab_wait(&t2, "event: pop", 200));
+    /* t1 closes between its claim and its pop: the agent saw nothing, so
+     * the next tab gets the pop, at once (not after CTI_POP_DONE_MS) */
+    tab_close(&t1);
+    assert_int_equal(tick_until_moved(now + 2300), 1);
+    assert_true(tab_until(&t2, "event: pop\ndata: {\"dialog_id\":\"P6\""));
+    assert_int_equal(claim_at("P6", id2, false, now + 2400), CTI_POP_CLAIMED);
+    assert_int_equal(claim_at("P6", id2, true, now + 2500), CTI_POP_CLAIMED);
+    assert_int_equal(claim_at("P6", id1, true, now + 2600), CTI_POP_TAKEN);
+    /* done is final: t2 going (even at once) hands nothing on */
+    tab_close(&t2);
+    until_tabs(0);
+    tab_open_id(&t3, id3);
+    assert_int_equal(cti_agent_pops_tick(agent, now + 3000), 0);
+    assert_int_equal(cti_agent_pops_tick(agent, now + 60000), 0);
+    assert_false(tab_wait(&t3, "event: pop", 300));
+    hang_up("P6");
+    tab_close(&t3);
+}
+
+static void
+test_cti_agent_pop_claim_from_closed_stream(void **state)
+{
+    struct tab t1, t2;
+    char id1[CTI_STREAM_ID_MAX], id2[CTI_STREAM_ID_MAX];
+    long long now = cmn_now_ms();
+    (void)state;
+
+    cti_agent_detach_all(agent);
+    tab_open_id(&t1, id1);
+    tab_open_id(&t2, id2);
+    assert_int_equal(cti_agent_tab_focus(agent, id1, true, true, true, now),
+                     CMN_OK);
+    ring("P7");
+    cti_agent_offer_pop(agent, "P7", pop_of("P7"), now);
+    assert_true(tab_until(&t1, "event: pop\ndata: {\"dialog_id\":\"P7\""));
+    /* t1 closes with its claim in flight; the server has seen it go */
+    tab_close(&t1);
+    until_tabs(1);
+    assert_int_equal(claim_at("P7", id1, false, now + 100),
+                     CTI_POP_STREAM_CLOSED);
+    assert_int_equal(claim_at("P7", id1, true, now + 100),
+                     CTI_POP_STREAM_CLOSED);
+    /* nothing held: the next tick offers it to t2 */
+    assert_int_equal(cti_agent_pops_tick(agent, now + 200), 1);
+    assert_true(tab_until(&t2, "event: pop\ndata: {\"dialog_id\":\"P7\""));
+    assert_int_equal(claim_at("P7", id2, true, now + 300), CTI_POP_CLAIMED);
+    hang_up("P7");
+    tab_close(&t2);
+}
+
+static void
+test_cti_agent_pop_claim_without_done_is_kept(void **state)
+{
+    struct tab t1, t2, t3;
+    char id1[CTI_STREAM_ID_MAX], id2[CTI_STREAM_ID_MAX], id3[CTI_STREAM_ID_MAX];
+    long long now = cmn_now_ms();
+    (void)state;
+
+    /* a client that claims and never says done (the API before "done"):
+     * after CTI_POP_DONE_MS its claim is final, its tab may go */
+    cti_agent_detach_all(agent);
+    tab_open_id(&t1, id1);
+    tab_open_id(&t2, id2);
+    assert_int_equal(cti_agent_tab_focus(agent, id1, true, true, true, now),
+                     CMN_OK);
+    ring("P8");
+    cti_agent_offer_pop(agent, "P8", pop_of("P8"), now);
+    assert_true(tab_until(&t1, "event: pop\ndata: {\"dialog_id\":\"P8\""));
+    assert_int_equal(claim_at("P8", id1, false, now + 100), CTI_POP_CLAIMED);
+    assert_int_equal(cti_agent_pops_tick(agent, now + 100 + CTI_POP_DONE_MS),
+                     0);
+    tab_close(&t1);
+    until_tabs(1);
+    assert_int_equal(cti_agent_pops_tick(agent, now + 1100 + CTI_POP_DONE_MS),
+                     0);
+    assert_false(tab_wait(&t2, "event: pop", 300));
+    assert_int_equal(claim_at("P8", id2, true, now + 1200 + CTI_POP_DONE_MS),
+                     CTI_POP_TAKEN);
+    hang_up("P8");
+
+    /* done without a claim first: the claim and its done at once */
+    ring("P9");
+    cti_agent_offer_pop(agent, "P9", pop_of("P9"), now);
+    assert_true(tab_until(&t2, "event: pop\ndata: {\"dialog_id\":\"P9\""));
+    assert_int_equal(claim_at("P9", id2, true, now + 100), CTI_POP_CLAIMED);
+    tab_close(&t2);
+    until_tabs(0);
+    tab_open_id(&t3, id3);
+    assert_int_equal(cti_agent_pops_tick(agent, now + 200), 0);
+    assert_false(tab_wait(&t3, "event: pop", 300));
+    assert_int_equal(claim_at("P9", id3, false, now + 300), CTI_POP_TAKEN);
+    hang_up("P9");
+    tab_close(&t3);
+}
+
 int
 main(void)
 {
@@ -540,6 +700,9 @@ main(void)
         cmocka_unit_test(test_cti_agent_pop_moves_on_when_unclaimed),
         cmocka_unit_test(test_cti_agent_pop_waits_for_a_tab),
         cmocka_unit_test(test_cti_agent_large_agent_event_whole),
+        cmocka_unit_test(test_cti_agent_pop_claimant_gone_before_done),
+        cmocka_unit_test(test_cti_agent_pop_claim_from_closed_stream),
+        cmocka_unit_test(test_cti_agent_pop_claim_without_done_is_kept),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
