@@ -6,6 +6,7 @@
 
 #include "cmn_log.h"
 #include "sso_app.h"
+#include "sso_saml.h"
 
 struct sso_gen *
 sso_gen_new(const char *path, struct cmn_err *err)
@@ -106,6 +107,7 @@ metrics_init(struct sso_metrics *m)
         m->saml_refused[r] = cmn_metric_counter(
             name, "SAML sign-ins refused, by the reason in the log");
     }
+    sso_slo_metrics_init(m);
 }
 
 int

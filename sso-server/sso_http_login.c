@@ -326,9 +326,7 @@ finish_login(struct sso_app *app, struct sso_gen *g, struct sso_out *o,
     s.refresh_expires_at =
         tr->refresh_expires_in > 0 ? now + tr->refresh_expires_in : 0;
     s.created_at = now;
-    snprintf(s.saml_name_id, sizeof(s.saml_name_id), "%s", ls->saml_name_id);
-    snprintf(s.saml_session_index, sizeof(s.saml_session_index), "%s",
-             ls->saml_session_index);
+    sso_saml_subject_copy(&s, ls);
     rc = sso_login_deliver(app, g, o, ls, &s);
     goto out;
 fail:
