@@ -268,6 +268,32 @@ sso_saml_subject_copy(struct sso_session *s, const struct sso_login_state *ls)
              ls->saml_name_qualifier);
     snprintf(s->saml_sp_name_qualifier, sizeof(s->saml_sp_name_qualifier),
              "%s", ls->saml_sp_name_qualifier);
+    s->saml_authn_instant = ls->saml_authn_instant;
+}
+
+/* An assertion for an IdP session the IdP has since logged out (its
+ * LogoutRequest may overtake the browser's POST): refused, as
+ * saml-core-2.0-os §3.7.3.1 requires. */
+static enum saml_reason
+logged_out(struct sso_gen *g, const struct saml_assertion *a, char *why,
+           size_t why_size)
+{
+    struct cmn_err err = {{0}};
+    int rc = sso_store_saml_logged_out(&g->store, a->name_id,
+                                       a->session_index, a->authn_instant,
+                                       &err);
+
+    if (rc == CMN_DENIED) {
+        snprintf(why, why_size, "the IdP logged out this authentication of "
+                                "%.100s (LogoutRequest)",
+                 a->user);
+        return SAML_R_LOGGED_OUT;
+    }
+    if (rc != CMN_OK) {
+        snprintf(why, why_size, "logout markers: %.150s", err.msg);
+        return SAML_R_STORE;
+    }
+    return SAML_OK;
 }
 
 /* After every check: IdS next, or (SAML-only) a session and a handoff. */
@@ -292,6 +318,7 @@ continue_sign_in(struct sso_app *app, struct sso_gen *g,
              a->name_qualifier ? a->name_qualifier : "");
     snprintf(ls.saml_sp_name_qualifier, sizeof(ls.saml_sp_name_qualifier),
              "%s", a->sp_name_qualifier ? a->sp_name_qualifier : "");
+    ls.saml_authn_instant = a->authn_instant;
     if (g->cfg->ids_enabled) {
         /* the IdP's user is IdS's hint; the callback checks IdS agrees */
         snprintf(ls.login_hint, sizeof(ls.login_hint), "%s", a->user);
@@ -379,6 +406,11 @@ sso_http_saml_acs(struct cmn_http_req *req, void *appv)
         snprintf(why, sizeof(why), "user %.100s is in none of allowed_groups",
                  a.user);
         rc = refuse(app, req, SAML_R_GROUP, why);
+        goto out;
+    }
+    r = logged_out(g, &a, why, sizeof(why));
+    if (r != SAML_OK) {
+        rc = refuse(app, req, r, why);
         goto out;
     }
     cmn_metric_inc(app->m.saml_accepted);

@@ -205,6 +205,7 @@ sso_store_state_put(struct sso_store *st, const char *state,
     json_object_set_new(o, "sf", json_string(ls->saml_name_id_format));
     json_object_set_new(o, "sq", json_string(ls->saml_name_qualifier));
     json_object_set_new(o, "sp", json_string(ls->saml_sp_name_qualifier));
+    json_object_set_new(o, "sa", json_integer(ls->saml_authn_instant));
     rc = seal_json(st, key, o, &sealed, &sealed_len);
     json_decref(o);
     if (rc == CMN_OK) {
@@ -249,6 +250,7 @@ sso_store_state_take(struct sso_store *st, const char *state,
              json_object_get(o, "sq"));
     copy_str(ls->saml_sp_name_qualifier, sizeof(ls->saml_sp_name_qualifier),
              json_object_get(o, "sp"));
+    ls->saml_authn_instant = json_integer_value(json_object_get(o, "sa"));
     copy_str(ls->saml_user, sizeof(ls->saml_user), json_object_get(o, "su"));
     copy_str(ls->saml_name_id, sizeof(ls->saml_name_id),
              json_object_get(o, "sn"));
@@ -302,7 +304,7 @@ encode_session(struct sso_store *st, const char *key,
     int rc;
 
     o = json_pack("{s:s, s:s, s:s?, s:s?, s:I, s:I, s:I, s:I, s:s, s:s, s:s, "
-                  "s:s, s:s, s:s, s:b}",
+                  "s:s, s:s, s:s, s:I, s:b}",
                   "u", s->user, "h", s->user_hint, "at", s->access_token, "rt",
                   s->refresh_token, "ai", (json_int_t)s->access_issued_at, "ae",
                   (json_int_t)s->access_expires_at, "re",
@@ -310,7 +312,8 @@ encode_session(struct sso_store *st, const char *key,
                   (json_int_t)s->created_at, "e", s->ended, "sn",
                   s->saml_name_id, "si", s->saml_session_index, "sf",
                   s->saml_name_id_format, "sq", s->saml_name_qualifier, "sp",
-                  s->saml_sp_name_qualifier, "so", s->saml_only);
+                  s->saml_sp_name_qualifier, "sa",
+                  (json_int_t)s->saml_authn_instant, "so", s->saml_only);
     if (o == NULL) {
         return CMN_NOMEM;
     }
@@ -377,6 +380,7 @@ decode_session(struct sso_store *st, const char *key, const char *val,
              json_object_get(o, "sq"));
     copy_str(s->saml_sp_name_qualifier, sizeof(s->saml_sp_name_qualifier),
              json_object_get(o, "sp"));
+    s->saml_authn_instant = json_integer_value(json_object_get(o, "sa"));
     s->saml_only = json_is_true(json_object_get(o, "so"));
     json_decref(o);
     if (s->access_token == NULL && s->ended[0] == '\0' && !s->saml_only) {
@@ -455,6 +459,25 @@ sso_store_session_create(struct sso_store *st, struct sso_session *s,
                        CMN_REDIS_DURABLE, err);
     }
     free(val);
+    if (rc == CMN_OK && s->saml_name_id[0] != '\0') {
+        /* after the write, so that a LogoutRequest either is seen here or
+         * finds this session through the index (sso_store_slo.c) */
+        rc = sso_store_saml_logged_out(st, s->saml_name_id,
+                                       s->saml_session_index,
+                                       s->saml_authn_instant, err);
+        if (rc != CMN_OK) {
+            struct sso_session gone;
+            struct cmn_err derr = {{0}};
+            if (sso_store_session_delete(st, sid, &gone, &derr) == CMN_OK) {
+                sso_session_cleanup(&gone);
+            }
+            if (rc == CMN_DENIED) {
+                cmn_err_set(err, "the IdP logged this sign-in out");
+            }
+            cmn_wipe(sid, SSO_ID_LEN);
+            return rc;
+        }
+    }
     if (rc == CMN_OK && s->user[0] != '\0') {
         user_index_add(st, s->user, sid);
     }

@@ -24,6 +24,13 @@
  *                                 SAML subject signed in (for the IdP's
  *                                 LogoutRequest), TTL reset to
  *                                 max_lifetime_s at each sign-in
+ *   sso:samlgone:<sha256(IdP entityID|NameID|SessionIndex or "")>
+ *                                 the IssueInstant of the IdP's latest
+ *                                 LogoutRequest for that subject (and IdP
+ *                                 session): sign-ins authenticated at or
+ *                                 before it are refused, also those still
+ *                                 on their way; kept state_ttl_s + 5 min,
+ *                                 or to the request's NotOnOrAfter
  *   sso:samlout:<sha256(code)>    SP-initiated logout: the one-time code
  *                                 the browser brings to /sso/saml/logout
  *                                 (the ended session's SAML subject,
@@ -72,6 +79,7 @@ struct sso_login_state {
     char saml_name_id_format[SSO_SAML_ATTR_MAX];
     char saml_name_qualifier[SSO_SAML_ATTR_MAX];
     char saml_sp_name_qualifier[SSO_SAML_ATTR_MAX];
+    long long saml_authn_instant; /* AuthnInstant at the IdP */
 };
 
 /* An AuthnRequest sent to the IdP, waiting for its Response. */
@@ -102,6 +110,7 @@ struct sso_session {
     char saml_name_id_format[SSO_SAML_ATTR_MAX];
     char saml_name_qualifier[SSO_SAML_ATTR_MAX];
     char saml_sp_name_qualifier[SSO_SAML_ATTR_MAX];
+    long long saml_authn_instant; /* AuthnInstant at the IdP */
     bool saml_only; /* no IdS token: access_token is NULL */
 };
 
@@ -184,7 +193,26 @@ int sso_store_saml_seen(struct sso_store *st, const char *issuer,
 /* --- SAML Single Logout (sso_store_slo.c) --- */
 /* Sessions are indexed by their SAML subject at creation (when
  * s->saml_name_id is set): sso_store_session_create fails if the index
- * cannot be written, so that no session escapes the IdP's logout. */
+ * cannot be written, so that no session escapes the IdP's logout; and it
+ * answers CMN_DENIED (the session removed again) when a LogoutRequest
+ * covers the session's authentication (sso_store_saml_logged_out). */
+
+/* Before ending the sessions: remember that the IdP logged the subject
+ * out at logout_instant (its IssueInstant, IdP clock), for each of its
+ * SessionIndexes or (nsi == 0) for all, until expire_at at least
+ * (saml-core-2.0-os §3.7.3.1: the logout applies to a matching assertion
+ * "even if the assertion arrives after the logout request"). */
+int sso_store_saml_logout_mark(struct sso_store *st, const char *name_id,
+                               char *const *session_indexes, size_t nsi,
+                               long long logout_instant, long long expire_at,
+                               struct cmn_err *err) CMN_NODISCARD;
+/* CMN_DENIED when a LogoutRequest issued at or after authn_instant named
+ * this subject (for all its sessions, or this SessionIndex); CMN_OK when
+ * none did; anything else when Redis cannot say (fail closed). */
+int sso_store_saml_logged_out(struct sso_store *st, const char *name_id,
+                              const char *session_index,
+                              long long authn_instant,
+                              struct cmn_err *err) CMN_NODISCARD;
 
 /* End the sessions the IdP's LogoutRequest names: those of this NameID
  * (under the configured IdP), and when nsi > 0 only those whose

@@ -8,11 +8,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmn_redis.h"
 #include "cmn_seal.h"
 #include "sso_saml_config.h"
 #include "sso_store_int.h"
 
 #define LOGOUT_CODE_TTL_S 60
+
+/* Keep the latest logout instant: an older LogoutRequest arriving late
+ * must not shorten what a newer one covers. */
+static struct cmn_redis_script mark_script = {
+    .source = "local cur = tonumber(redis.call('GET', KEYS[1]) or '-1')\n"
+              "if tonumber(ARGV[1]) > cur then\n"
+              "  redis.call('SET', KEYS[1], ARGV[1], 'EXAT', ARGV[2])\n"
+              "else\n"
+              "  redis.call('EXPIREAT', KEYS[1], ARGV[2], 'GT')\n"
+              "end\n"
+              "return 1\n",
+};
 
 /* NameIDs are scoped by the IdP that issued them: "<entityID>|<NameID>".
  * malloc'd. */
@@ -91,6 +104,100 @@ sso_store_saml_sessions_delete(struct sso_store *st, const char *name_id,
     rc = sso_store_index_sessions_delete(st, "samlsub", id, subject_matches,
                                          &m, each, arg, n, err);
     free(id);
+    return rc;
+}
+
+/* --- what a LogoutRequest leaves behind for sign-ins in flight --- */
+
+/* "<entityID>|<NameID>|<SessionIndex or empty>", hashed into the key */
+static void
+gone_key(struct sso_store *st, const char *name_id, const char *session_index,
+         char key[SSO_STORE_KEY_MAX])
+{
+    char *subject = subject_id(st, name_id);
+    size_t n = (subject ? strlen(subject) : 0) + strlen(session_index) + 2;
+    char *id = subject ? malloc(n) : NULL;
+
+    if (id != NULL) {
+        snprintf(id, n, "%s|%s", subject, session_index);
+    }
+    /* out of memory: a key no one writes, so a check fails closed below */
+    sso_store_key(st, "samlgone", id != NULL ? id : "\n", key);
+    free(id);
+    free(subject);
+}
+
+int
+sso_store_saml_logout_mark(struct sso_store *st, const char *name_id,
+                           char *const *session_indexes, size_t nsi,
+                           long long logout_instant, long long expire_at,
+                           struct cmn_err *err)
+{
+    char key[SSO_STORE_KEY_MAX], at[24], when[24];
+    int rc = CMN_OK;
+
+    snprintf(at, sizeof(at), "%lld", expire_at);
+    snprintf(when, sizeof(when), "%lld", logout_instant);
+    for (size_t i = 0; i < (nsi > 0 ? nsi : 1) && rc == CMN_OK; i++) {
+        const char *args[3] = {key, when, at};
+        size_t lens[3];
+        redisReply *r;
+
+        gone_key(st, name_id, nsi > 0 ? session_indexes[i] : "", key);
+        lens[0] = strlen(key);
+        lens[1] = strlen(when);
+        lens[2] = strlen(at);
+        /* DURABLE: a marker lost in a failover would let a sign-in that
+         * the IdP logged out complete */
+        r = cmn_redis_eval(st->redis, &mark_script, CMN_REDIS_DURABLE, 1, 2,
+                           args, lens, err);
+        if (r == NULL) {
+            rc = CMN_IO;
+        } else if (r->type == REDIS_REPLY_ERROR) {
+            cmn_err_set(err, "redis: %.200s", r->str);
+            rc = CMN_ERR;
+        }
+        freeReplyObject(r);
+    }
+    return rc;
+}
+
+int
+sso_store_saml_logged_out(struct sso_store *st, const char *name_id,
+                          const char *session_index, long long authn_instant,
+                          struct cmn_err *err)
+{
+    char all[SSO_STORE_KEY_MAX], one[SSO_STORE_KEY_MAX];
+    bool with_si = session_index != NULL && session_index[0] != '\0';
+    redisReply *r;
+    int rc = CMN_OK;
+
+    gone_key(st, name_id, "", all);
+    if (with_si) {
+        gone_key(st, name_id, session_index, one);
+    }
+    r = with_si ? cmn_redis_cmdf(st->redis, CMN_REDIS_RETRY, err,
+                                 "MGET %s %s", all, one)
+                : cmn_redis_cmdf(st->redis, CMN_REDIS_RETRY, err, "MGET %s",
+                                 all);
+    if (r == NULL) {
+        return CMN_IO;
+    }
+    if (r->type != REDIS_REPLY_ARRAY) {
+        cmn_err_set(err, "redis: unexpected reply to MGET");
+        freeReplyObject(r);
+        return CMN_ERR;
+    }
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *e = r->element[i];
+        /* the instants are the IdP's: a sign-in authenticated at or
+         * before the logout is covered by it */
+        if (e->type == REDIS_REPLY_STRING &&
+            strtoll(e->str, NULL, 10) >= authn_instant) {
+            rc = CMN_DENIED;
+        }
+    }
+    freeReplyObject(r);
     return rc;
 }
 

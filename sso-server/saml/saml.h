@@ -91,6 +91,9 @@ enum saml_reason {
     SAML_R_IDS_USER_UNKNOWN,    /* IdS token names nobody we can read */
     SAML_R_LOGOUT_CODE,         /* SP-initiated logout: the browser's
                                    logout code is unknown, expired or used */
+    SAML_R_LOGGED_OUT,          /* the IdP's LogoutRequest ended this
+                                   authentication before the sign-in
+                                   completed */
     SAML_R_COUNT
 };
 
@@ -181,6 +184,8 @@ struct saml_assertion {
                                           how long the replay cache keeps
                                           this assertion */
     long long session_not_on_or_after; /* 0 when not given */
+    long long authn_instant;           /* AuthnStatement's AuthnInstant
+                                          (IdP clock, unix s) */
     bool response_signed;
     bool assertion_signed;
     bool encrypted;
@@ -307,6 +312,16 @@ enum saml_reason saml_redirect_decode(const char *raw_query,
                                       struct saml_redirect_msg *out,
                                       struct cmn_err *detail);
 void saml_redirect_msg_cleanup(struct saml_redirect_msg *m);
+/* The content checks alone, on an inflated message (after the binding's
+ * signature check): for the fuzzer, which cannot forge signatures.
+ * *out must start zeroed; on failure the caller cleans it up. */
+enum saml_reason saml_logout_parse(const char *xml, size_t len,
+                                   bool is_request,
+                                   const struct saml_idp *idp,
+                                   const char *expected_destination,
+                                   long long now, long skew_s,
+                                   struct saml_redirect_msg *out,
+                                   struct cmn_err *why);
 
 /* ------------------------------------------------------------------ */
 /* SP metadata (saml_sp_metadata.c): EntityDescriptor with the signing and

@@ -310,15 +310,52 @@ check_response(xmlNodePtr root, struct saml_redirect_msg *out,
 }
 
 enum saml_reason
+saml_logout_parse(const char *xml, size_t len, bool is_request,
+                  const struct saml_idp *idp, const char *expected_destination,
+                  long long now, long skew_s, struct saml_redirect_msg *out,
+                  struct cmn_err *why)
+{
+    struct cmn_err perr = {{0}};
+    xmlDocPtr doc;
+    xmlNodePtr root;
+    enum saml_reason r;
+
+    out->is_request = is_request;
+    if (saml_init(why) != CMN_OK) {
+        return SAML_R_MALFORMED;
+    }
+    doc = cmn_xml_parse(xml, len, SAML_MAX_INFLATED, &perr);
+    if (doc == NULL) {
+        cmn_err_set(why, "%s", perr.msg);
+        return strstr(perr.msg, "DOCTYPE") ? SAML_R_DOCTYPE : SAML_R_MALFORMED;
+    }
+    root = xmlDocGetRootElement(doc);
+    /* the parameter says which one it must be */
+    if (!saml_is(root, SAML_NS_PROTOCOL,
+                 is_request ? "LogoutRequest" : "LogoutResponse")) {
+        cmn_err_set(why, "%s does not carry a %s",
+                    is_request ? "SAMLRequest" : "SAMLResponse",
+                    is_request ? "LogoutRequest" : "LogoutResponse");
+        r = SAML_R_NOT_LOGOUT;
+    } else {
+        r = check_header(root, idp, expected_destination, now, skew_s, out,
+                         why);
+        if (r == SAML_OK) {
+            r = is_request ? check_request(root, now, skew_s, out, why)
+                           : check_response(root, out, why);
+        }
+    }
+    xmlFreeDoc(doc);
+    return r;
+}
+
+enum saml_reason
 saml_redirect_decode(const char *q, const struct saml_idp *idp,
                      const char *expected_destination, bool allow_sha1,
                      long long now, long skew_s,
                      struct saml_redirect_msg *out, struct cmn_err *why)
 {
     struct saml_redirect_in in;
-    struct cmn_err perr = {{0}};
-    xmlDocPtr doc = NULL;
-    xmlNodePtr root;
     enum saml_reason r;
 
     memset(out, 0, sizeof(*out));
@@ -329,34 +366,10 @@ saml_redirect_decode(const char *q, const struct saml_idp *idp,
     if (r != SAML_OK) {
         return r;
     }
-    out->is_request = in.is_request;
+    r = saml_logout_parse(in.xml, in.xml_len, in.is_request, idp,
+                          expected_destination, now, skew_s, out, why);
     out->relay_state = in.relay_state;
     in.relay_state = NULL;
-    doc = cmn_xml_parse(in.xml, in.xml_len, SAML_MAX_INFLATED, &perr);
-    if (doc == NULL) {
-        cmn_err_set(why, "%s", perr.msg);
-        r = strstr(perr.msg, "DOCTYPE") ? SAML_R_DOCTYPE : SAML_R_MALFORMED;
-        goto out;
-    }
-    root = xmlDocGetRootElement(doc);
-    /* the parameter says which one it must be */
-    if (!saml_is(root, SAML_NS_PROTOCOL,
-                 out->is_request ? "LogoutRequest" : "LogoutResponse")) {
-        cmn_err_set(why, "%s does not carry a %s",
-                    out->is_request ? "SAMLRequest" : "SAMLResponse",
-                    out->is_request ? "LogoutRequest" : "LogoutResponse");
-        r = SAML_R_NOT_LOGOUT;
-        goto out;
-    }
-    r = check_header(root, idp, expected_destination, now, skew_s, out, why);
-    if (r == SAML_OK) {
-        r = out->is_request ? check_request(root, now, skew_s, out, why)
-                            : check_response(root, out, why);
-    }
-out:
-    if (doc != NULL) {
-        xmlFreeDoc(doc);
-    }
     saml_redirect_in_cleanup(&in);
     if (r != SAML_OK) {
         saml_redirect_msg_cleanup(out);

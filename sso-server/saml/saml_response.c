@@ -530,6 +530,19 @@ check_assertion(struct verify *v, xmlNodePtr a)
     }
     v->out->session_index =
         saml_strdup(saml_attr(authn, "SessionIndex", buf, sizeof(buf)));
+    /* when the user authenticated at the IdP: a LogoutRequest issued
+     * later covers this sign-in (AuthnInstant is required by the schema;
+     * else the Assertion's IssueInstant, else 0: before any logout) */
+    if (saml_attr(authn, "AuthnInstant", t, sizeof(t)) == NULL ||
+        (v->out->authn_instant = saml_time_parse(t)) < 0) {
+        v->out->authn_instant =
+            saml_attr(a, "IssueInstant", t, sizeof(t)) != NULL
+                ? saml_time_parse(t)
+                : 0;
+        if (v->out->authn_instant < 0) {
+            v->out->authn_instant = 0;
+        }
+    }
     if (saml_attr(authn, "SessionNotOnOrAfter", t, sizeof(t)) != NULL) {
         v->out->session_not_on_or_after = saml_time_parse(t);
         if (v->out->session_not_on_or_after <= v->now) {

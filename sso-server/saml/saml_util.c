@@ -60,6 +60,7 @@ static const char *const reason_names[SAML_R_COUNT] = {
     [SAML_R_IDS_USER_MISMATCH] = "ids_user_mismatch",
     [SAML_R_IDS_USER_UNKNOWN] = "ids_user_unknown",
     [SAML_R_LOGOUT_CODE] = "unknown_logout_code",
+    [SAML_R_LOGGED_OUT] = "logged_out",
 };
 /* clang-format on */
 

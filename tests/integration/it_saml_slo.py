@@ -75,9 +75,9 @@ class Slo:
         stack.log("FAIL " + what)
 
     # --- a whole sign-in: IdP -> ACS -> IdS -> handoff ---------------------
-    def sign_in(self, user, session_index, via=None):
-        """Returns the session id; via: the instance that runs every step
-        (default: through HAProxy)."""
+    def acs(self, user, session_index, via=None, authn_at=None):
+        """Start a sign-in and post the IdP's Response (AuthnInstant
+        authn_at, default now): returns (status, headers, body, browser)."""
         base = via.url if via else self.st.url
         browser = stack.Browser()
         q = urllib.parse.urlencode({"return_to": self.st.return_to})
@@ -85,11 +85,27 @@ class Slo:
         assert status == 302, (status, body[:200])
         p = dict(urllib.parse.parse_qsl(hdrs["location"].split("?", 1)[1]))
         rid = self.idp.parse_authn_request(p["SAMLRequest"], p["RelayState"])[0]
-        xml = self.idp.response(rid, user=user, session_index=session_index)
+        xml = self.idp.response(rid, user=user, session_index=session_index, now=authn_at)
         status, hdrs, body = stack.http(
             "POST", base + "/sso/saml/acs", {"Content-Type": "application/x-www-form-urlencoded"},
             urllib.parse.urlencode({"SAMLResponse": saml_idp.post_form(xml),
                                     "RelayState": p["RelayState"]}), cookies=browser)
+        return status, hdrs, body, browser
+
+    def ids_leg(self, hdrs, browser, via=None):
+        """From the ACS's 302 to IdS through the callback: (status, headers,
+        body) of the callback."""
+        base = via.url if via else self.st.url
+        status, h, body = browser.get(hdrs["location"])     # ids-sim approves login_hint
+        assert status == 302, (status, body[:200])
+        url = stack._rebase(h["location"], base) if via else h["location"]
+        return browser.get(url)
+
+    def sign_in(self, user, session_index, via=None):
+        """Returns the session id; via: the instance that runs every step
+        (default: through HAProxy)."""
+        base = via.url if via else self.st.url
+        status, hdrs, body, browser = self.acs(user, session_index, via)
         assert status == 302 and hdrs["location"].startswith(self.st.ids.authorize_url), \
             (status, body[:300])
         status, hdrs, body = browser.get(hdrs["location"])     # ids-sim approves login_hint
@@ -217,6 +233,38 @@ def main():
         status, hdrs, _ = t.send_request(q, a)
         if t.logout_response_of(hdrs, rid, None) and not (t.alive(c1) and t.alive(bob)):
             t.fail("a LogoutRequest for nobody ended someone")
+
+        # --- a LogoutRequest also stops what is on its way (core §3.7.3.1) ---
+        T = now()
+        second = datetime.timedelta(seconds=1)
+        # an assertion posted after the logout: refused at the ACS
+        bid, q = idp.logout_request(SLO, user="hank@example.com", now=T)
+        status, hdrs, _ = t.send_request(q, b)
+        t.logout_response_of(hdrs, bid, None)
+        before = counters(a, "saml_refused_total").get('reason="logged_out"', 0)
+        status, hdrs, body, _ = t.acs("hank@example.com", "hank-1", via=a, authn_at=T - 5 * second)
+        after = counters(a, "saml_refused_total").get('reason="logged_out"', 0)
+        if status != 403 or after != before + 1:
+            t.fail("assertion after its logout: %d, metric %d->%d %r" % (status, before, after, body[:200]))
+        else:
+            stack.log("ok   assertion authenticated before the IdP's logout, posted after: refused logged_out")
+        # a new authentication after the logout is not affected
+        if t.acs("hank@example.com", "hank-2", via=a, authn_at=T + 2 * second)[0] != 302:
+            t.fail("a sign-in authenticated after the logout was refused")
+        # the IdS leg on its way when the logout comes: no session at the end
+        status, hdrs, body, browser = t.acs("ivan@example.com", "ivan-1", via=a)
+        assert status == 302, (status, body[:200])
+        rid, q = idp.logout_request(SLO, user="ivan@example.com", session_indexes=["ivan-1"])
+        status, h2, _ = t.send_request(q, a)
+        t.logout_response_of(h2, rid, None)
+        before = counters(b, "saml_refused_total").get('reason="logged_out"', 0)
+        status, h3, body = t.ids_leg(hdrs, browser, via=b)
+        after = counters(b, "saml_refused_total").get('reason="logged_out"', 0)
+        if status != 403 or "handoff" in h3.get("location", "") or after != before + 1:
+            t.fail("IdS leg after the logout: %d %r, metric %d->%d" % (status, h3.get("location"),
+                                                                      before, after))
+        else:
+            stack.log("ok   IdS leg in flight during the logout: callback 403, no session, logged_out")
 
         # --- refused LogoutRequests: reason in log and metrics, nothing ended ---
         keep = (c1, bob)

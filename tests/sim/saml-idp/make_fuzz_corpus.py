@@ -5,11 +5,14 @@ test-only key pairs they are made with (tests/fixtures/saml/). Run with
 is not needed: fuzz_saml_response.c reads the PEM files' text from
 fuzz_saml_keys.h, which this script rewrites too. Seeds are signed by
 pysaml2/xmlsec1; their first byte picks the fuzzer's mode (0 XML, 1 base64
-POST field, 2 IdP metadata, 3 HTTP-Redirect query)."""
+POST field, 2 IdP metadata, 3 HTTP-Redirect query, 4 an inflated logout
+message)."""
 import base64
 import os
 import re
 import sys
+import urllib.parse
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -89,6 +92,12 @@ def main():
     for name, q in slo.items():
         with open(os.path.join(CORPUS, name + ".txt"), "wb") as f:
             f.write(b"\x03" + q.encode())
+    # the same messages inflated (mode 4: the checks after the signature)
+    for name in ("slo_request", "slo_response_responder", "slo_request_comment_nameid"):
+        param = dict(urllib.parse.parse_qsl(slo[name]))
+        xml = zlib.decompress(base64.b64decode(param.get("SAMLRequest") or param["SAMLResponse"]), -15)
+        with open(os.path.join(CORPUS, name + ".xml"), "wb") as f:
+            f.write(b"\x04" + xml)
     # the keys the fuzzer embeds (test-only, never used anywhere else)
     with open(os.path.join(ROOT, "tests", "fuzz", "fuzz_saml_keys.h"), "w") as f:
         f.write("/* SPDX-License-Identifier: AGPL-3.0-or-later */\n"
