@@ -161,17 +161,20 @@ idp_logout_job(void *arg)
     }
     if (rc == CMN_OK) {
         /* first: sign-ins of this subject still on their way (assertion
-         * posted later, IdS leg running) must not outlive the logout */
-        long long until = m->issue_instant + SAML_REDIRECT_MAX_AGE_S;
-        if (m->not_on_or_after > until) {
-            until = m->not_on_or_after;
+         * posted later, IdS leg running) must not outlive the logout. The
+         * marker lasts as long as a sign-in may take from the ACS to the
+         * callback (state_ttl_s), counted from the request's own window */
+        long long window = m->issue_instant + SAML_REDIRECT_MAX_AGE_S;
+        if (m->not_on_or_after > window) {
+            window = m->not_on_or_after;
+        }
+        if (window < cmn_wall_sec()) {
+            window = cmn_wall_sec();
         }
         rc = sso_store_saml_logout_mark(
             &g->store, m->name_id, m->session_indexes, m->nsession_indexes,
             m->issue_instant,
-            cmn_wall_sec() + g->cfg->state_ttl_s + 2 * s->clock_skew_s +
-                (until > cmn_wall_sec() ? until - cmn_wall_sec() : 0),
-            &err);
+            window + g->cfg->state_ttl_s + 2 * s->clock_skew_s, &err);
     }
     if (rc == CMN_OK) {
         rc = sso_store_saml_sessions_delete(&g->store, m->name_id,
