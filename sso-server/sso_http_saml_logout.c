@@ -45,8 +45,8 @@ struct logout_job {
 /* A code for the session's SAML subject (*url then set), or no code when
  * the session did not come through the SAML IdP or SLO is off. */
 static int
-mint_code(struct sso_gen *g, const struct sso_session *s,
-          const char *return_to, char **url, struct cmn_err *err)
+mint_code(struct sso_gen *g, const struct sso_session *s, const char *return_to,
+          char **url, struct cmn_err *err)
 {
     struct sso_saml_logout lo = {0};
     char code[SSO_ID_LEN], base[1100];
@@ -116,7 +116,7 @@ logout_job(void *arg)
     cmn_log_fingerprint(j->sid, fp);
     cmn_log_notice("event=logout user=%s session=%s saml_logout=%s",
                    s.user[0] != '\0' ? s.user : "-", fp,
-                   url != NULL ? "code"
+                   url != NULL                 ? "code"
                    : s.saml_name_id[0] != '\0' ? "unavailable"
                                                : "not_saml");
     (void)sso_out_json(
@@ -174,8 +174,7 @@ logout_return_to(struct cmn_http_req *req, struct sso_gen *g, char *out,
                                    "\"return_to\" is required ([saml] has "
                                    "no default_return_to)");
     } else if (strlen(rt) >= size ||
-               !sso_url_allowed(g->cfg->allowed, g->cfg->nallowed, rt,
-                                NULL) ||
+               !sso_url_allowed(g->cfg->allowed, g->cfg->nallowed, rt, NULL) ||
                sso_url_has_param(rt, "saml_logout")) {
         (void)cmn_http_reply_error(req, 400, "invalid_request",
                                    "\"return_to\" is not an allowed URL "

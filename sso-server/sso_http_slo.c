@@ -156,7 +156,7 @@ idp_logout_job(void *arg)
                              &err);
     if (rc == CMN_AGAIN) {
         (void)sso_saml_logout_refuse(app, &o, SAML_R_REPLAY,
-                     "this LogoutRequest was already received");
+                                     "this LogoutRequest was already received");
         goto out;
     }
     if (rc == CMN_OK) {
@@ -177,15 +177,14 @@ idp_logout_job(void *arg)
             window + g->cfg->state_ttl_s + 2 * s->clock_skew_s, &err);
     }
     if (rc == CMN_OK) {
-        rc = sso_store_saml_sessions_delete(&g->store, m->name_id,
-                                            m->session_indexes,
-                                            m->nsession_indexes, ended_one,
-                                            app, &n, &err);
+        rc = sso_store_saml_sessions_delete(
+            &g->store, m->name_id, m->session_indexes, m->nsession_indexes,
+            ended_one, app, &n, &err);
     }
     if (rc != CMN_OK) {
         /* fail closed: the IdP is told what happened, never Success */
-        enum sso_slo_outcome out = n > 0 ? SSO_SLO_IDP_PARTIAL
-                                         : SSO_SLO_IDP_RESPONDER;
+        enum sso_slo_outcome out =
+            n > 0 ? SSO_SLO_IDP_PARTIAL : SSO_SLO_IDP_RESPONDER;
         cmn_metric_inc(app->m.saml_logouts[out]);
         sso_saml_logout_refused(app, SAML_R_STORE, err.msg);
         cmn_log_err("event=saml_logout initiator=idp status=%s ended=%zu",
@@ -237,8 +236,8 @@ idp_logout_later(struct sso_app *app, struct cmn_http_req *req,
 /* --- the IdP's LogoutResponse to ours --- */
 
 static int
-sp_logout_done(struct sso_app *app, struct sso_gen *g,
-               struct cmn_http_req *req, const struct saml_redirect_msg *m)
+sp_logout_done(struct sso_app *app, struct sso_gen *g, struct cmn_http_req *req,
+               const struct saml_redirect_msg *m)
 {
     struct sso_out o = {.req = req, .d = NULL};
     struct sso_saml_logout_request rq;
@@ -248,8 +247,9 @@ sp_logout_done(struct sso_app *app, struct sso_gen *g,
     int rc;
 
     if (m->in_response_to == NULL || strlen(m->in_response_to) > 64) {
-        return sso_saml_logout_refuse(app, &o, SAML_R_UNKNOWN_REQUEST,
-                      "the LogoutResponse answers none of our requests");
+        return sso_saml_logout_refuse(
+            app, &o, SAML_R_UNKNOWN_REQUEST,
+            "the LogoutResponse answers none of our requests");
     }
     rc = sso_store_saml_logout_request_take(&g->store, m->in_response_to, &rq,
                                             &err);
@@ -307,8 +307,8 @@ sso_http_saml_slo(struct cmn_http_req *req, void *appv)
         goto out;
     }
     r = saml_redirect_decode(cmn_http_req_raw_query(req), &s->idp, s->slo_url,
-                             s->allow_sha1, cmn_wall_sec(), s->clock_skew_s,
-                             &m, &detail);
+                             s->allow_sha1, cmn_wall_sec(), s->clock_skew_s, &m,
+                             &detail);
     if (r != SAML_OK) {
         rc = sso_saml_logout_refuse(app, &o, r, detail.msg);
     } else if (m.is_request) {

@@ -12,8 +12,8 @@
 #define SSO_STORE_KEY_MAX 160
 
 /* prefix + "sso:" + kind + ":" + sha256_hex(id) */
-void sso_store_key(const struct sso_store *st, const char *kind,
-                   const char *id, char key[SSO_STORE_KEY_MAX]);
+void sso_store_key(const struct sso_store *st, const char *kind, const char *id,
+                   char key[SSO_STORE_KEY_MAX]);
 
 /* SET key NX EX ttl_s with obj sealed under key (DURABLE); CMN_AGAIN when
  * the key exists. */
@@ -21,15 +21,14 @@ int sso_store_put_sealed(struct sso_store *st, const char *key, json_t *obj,
                          long ttl_s, struct cmn_err *err) CMN_NODISCARD;
 /* GETDEL key and open it: CMN_NOTFOUND when absent, CMN_INVALID when it
  * does not open (*obj NULL). *obj json_decref'd by the caller. */
-int sso_store_take_sealed(struct sso_store *st, const char *key,
-                          json_t **obj, struct cmn_err *err) CMN_NODISCARD;
+int sso_store_take_sealed(struct sso_store *st, const char *key, json_t **obj,
+                          struct cmn_err *err) CMN_NODISCARD;
 /* A string member (or "") into a fixed buffer. */
 void sso_store_copy_str(char *dst, size_t size, json_t *v);
 
 /* Add sid to the set kind:<sha256(id)>, TTL max_lifetime_s. */
-int sso_store_index_add(struct sso_store *st, const char *kind,
-                        const char *id, const char *sid,
-                        struct cmn_err *err) CMN_NODISCARD;
+int sso_store_index_add(struct sso_store *st, const char *kind, const char *id,
+                        const char *sid, struct cmn_err *err) CMN_NODISCARD;
 /* End the sessions of that set that match accepts (NULL: all). */
 typedef bool (*sso_store_match_fn)(const struct sso_session *s, void *arg);
 int sso_store_index_sessions_delete(struct sso_store *st, const char *kind,

@@ -101,8 +101,8 @@ sso_store_saml_sessions_delete(struct sso_store *st, const char *name_id,
     if (id == NULL) {
         return CMN_NOMEM;
     }
-    rc = sso_store_index_sessions_delete(st, "samlsub", id, subject_matches,
-                                         &m, each, arg, n, err);
+    rc = sso_store_index_sessions_delete(st, "samlsub", id, subject_matches, &m,
+                                         each, arg, n, err);
     free(id);
     return rc;
 }
@@ -176,10 +176,10 @@ sso_store_saml_logged_out(struct sso_store *st, const char *name_id,
     if (with_si) {
         gone_key(st, name_id, session_index, one);
     }
-    r = with_si ? cmn_redis_cmdf(st->redis, CMN_REDIS_RETRY, err,
-                                 "MGET %s %s", all, one)
-                : cmn_redis_cmdf(st->redis, CMN_REDIS_RETRY, err, "MGET %s",
-                                 all);
+    r = with_si
+            ? cmn_redis_cmdf(st->redis, CMN_REDIS_RETRY, err, "MGET %s %s", all,
+                             one)
+            : cmn_redis_cmdf(st->redis, CMN_REDIS_RETRY, err, "MGET %s", all);
     if (r == NULL) {
         return CMN_IO;
     }
@@ -227,8 +227,7 @@ sso_store_saml_logout_code_put(struct sso_store *st, const char *code,
 
 int
 sso_store_saml_logout_code_take(struct sso_store *st, const char *code,
-                                struct sso_saml_logout *lo,
-                                struct cmn_err *err)
+                                struct sso_saml_logout *lo, struct cmn_err *err)
 {
     char key[SSO_STORE_KEY_MAX];
     json_t *o = NULL;
@@ -268,8 +267,8 @@ sso_store_saml_logout_request_put(struct sso_store *st, const char *id,
     int rc;
 
     sso_store_key(st, "samllogout", id, key);
-    o = json_pack("{s:s, s:s, s:I}", "rs", rq->relay_state, "r",
-                  rq->return_to, "t", (json_int_t)rq->created);
+    o = json_pack("{s:s, s:s, s:I}", "rs", rq->relay_state, "r", rq->return_to,
+                  "t", (json_int_t)rq->created);
     if (o == NULL) {
         return CMN_NOMEM;
     }

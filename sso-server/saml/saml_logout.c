@@ -352,8 +352,8 @@ saml_logout_parse(const char *xml, size_t len, bool is_request,
 enum saml_reason
 saml_redirect_decode(const char *q, const struct saml_idp *idp,
                      const char *expected_destination, bool allow_sha1,
-                     long long now, long skew_s,
-                     struct saml_redirect_msg *out, struct cmn_err *why)
+                     long long now, long skew_s, struct saml_redirect_msg *out,
+                     struct cmn_err *why)
 {
     struct saml_redirect_in in;
     enum saml_reason r;

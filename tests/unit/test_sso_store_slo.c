@@ -123,9 +123,9 @@ exists(const char *sid)
 static long long
 count_keys(const char *pattern)
 {
-    redisReply *r = tst_redis_cmd(srv.port, "EVAL %s 0 %s",
-                                  "return #redis.call('KEYS', ARGV[1])",
-                                  pattern);
+    redisReply *r =
+        tst_redis_cmd(srv.port, "EVAL %s 0 %s",
+                      "return #redis.call('KEYS', ARGV[1])", pattern);
     long long n;
 
     assert_non_null(r);
@@ -182,8 +182,8 @@ test_sessions_ended_by_subject(void **state)
 
     /* SessionIndex s1: alice's s1 only (bob's s1 is another subject) */
     assert_int_equal(sso_store_saml_sessions_delete(&st, "alice@example.com",
-                                                    only_s1, 1, record, &sn,
-                                                    &n, &err),
+                                                    only_s1, 1, record, &sn, &n,
+                                                    &err),
                      CMN_OK);
     assert_int_equal(n, 1);
     assert_int_equal(sn.n, 1);
@@ -249,9 +249,9 @@ test_markers(void **state)
     (void)state;
     assert_int_equal(sso_store_saml_logged_out(&st, "erin", "e1", 0, &err),
                      CMN_OK);
-    assert_int_equal(sso_store_saml_logout_mark(&st, "erin", NULL, 0, 1000,
-                                                far, &err),
-                     CMN_OK);
+    assert_int_equal(
+        sso_store_saml_logout_mark(&st, "erin", NULL, 0, 1000, far, &err),
+        CMN_OK);
     /* at or before the logout: covered; after: a new authentication */
     assert_int_equal(sso_store_saml_logged_out(&st, "erin", "e9", 999, &err),
                      CMN_DENIED);
@@ -260,15 +260,14 @@ test_markers(void **state)
     assert_int_equal(sso_store_saml_logged_out(&st, "erin", "e9", 1001, &err),
                      CMN_OK);
     /* an older LogoutRequest arriving late keeps the latest instant */
-    assert_int_equal(sso_store_saml_logout_mark(&st, "erin", NULL, 0, 900,
-                                                far, &err),
-                     CMN_OK);
+    assert_int_equal(
+        sso_store_saml_logout_mark(&st, "erin", NULL, 0, 900, far, &err),
+        CMN_OK);
     assert_int_equal(sso_store_saml_logged_out(&st, "erin", "e9", 950, &err),
                      CMN_DENIED);
     /* per SessionIndex: that IdP session only */
-    assert_int_equal(sso_store_saml_logout_mark(&st, "fred", si, 1, 500, far,
-                                                &err),
-                     CMN_OK);
+    assert_int_equal(
+        sso_store_saml_logout_mark(&st, "fred", si, 1, 500, far, &err), CMN_OK);
     assert_int_equal(sso_store_saml_logged_out(&st, "fred", "e1", 400, &err),
                      CMN_DENIED);
     assert_int_equal(sso_store_saml_logged_out(&st, "fred", "e2", 400, &err),
@@ -290,9 +289,9 @@ test_session_refused_after_logout(void **state)
     struct cmn_err err = {{0}};
 
     (void)state;
-    assert_int_equal(sso_store_saml_logout_mark(&st, "gina", NULL, 0, now,
-                                                now + 600, &err),
-                     CMN_OK);
+    assert_int_equal(
+        sso_store_saml_logout_mark(&st, "gina", NULL, 0, now, now + 600, &err),
+        CMN_OK);
     /* its assertion was issued before the logout: refused, nothing kept */
     assert_int_equal(saml_session("gina", "g1", now - 10, sid), CMN_DENIED);
     assert_int_equal(count_keys("fsc:sso:sess:*"), before);
@@ -336,17 +335,16 @@ test_logout_code_and_request_once(void **state)
     snprintf(rq.return_to, sizeof(rq.return_to), "https://c.test/x");
     assert_int_equal(sso_store_saml_logout_request_put(&st, "_id1", &rq, &err),
                      CMN_OK);
-    assert_int_equal(sso_store_saml_logout_request_take(&st, "_id1", &rgot,
-                                                        &err),
-                     CMN_OK);
+    assert_int_equal(
+        sso_store_saml_logout_request_take(&st, "_id1", &rgot, &err), CMN_OK);
     assert_string_equal(rgot.relay_state, "relay");
-    assert_int_equal(sso_store_saml_logout_request_take(&st, "_id1", &rgot,
-                                                        &err),
-                     CMN_NOTFOUND);
+    assert_int_equal(
+        sso_store_saml_logout_request_take(&st, "_id1", &rgot, &err),
+        CMN_NOTFOUND);
     /* an AuthnRequest's ID is not a LogoutRequest's */
-    assert_int_equal(sso_store_saml_logout_request_take(&st, "_nope", &rgot,
-                                                        &err),
-                     CMN_NOTFOUND);
+    assert_int_equal(
+        sso_store_saml_logout_request_take(&st, "_nope", &rgot, &err),
+        CMN_NOTFOUND);
 }
 
 int
