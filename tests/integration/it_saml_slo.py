@@ -21,7 +21,9 @@ LogoutResponse (on the other instance) ends at return_to; a reused or
 unknown InResponseTo, another RelayState, a reused code are refused; bad
 input to the service API changes nothing. Redis down: the IdP gets
 Responder, never Success; a LogoutResponse gets 503. Redis holds only
-hashes of NameIDs and session ids."""
+hashes of NameIDs and session ids. A LogoutRequest also stops an assertion
+posted after it and an IdS leg completing after it. Without sp_key_file no
+SLO is offered."""
 
 import datetime
 import os
@@ -432,6 +434,23 @@ def main():
         a.wait_ready()
         b.wait_ready()
         stack.log("ok   Redis down: LogoutResponse 503, service API 503")
+
+        # --- SLO only where messages can be signed; slo_url checked ---
+        nokey = stack.SsoInstance("nokey", st.redis, st.ids, allowed_return_to=[st.return_to],
+                                  secrets=st.secrets, extra={"saml": dict(
+                                      saml, sp_key_file=None, sp_cert_file=None)})
+        nokey.wait_ready()
+        status, _, body = stack.http("GET", nokey.url + "/sso/saml/metadata")
+        assert status == 200 and b"SingleLogoutService" not in body, body
+        status, _, _ = stack.http("GET", nokey.url + "/sso/saml/slo?" + idp.logout_request(SLO)[1])
+        assert status == 404, status
+        nokey.stop()
+        bad = stack.SsoInstance("badslo", st.redis, st.ids, allowed_return_to=[st.return_to],
+                                secrets=st.secrets, start=False,
+                                extra={"saml": dict(saml, slo_url="sso.test/slo")})
+        rc, out = bad.check_config()
+        assert rc != 0 and "[saml] slo_url: expected an absolute http(s) URL" in out, (rc, out)
+        stack.log("ok   without sp_key_file no SLO (metadata, 404); a bad slo_url refused by --check-config")
 
         if t.failures:
             stack.mark_failed()
