@@ -29,7 +29,7 @@ int sso_http_saml_acs(struct cmn_http_req *req, void *app);
 /* SAML Single Logout (sso_http_slo.c, sso_http_saml_logout.c) */
 int sso_http_saml_slo(struct cmn_http_req *req, void *app);
 int sso_http_saml_logout(struct cmn_http_req *req, void *app);
-/* POST /v1/sessions/{id}/saml-logout (service key) */
+/* POST /v1/saml-logout {"session", "return_to"} (service key) */
 int sso_http_saml_logout_code(struct cmn_http_req *req, void *app);
 
 /* service API for fsc-connector (sso_http_service.c) */

@@ -18,7 +18,7 @@ const struct cmn_http_route sso_http_routes[] = {
     {"POST",   "/sso/saml/acs",      sso_http_saml_acs},
     {"GET",    "/sso/saml/slo",      sso_http_saml_slo},
     {"GET",    "/sso/saml/logout",   sso_http_saml_logout},
-    {"POST",   "/v1/sessions/*", sso_http_saml_logout_code},
+    {"POST",   "/v1/saml-logout", sso_http_saml_logout_code},
     {"POST",   "/v1/handoff",    sso_http_handoff},
     {"GET",    "/v1/sessions/*", sso_http_sessions},
     {"DELETE", "/v1/sessions/*", sso_http_sessions},

@@ -2,9 +2,10 @@
 /* sso_http_saml_logout.c - SP-initiated Single Logout: a signed-in user's
  * browser signs out at the IdP too.
  *
- *   POST /v1/sessions/{id}/saml-logout   (service key; fsc-connector or an
- *        admin console, which hold the session id server-side)
- *        {"return_to": URL}  (optional; default [saml] default_return_to)
+ *   POST /v1/saml-logout   (service key; fsc-connector or an admin
+ *        console, which hold the session id server-side)
+ *        {"session": ID, "return_to": URL}  (return_to optional: default
+ *        [saml] default_return_to; the id in the body, not in the URL)
  *        ends the session as DELETE /v1/sessions/{id} does (refresh token
  *        revoked at IdS) and, when the session came through the SAML IdP,
  *        mints a one-time logout code (256 bits, 60 s, single use on A or
@@ -139,51 +140,51 @@ out:
     free(j);
 }
 
-/* return_to from the optional JSON body, else the configured default;
- * checked like a sign-in's (allow-list), and without our own parameter.
- * false: the 400 is queued. */
+/* The body {"session": ID, "return_to": URL}: the session id well formed
+ * (else 404 unknown_session, as DELETE /v1/sessions/{id} answers),
+ * return_to (default [saml] default_return_to) allowed like a sign-in's
+ * and without our own parameter. false: the 4xx is queued. */
 static bool
-logout_return_to(struct cmn_http_req *req, struct sso_gen *g, char *out,
-                 size_t size)
+logout_input(struct cmn_http_req *req, struct sso_gen *g,
+             struct logout_job *j)
 {
     const struct sso_saml_config *s = g->cfg->saml;
-    const char *rt = s != NULL ? s->default_return_to : NULL;
-    size_t len = 0;
-    json_t *body = NULL;
+    json_t *body = cmn_http_req_json(req), *rtv;
+    const char *sid, *rt;
     bool ok = false;
 
-    (void)cmn_http_req_body(req, &len);
-    if (len > 0) {
-        json_t *v;
-        body = cmn_http_req_json(req);
-        if (body == NULL) {
-            return false; /* 400 already queued */
-        }
-        v = json_object_get(body, "return_to");
-        if (v != NULL && !json_is_string(v)) {
-            (void)cmn_http_reply_error(req, 400, "invalid_request",
-                                       "\"return_to\" must be a string");
-            goto out;
-        }
-        if (v != NULL) {
-            rt = json_string_value(v);
-        }
+    if (body == NULL) {
+        return false; /* 400 already queued */
     }
-    if (rt == NULL) {
+    sid = json_string_value(json_object_get(body, "session"));
+    rtv = json_object_get(body, "return_to");
+    rt = rtv != NULL ? json_string_value(rtv)
+                     : (s != NULL ? s->default_return_to : NULL);
+    if (sid == NULL) {
+        (void)cmn_http_reply_error(req, 400, "invalid_request",
+                                   "\"session\" must be a session id");
+    } else if (!sso_id_valid(sid)) {
+        (void)cmn_http_reply_error(req, 404, "unknown_session",
+                                   "malformed session id");
+    } else if (rtv != NULL && rt == NULL) {
+        (void)cmn_http_reply_error(req, 400, "invalid_request",
+                                   "\"return_to\" must be a string");
+    } else if (rt == NULL) {
         (void)cmn_http_reply_error(req, 400, "invalid_request",
                                    "\"return_to\" is required ([saml] has "
                                    "no default_return_to)");
-    } else if (strlen(rt) >= size ||
-               !sso_url_allowed(g->cfg->allowed, g->cfg->nallowed, rt, NULL) ||
+    } else if (strlen(rt) >= sizeof(j->return_to) ||
+               !sso_url_allowed(g->cfg->allowed, g->cfg->nallowed, rt,
+                                NULL) ||
                sso_url_has_param(rt, "saml_logout")) {
         (void)cmn_http_reply_error(req, 400, "invalid_request",
                                    "\"return_to\" is not an allowed URL "
                                    "([login] allowed_return_to)");
     } else {
-        snprintf(out, size, "%s", rt);
+        snprintf(j->sid, sizeof(j->sid), "%s", sid);
+        snprintf(j->return_to, sizeof(j->return_to), "%s", rt);
         ok = true;
     }
-out:
     json_decref(body);
     return ok;
 }
@@ -193,16 +194,10 @@ sso_http_saml_logout_code(struct cmn_http_req *req, void *appv)
 {
     struct sso_app *app = appv;
     struct sso_gen *g = sso_app_acquire(app);
-    const char *rest = cmn_http_req_path_rest(req);
-    size_t idlen = strcspn(rest, "/");
     struct logout_job *j = NULL;
     int rc = CMN_OK;
 
     if (!sso_http_service_authorised(req, g)) {
-        goto out;
-    }
-    if (strcmp(rest + idlen, "/saml-logout") != 0) {
-        rc = cmn_http_reply_error(req, 404, "not_found", "no such resource");
         goto out;
     }
     j = calloc(1, sizeof(*j));
@@ -210,19 +205,7 @@ sso_http_saml_logout_code(struct cmn_http_req *req, void *appv)
         rc = cmn_http_reply_error(req, 503, "internal", "out of memory");
         goto out;
     }
-    if (idlen != SSO_ID_LEN - 1) {
-        rc = cmn_http_reply_error(req, 404, "unknown_session",
-                                  "malformed session id");
-        goto out;
-    }
-    memcpy(j->sid, rest, idlen);
-    j->sid[idlen] = '\0';
-    if (!sso_id_valid(j->sid)) {
-        rc = cmn_http_reply_error(req, 404, "unknown_session",
-                                  "malformed session id");
-        goto out;
-    }
-    if (!logout_return_to(req, g, j->return_to, sizeof(j->return_to))) {
+    if (!logout_input(req, g, j)) {
         goto out; /* bad input changes nothing */
     }
     j->app = app;

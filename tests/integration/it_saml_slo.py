@@ -338,25 +338,29 @@ def main():
         # --- SP-initiated round trip ---
         erin = t.sign_in("erin@example.com", "erin-idp-1")
         cl = st.client()
-        status, obj = cl.call("POST", "/v1/sessions/%s/saml-logout" % erin,
-                              {"return_to": "https://evil.test/"})
+        status, obj = cl.call("POST", "/v1/saml-logout",
+                              {"session": erin, "return_to": "https://evil.test/"})
         assert status == 400 and obj["error"] == "invalid_request" and t.alive(erin), (status, obj)
-        status, obj = cl.call("POST", "/v1/sessions/%s/saml-logout" % erin, {}, key="wrong")
+        status, obj = cl.call("POST", "/v1/saml-logout", {"session": erin}, key="wrong")
         assert status == 401 and t.alive(erin), (status, obj)
-        status, obj = cl.call("POST", "/v1/sessions/%s/saml-logout" % ("x" * 43), {})
-        assert status == 404, (status, obj)
-        stack.log("ok   service API: foreign return_to 400, wrong key 401, unknown session 404; "
-                  "session untouched")
+        status, obj = cl.call("POST", "/v1/saml-logout", {"session": "x" * 43})
+        assert status == 404 and obj["error"] == "unknown_session", (status, obj)
+        status, obj = cl.call("POST", "/v1/saml-logout", {"session": "../x"})
+        assert status == 404 and obj["error"] == "unknown_session", (status, obj)
+        status, obj = cl.call("POST", "/v1/saml-logout", {"return_to": st.return_to})
+        assert status == 400 and obj["error"] == "invalid_request", (status, obj)
+        stack.log("ok   service API: foreign return_to 400, wrong key 401, unknown or malformed "
+                  "session 404, no session 400; session untouched")
         revoked0 = st.ids.stats()["revocations"]
-        status, obj = cl.call("POST", "/v1/sessions/%s/saml-logout" % erin,
-                              {"return_to": st.return_to + "?tab=1"})
+        status, obj = cl.call("POST", "/v1/saml-logout",
+                              {"session": erin, "return_to": st.return_to + "?tab=1"})
         assert status == 200 and obj["user"] == "erin@example.com", (status, obj)
         url = obj["saml_logout_url"]
         assert url.startswith(st.url + "/sso/saml/logout?code=") and erin not in url, url
         assert not t.alive(erin), "the session ends at once"
         stack.wait_until(lambda: st.ids.stats()["revocations"] > revoked0, 10,
                          what="IdS saw erin's refresh token revoked")
-        status, obj2 = cl.call("POST", "/v1/sessions/%s/saml-logout" % erin, {})
+        status, obj2 = cl.call("POST", "/v1/saml-logout", {"session": erin})
         assert status == 404, (status, obj2)
         # the browser, on A: on to the IdP with our LogoutRequest
         code_url = url.replace(st.url, a.url)
@@ -393,7 +397,7 @@ def main():
         # another round: a RelayState of someone else's, then an IdP that failed
         for case in ("relay", "responder"):
             s = t.sign_in("frank@example.com", "frank-%s" % case)
-            status, obj = cl.call("POST", "/v1/sessions/%s/saml-logout" % s, {})
+            status, obj = cl.call("POST", "/v1/saml-logout", {"session": s})
             assert status == 200 and obj["saml_logout_url"], (status, obj)
             status, hdrs, _ = stack.http("GET", obj["saml_logout_url"])
             r = idp.read_redirect(hdrs["location"], sp_crt)
@@ -411,7 +415,7 @@ def main():
 
         # --- Redis down: fail closed ---
         g1 = t.sign_in("gina@example.com", "gina-1")
-        status, obj = cl.call("POST", "/v1/sessions/%s/saml-logout" % g1, {})
+        status, obj = cl.call("POST", "/v1/saml-logout", {"session": g1})
         status, hdrs, _ = stack.http("GET", obj["saml_logout_url"])
         r = idp.read_redirect(hdrs["location"], sp_crt)
         resp_q = idp.logout_response(SLO, r.msg.id, relay_state=r.relay_state)
@@ -427,7 +431,7 @@ def main():
         status, _, _ = stack.http("GET", a.url + "/sso/saml/slo?" + resp_q)
         if status != 503:
             t.fail("Redis down: LogoutResponse got %d, want 503" % status)
-        status, obj = cl.call("POST", "/v1/sessions/%s/saml-logout" % bob, {})
+        status, obj = cl.call("POST", "/v1/saml-logout", {"session": bob})
         if status != 503:
             t.fail("Redis down: saml-logout got %d %r, want 503" % (status, obj))
         st.redis.start()
