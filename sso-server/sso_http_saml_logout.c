@@ -145,8 +145,7 @@ out:
  * return_to (default [saml] default_return_to) allowed like a sign-in's
  * and without our own parameter. false: the 4xx is queued. */
 static bool
-logout_input(struct cmn_http_req *req, struct sso_gen *g,
-             struct logout_job *j)
+logout_input(struct cmn_http_req *req, struct sso_gen *g, struct logout_job *j)
 {
     const struct sso_saml_config *s = g->cfg->saml;
     json_t *body = cmn_http_req_json(req), *rtv;
@@ -174,8 +173,7 @@ logout_input(struct cmn_http_req *req, struct sso_gen *g,
                                    "\"return_to\" is required ([saml] has "
                                    "no default_return_to)");
     } else if (strlen(rt) >= sizeof(j->return_to) ||
-               !sso_url_allowed(g->cfg->allowed, g->cfg->nallowed, rt,
-                                NULL) ||
+               !sso_url_allowed(g->cfg->allowed, g->cfg->nallowed, rt, NULL) ||
                sso_url_has_param(rt, "saml_logout")) {
         (void)cmn_http_reply_error(req, 400, "invalid_request",
                                    "\"return_to\" is not an allowed URL "
