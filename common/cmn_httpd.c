@@ -140,6 +140,7 @@ struct cmn_http_req {
     struct MHD_Connection *conn;
     char *method;
     char *path;
+    char *raw_query; /* as received, still percent-encoded; NULL: none */
     const char *path_rest;
     const struct cmn_http_route *route;
     char id[REQ_ID_MAX + 1];
@@ -471,27 +472,31 @@ req_free(struct cmn_http_req *req)
     free(req->body);
     free(req->method);
     free(req->path);
+    free(req->raw_query);
     free(req);
 }
 
 static struct cmn_http_req *
 req_new(struct cmn_httpd *d, struct MHD_Connection *conn, const char *url,
-        const char *method)
+        const char *method, struct cmn_http_req *pre)
 {
-    struct cmn_http_req *req = calloc(1, sizeof(*req));
+    /* pre: what on_uri kept of the request line, or NULL */
+    struct cmn_http_req *req = pre != NULL ? pre : calloc(1, sizeof(*req));
     const char *in_id;
 
     if (req == NULL) {
         return NULL;
     }
-    req->d = d;
     req->conn = conn;
     req->method = dup_str(method);
     req->path = dup_str(url);
     if (req->method == NULL || req->path == NULL) {
-        req_free(req);
+        if (pre == NULL) {
+            req_free(req);
+        } /* else on_completed frees it: it is still MHD's *con_cls */
         return NULL;
     }
+    req->d = d; /* set last: a request with d counts as in flight */
     req->path_rest = "";
     clock_gettime(CLOCK_MONOTONIC, &req->started);
     in_id = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
@@ -501,6 +506,29 @@ req_new(struct cmn_httpd *d, struct MHD_Connection *conn, const char *url,
         new_request_id(req->id);
     }
     peer_string(conn, req->peer, sizeof(req->peer));
+    return req;
+}
+
+/* MHD shows the request-target here once, before it decodes it: the query
+ * exactly as sent is kept for cmn_http_req_raw_query (a signature over a
+ * query covers its encoded form, SAML's HTTP-Redirect binding for one).
+ * The request object begun here becomes *con_cls; on_completed frees it
+ * even when on_access never runs. */
+static void *
+on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    const char *q = uri != NULL ? strchr(uri, '?') : NULL;
+    struct cmn_http_req *req;
+
+    (void)cls;
+    (void)conn;
+    if (q == NULL || q[1] == '\0') {
+        return NULL;
+    }
+    req = calloc(1, sizeof(*req));
+    if (req != NULL) {
+        req->raw_query = dup_str(q + 1);
+    }
     return req;
 }
 
@@ -633,10 +661,10 @@ on_access(void *cls, struct MHD_Connection *conn, const char *url,
     struct cmn_http_req *req = *con_cls;
 
     (void)version;
-    if (req == NULL) {
+    if (req == NULL || req->d == NULL) {
         const char *cl;
 
-        req = req_new(d, conn, url, method);
+        req = req_new(d, conn, url, method, req);
         if (req == NULL) {
             return MHD_NO;
         }
@@ -701,6 +729,10 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     }
     *con_cls = NULL;
+    if (req->d == NULL) {
+        req_free(req); /* begun by on_uri, never handled */
+        return;
+    }
     /* A stream counts as one request, with its whole lifetime. */
     if (req->stream_status != 0) {
         record_metrics(req, req->stream_status);
@@ -936,6 +968,7 @@ cmn_httpd_start(const struct cmn_httpd_opts *opts,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, max_header,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, d,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, d,
         MHD_OPTION_ARRAY, pool_opts,
         tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, d->tls_key,
         MHD_OPTION_HTTPS_MEM_CERT, d->tls_cert,
@@ -1038,6 +1071,12 @@ const char *
 cmn_http_req_path_rest(const struct cmn_http_req *req)
 {
     return req->path_rest;
+}
+
+const char *
+cmn_http_req_raw_query(const struct cmn_http_req *req)
+{
+    return req->raw_query;
 }
 
 const char *

@@ -95,6 +95,10 @@ const char *cmn_http_req_path_rest(const struct cmn_http_req *req);
 const char *cmn_http_req_id(const struct cmn_http_req *req);
 const char *cmn_http_req_header(const struct cmn_http_req *req,
                                 const char *name);
+/* The query string as received (after '?', still percent-encoded), NULL
+ * when there is none: for signatures over the encoded form (SAML
+ * HTTP-Redirect). Decoded arguments: cmn_http_req_query. */
+const char *cmn_http_req_raw_query(const struct cmn_http_req *req);
 /* Decoded query argument, NULL if absent. */
 const char *cmn_http_req_query(const struct cmn_http_req *req,
                                const char *name);

@@ -6,6 +6,7 @@
 
 #include "cmn_log.h"
 #include "sso_app.h"
+#include "sso_saml.h"
 
 struct sso_gen *
 sso_gen_new(const char *path, struct cmn_err *err)
@@ -109,6 +110,7 @@ metrics_init(struct sso_metrics *m)
     m->starts_limited = cmn_metric_counter(
         "fsc_sso_login_starts_limited_total",
         "Sign-in starts refused (429): too many from one client address");
+    sso_slo_metrics_init(m);
 }
 
 /* Addresses tracked at once by the start limiter (~80 bytes each). */

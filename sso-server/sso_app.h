@@ -28,6 +28,18 @@ struct sso_gen {
     struct sso_store store;
 };
 
+/* How SAML Single Logouts end (fsc_sso_saml_logouts_total{initiator,
+ * status}), registered by sso_http_slo.c. */
+enum sso_slo_outcome {
+    SSO_SLO_IDP_SUCCESS,     /* IdP's LogoutRequest: sessions ended */
+    SSO_SLO_IDP_PARTIAL,     /* some ended, then the store failed */
+    SSO_SLO_IDP_RESPONDER,   /* the store failed: nothing ended */
+    SSO_SLO_SP_STARTED,      /* our LogoutRequest sent to the IdP */
+    SSO_SLO_SP_SUCCESS,      /* the IdP's LogoutResponse: Success */
+    SSO_SLO_SP_NOT_SUCCESS,  /* the IdP's LogoutResponse: anything else */
+    SSO_SLO_OUTCOMES
+};
+
 struct sso_metrics {
     struct cmn_metric *logins_ok;
     struct cmn_metric *logins_failed;
@@ -43,6 +55,8 @@ struct sso_metrics {
     struct cmn_metric *saml_accepted;
     struct cmn_metric *saml_refused[SAML_R_COUNT]; /* by reason */
     struct cmn_metric *starts_limited; /* sign-in starts refused (429) */
+    struct cmn_metric *saml_logout_refused[SAML_R_COUNT]; /* by reason */
+    struct cmn_metric *saml_logouts[SSO_SLO_OUTCOMES];
 };
 
 struct sso_app {

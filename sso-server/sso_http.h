@@ -29,7 +29,17 @@ int sso_http_saml_metadata(struct cmn_http_req *req, void *app);
 int sso_http_saml_login(struct cmn_http_req *req, void *app);
 int sso_http_saml_acs(struct cmn_http_req *req, void *app);
 
+/* SAML Single Logout (sso_http_slo.c, sso_http_saml_logout.c) */
+int sso_http_saml_slo(struct cmn_http_req *req, void *app);
+int sso_http_saml_logout(struct cmn_http_req *req, void *app);
+/* POST /v1/saml-logout {"session", "return_to"} (service key) */
+int sso_http_saml_logout_code(struct cmn_http_req *req, void *app);
+
 /* service API for fsc-connector (sso_http_service.c) */
+/* The service key (Bearer), checked in constant time; false: the 401 is
+ * queued. */
+bool sso_http_service_authorised(struct cmn_http_req *req,
+                                 const struct sso_gen *g);
 int sso_http_handoff(struct cmn_http_req *req, void *app);
 int sso_http_sessions(struct cmn_http_req *req, void *app);
 /* DELETE /v1/sessions?user=USER (fscctl session revoke) */

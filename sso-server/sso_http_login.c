@@ -247,7 +247,18 @@ sso_login_deliver(struct sso_app *app, struct sso_gen *g, struct sso_out *o,
     char *origin = NULL, *url = NULL;
     int rc;
 
-    if (sso_store_session_create(&g->store, s, sid, &err) != CMN_OK ||
+    rc = sso_store_session_create(&g->store, s, sid, &err);
+    if (rc == CMN_DENIED) {
+        /* the IdP's LogoutRequest came while this sign-in was on its way
+         * (sso_store.h, SAML Single Logout) */
+        sso_saml_refused(app, SAML_R_LOGGED_OUT, err.msg);
+        cmn_metric_inc(app->m.logins_failed);
+        rc = sso_out_page(o, 403, "Signed out",
+                          "Your organisation signed you out while you were "
+                          "signing in. Start again from the softphone.");
+        goto out;
+    }
+    if (rc != CMN_OK ||
         cmn_random_id(code, sizeof(code), SSO_ID_BYTES) != CMN_OK ||
         sso_store_handoff_put(&g->store, code, sid, &err) != CMN_OK) {
         cmn_log_err("event=login_failed reason=store user=%s detail=\"%s\"",
@@ -366,9 +377,7 @@ finish_login(struct sso_app *app, struct sso_gen *g, struct sso_out *o,
     s.refresh_expires_at =
         tr->refresh_expires_in > 0 ? now + tr->refresh_expires_in : 0;
     s.created_at = now;
-    snprintf(s.saml_name_id, sizeof(s.saml_name_id), "%s", ls->saml_name_id);
-    snprintf(s.saml_session_index, sizeof(s.saml_session_index), "%s",
-             ls->saml_session_index);
+    sso_saml_subject_copy(&s, ls);
     rc = sso_login_deliver(app, g, o, ls, &s);
     goto out;
 fail:

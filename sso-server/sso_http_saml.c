@@ -69,7 +69,8 @@ sso_http_saml_metadata(struct cmn_http_req *req, void *appv)
         rc = not_configured(req);
         goto out;
     }
-    xml = saml_sp_metadata(s->sp_entity_id, s->acs_url, s->slo_url,
+    xml = saml_sp_metadata(s->sp_entity_id, s->acs_url,
+                           sso_saml_slo_enabled(s) ? s->slo_url : NULL,
                            s->has_key ? &s->key : NULL);
     if (xml == NULL) {
         rc = cmn_http_reply_error(req, 500, "internal", "out of memory");
@@ -285,6 +286,46 @@ check_browser(struct cmn_http_req *req, const struct saml_assertion *a,
     return SAML_R_BROWSER;
 }
 
+void
+sso_saml_subject_copy(struct sso_session *s, const struct sso_login_state *ls)
+{
+    snprintf(s->saml_name_id, sizeof(s->saml_name_id), "%s", ls->saml_name_id);
+    snprintf(s->saml_session_index, sizeof(s->saml_session_index), "%s",
+             ls->saml_session_index);
+    snprintf(s->saml_name_id_format, sizeof(s->saml_name_id_format), "%s",
+             ls->saml_name_id_format);
+    snprintf(s->saml_name_qualifier, sizeof(s->saml_name_qualifier), "%s",
+             ls->saml_name_qualifier);
+    snprintf(s->saml_sp_name_qualifier, sizeof(s->saml_sp_name_qualifier),
+             "%s", ls->saml_sp_name_qualifier);
+    s->saml_authn_instant = ls->saml_authn_instant;
+}
+
+/* An assertion for an IdP session the IdP has since logged out (its
+ * LogoutRequest may overtake the browser's POST): refused, as
+ * saml-core-2.0-os §3.7.3.1 requires. */
+static enum saml_reason
+logged_out(struct sso_gen *g, const struct saml_assertion *a, char *why,
+           size_t why_size)
+{
+    struct cmn_err err = {{0}};
+    int rc = sso_store_saml_logged_out(&g->store, a->name_id,
+                                       a->session_index, a->authn_instant,
+                                       &err);
+
+    if (rc == CMN_DENIED) {
+        snprintf(why, why_size, "the IdP logged out this authentication of "
+                                "%.100s (LogoutRequest)",
+                 a->user);
+        return SAML_R_LOGGED_OUT;
+    }
+    if (rc != CMN_OK) {
+        snprintf(why, why_size, "logout markers: %.150s", err.msg);
+        return SAML_R_STORE;
+    }
+    return SAML_OK;
+}
+
 /* After every check: IdS next, or (SAML-only) a session and a handoff. */
 static int
 continue_sign_in(struct sso_app *app, struct sso_gen *g,
@@ -301,6 +342,13 @@ continue_sign_in(struct sso_app *app, struct sso_gen *g,
     snprintf(ls.saml_name_id, sizeof(ls.saml_name_id), "%s", a->name_id);
     snprintf(ls.saml_session_index, sizeof(ls.saml_session_index), "%s",
              a->session_index ? a->session_index : "");
+    snprintf(ls.saml_name_id_format, sizeof(ls.saml_name_id_format), "%s",
+             a->name_id_format ? a->name_id_format : "");
+    snprintf(ls.saml_name_qualifier, sizeof(ls.saml_name_qualifier), "%s",
+             a->name_qualifier ? a->name_qualifier : "");
+    snprintf(ls.saml_sp_name_qualifier, sizeof(ls.saml_sp_name_qualifier),
+             "%s", a->sp_name_qualifier ? a->sp_name_qualifier : "");
+    ls.saml_authn_instant = a->authn_instant;
     if (g->cfg->ids_enabled) {
         /* the IdP's user is IdS's hint; the callback checks IdS agrees */
         snprintf(ls.login_hint, sizeof(ls.login_hint), "%s", a->user);
@@ -309,9 +357,7 @@ continue_sign_in(struct sso_app *app, struct sso_gen *g,
         struct sso_session s = {0};
         long long now = cmn_wall_sec();
         snprintf(s.user, sizeof(s.user), "%s", a->user);
-        snprintf(s.saml_name_id, sizeof(s.saml_name_id), "%s", a->name_id);
-        snprintf(s.saml_session_index, sizeof(s.saml_session_index), "%s",
-                 ls.saml_session_index);
+        sso_saml_subject_copy(&s, &ls);
         s.saml_only = true;
         s.created_at = now;
         s.access_issued_at = now;
@@ -393,6 +439,11 @@ sso_http_saml_acs(struct cmn_http_req *req, void *appv)
         snprintf(why, sizeof(why), "user %.100s is in none of allowed_groups",
                  a.user);
         rc = refuse(app, req, SAML_R_GROUP, why);
+        goto out;
+    }
+    r = logged_out(g, &a, why, sizeof(why));
+    if (r != SAML_OK) {
+        rc = refuse(app, req, r, why);
         goto out;
     }
     cmn_metric_inc(app->m.saml_accepted);

@@ -14,8 +14,8 @@
 #include "sso_token.h"
 
 /* Constant-time check of the service key; any failure is the same 401. */
-static bool
-authorised(struct cmn_http_req *req, const struct sso_gen *g)
+bool
+sso_http_service_authorised(struct cmn_http_req *req, const struct sso_gen *g)
 {
     const char *key = cmn_http_req_bearer(req);
 
@@ -73,7 +73,7 @@ sso_http_handoff(struct cmn_http_req *req, void *appv)
     char fp[13];
     int rc = CMN_OK;
 
-    if (!authorised(req, g)) {
+    if (!sso_http_service_authorised(req, g)) {
         goto out;
     }
     body = cmn_http_req_json(req);
@@ -282,7 +282,7 @@ sso_http_sessions(struct cmn_http_req *req, void *appv)
     const char *tail = rest + idlen;
     int rc = CMN_OK;
 
-    if (!authorised(req, g)) {
+    if (!sso_http_service_authorised(req, g)) {
         goto out;
     }
     if (idlen != SSO_ID_LEN - 1) {
@@ -379,7 +379,7 @@ sso_http_revoke_user(struct cmn_http_req *req, void *appv)
     struct revoke_job *j = NULL;
     int rc = CMN_OK;
 
-    if (!authorised(req, g)) {
+    if (!sso_http_service_authorised(req, g)) {
         goto out;
     }
     if (user == NULL || user[0] == '\0' || strlen(user) >= SSO_USER_MAX ||

@@ -18,7 +18,7 @@ const char *const sso_saml_known_keys[] = {
     "saml.sp_cert_file", "saml.acs_url", "saml.user_attribute",
     "saml.groups_attribute", "saml.allowed_groups", "saml.gate_agents",
     "saml.allow_idp_initiated", "saml.clock_skew_s", "saml.allow_sha1",
-    "saml.default_return_to",
+    "saml.default_return_to", "saml.slo_url",
     NULL,
 };
 /* clang-format on */
@@ -139,32 +139,46 @@ load_key(struct sso_config *c, struct sso_saml_config *s, struct cmn_err *err)
     return CMN_OK;
 }
 
+/* An optional absolute http(s) URL key. */
+static int
+url_key(struct sso_config *c, const char *key, const char **out,
+        struct cmn_err *err)
+{
+    char *o = NULL, *p = NULL;
+    int rc;
+
+    if (cmn_config_str(c->ini, "saml", key, false, NULL, out, err) != CMN_OK) {
+        return CMN_INVALID;
+    }
+    if (*out == NULL) {
+        return CMN_OK;
+    }
+    rc = sso_url_split(*out, &o, &p);
+    free(o);
+    free(p);
+    if (rc != CMN_OK) {
+        cmn_config_errf(c->ini, "saml", key, err,
+                        "expected an absolute http(s) URL");
+        return CMN_INVALID;
+    }
+    return CMN_OK;
+}
+
 static int
 load_urls(struct sso_config *c, struct sso_saml_config *s, struct cmn_err *err)
 {
-    const char *entity, *acs;
-    char *o = NULL, *p = NULL;
+    const char *entity, *acs, *slo;
 
     if (cmn_config_str(c->ini, "saml", "sp_entity_id", false, NULL, &entity,
                        err) != CMN_OK ||
-        cmn_config_str(c->ini, "saml", "acs_url", false, NULL, &acs, err) !=
-            CMN_OK) {
+        url_key(c, "acs_url", &acs, err) != CMN_OK ||
+        url_key(c, "slo_url", &slo, err) != CMN_OK) {
         return CMN_INVALID;
-    }
-    if (acs != NULL) {
-        int rc = sso_url_split(acs, &o, &p);
-        free(o);
-        free(p);
-        if (rc != CMN_OK) {
-            cmn_config_errf(c->ini, "saml", "acs_url", err,
-                            "expected an absolute http(s) URL");
-            return CMN_INVALID;
-        }
     }
     s->sp_entity_id = entity ? strdup(entity)
                              : derived_url(c->public_url, "/sso/saml/metadata");
     s->acs_url = acs ? strdup(acs) : derived_url(c->public_url, "/sso/saml/acs");
-    s->slo_url = derived_url(c->public_url, "/sso/saml/slo");
+    s->slo_url = slo ? strdup(slo) : derived_url(c->public_url, "/sso/saml/slo");
     if (s->sp_entity_id == NULL || s->acs_url == NULL || s->slo_url == NULL) {
         cmn_err_set(err, "out of memory");
         return CMN_NOMEM;
@@ -260,6 +274,12 @@ sso_saml_config_free(struct sso_saml_config *s)
     free(s->slo_url);
     free(s->allowed_groups);
     free(s);
+}
+
+bool
+sso_saml_slo_enabled(const struct sso_saml_config *s)
+{
+    return s != NULL && s->has_key && s->idp.slo_url != NULL;
 }
 
 void

@@ -16,7 +16,7 @@ struct sso_saml_config {
                                 assertions decrypted */
     char *sp_entity_id;      /* default public_url + /sso/saml/metadata */
     char *acs_url;           /* default public_url + /sso/saml/acs */
-    char *slo_url;           /* public_url + /sso/saml/slo */
+    char *slo_url;           /* default public_url + /sso/saml/slo */
     const char *user_attribute;   /* NULL: the NameID */
     const char *groups_attribute; /* NULL: no groups */
     char **allowed_groups;        /* NULL-terminated; NULL: no gate */
@@ -33,6 +33,12 @@ struct sso_saml_config {
 int sso_saml_config_load(struct sso_config *c,
                          struct cmn_err *err) CMN_NODISCARD;
 void sso_saml_config_free(struct sso_saml_config *s);
+
+/* Single Logout is offered (in our metadata, at /sso/saml/slo and
+ * /sso/saml/logout) when messages can be signed (sp_key_file: the SLO
+ * profile requires signed messages on HTTP-Redirect) and the IdP's
+ * metadata names its SingleLogoutService (HTTP-Redirect). */
+bool sso_saml_slo_enabled(const struct sso_saml_config *s);
 
 /* The verifier's view of this configuration. */
 void sso_saml_sp(const struct sso_saml_config *s, struct saml_sp *sp);

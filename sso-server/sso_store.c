@@ -9,8 +9,9 @@
 #include "cmn_log.h"
 #include "cmn_seal.h"
 #include "sso_store.h"
+#include "sso_store_int.h"
 
-#define KEY_MAX 160
+#define KEY_MAX SSO_STORE_KEY_MAX
 
 /* CAS on the version prefix; -1 when the session is gone, so a refresh
  * finishing after a logout cannot bring the session back. */
@@ -204,6 +205,11 @@ sso_store_state_put(struct sso_store *st, const char *state,
     if (o == NULL) {
         return CMN_NOMEM;
     }
+    /* the SAML NameID's attributes, for the session's LogoutRequest */
+    json_object_set_new(o, "sf", json_string(ls->saml_name_id_format));
+    json_object_set_new(o, "sq", json_string(ls->saml_name_qualifier));
+    json_object_set_new(o, "sp", json_string(ls->saml_sp_name_qualifier));
+    json_object_set_new(o, "sa", json_integer(ls->saml_authn_instant));
     rc = seal_json(st, key, o, &sealed, &sealed_len);
     json_decref(o);
     if (rc == CMN_OK) {
@@ -242,6 +248,13 @@ sso_store_state_take(struct sso_store *st, const char *state,
     copy_str(ls->login_hint, sizeof(ls->login_hint), json_object_get(o, "h"));
     ls->popup = json_is_true(json_object_get(o, "p"));
     ls->created = json_integer_value(json_object_get(o, "t"));
+    copy_str(ls->saml_name_id_format, sizeof(ls->saml_name_id_format),
+             json_object_get(o, "sf"));
+    copy_str(ls->saml_name_qualifier, sizeof(ls->saml_name_qualifier),
+             json_object_get(o, "sq"));
+    copy_str(ls->saml_sp_name_qualifier, sizeof(ls->saml_sp_name_qualifier),
+             json_object_get(o, "sp"));
+    ls->saml_authn_instant = json_integer_value(json_object_get(o, "sa"));
     copy_str(ls->saml_user, sizeof(ls->saml_user), json_object_get(o, "su"));
     copy_str(ls->saml_name_id, sizeof(ls->saml_name_id),
              json_object_get(o, "sn"));
@@ -296,14 +309,16 @@ encode_session(struct sso_store *st, const char *key,
     int rc;
 
     o = json_pack("{s:s, s:s, s:s?, s:s?, s:I, s:I, s:I, s:I, s:s, s:s, s:s, "
-                  "s:b}",
+                  "s:s, s:s, s:s, s:I, s:b}",
                   "u", s->user, "h", s->user_hint, "at", s->access_token, "rt",
                   s->refresh_token, "ai", (json_int_t)s->access_issued_at, "ae",
                   (json_int_t)s->access_expires_at, "re",
                   (json_int_t)s->refresh_expires_at, "c",
                   (json_int_t)s->created_at, "e", s->ended, "sn",
-                  s->saml_name_id, "si", s->saml_session_index, "so",
-                  s->saml_only);
+                  s->saml_name_id, "si", s->saml_session_index, "sf",
+                  s->saml_name_id_format, "sq", s->saml_name_qualifier, "sp",
+                  s->saml_sp_name_qualifier, "sa",
+                  (json_int_t)s->saml_authn_instant, "so", s->saml_only);
     if (o == NULL) {
         return CMN_NOMEM;
     }
@@ -364,6 +379,13 @@ decode_session(struct sso_store *st, const char *key, const char *val,
              json_object_get(o, "sn"));
     copy_str(s->saml_session_index, sizeof(s->saml_session_index),
              json_object_get(o, "si"));
+    copy_str(s->saml_name_id_format, sizeof(s->saml_name_id_format),
+             json_object_get(o, "sf"));
+    copy_str(s->saml_name_qualifier, sizeof(s->saml_name_qualifier),
+             json_object_get(o, "sq"));
+    copy_str(s->saml_sp_name_qualifier, sizeof(s->saml_sp_name_qualifier),
+             json_object_get(o, "sp"));
+    s->saml_authn_instant = json_integer_value(json_object_get(o, "sa"));
     s->saml_only = json_is_true(json_object_get(o, "so"));
     json_decref(o);
     if (s->access_token == NULL && s->ended[0] == '\0' && !s->saml_only) {
@@ -373,31 +395,43 @@ decode_session(struct sso_store *st, const char *key, const char *val,
     return CMN_OK;
 }
 
+/* Add sid to the set kind:<sha256(id)> (members are the session keys'
+ * hashes, never ids). The set lives as long as the newest session can. */
+int
+sso_store_index_add(struct sso_store *st, const char *kind, const char *id,
+                    const char *sid, struct cmn_err *err)
+{
+    char key[KEY_MAX], member[65], ttl[24];
+    redisReply *r;
+    int rc;
+
+    make_key(st, kind, id, key);
+    cmn_sha256_hex(sid, strlen(sid), member);
+    snprintf(ttl, sizeof(ttl), "%ld", st->cfg->max_lifetime_s);
+    r = cmn_redis_cmdf(st->redis, CMN_REDIS_RETRY, err, "SADD %s %s", key,
+                       member);
+    rc = reply_status(r, err);
+    if (rc == CMN_OK) {
+        freeReplyObject(r);
+        r = cmn_redis_cmdf(st->redis, CMN_REDIS_RETRY, err, "EXPIRE %s %s",
+                           key, ttl);
+        rc = reply_status(r, err);
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
 /* Remember sid under its user, so that `fscctl session revoke USER` can
- * find it. Members are the session keys' hashes, never ids. The set
- * lives as long as the newest session can. A failure here costs only
- * that revocation by user: logged, the sign-in goes on. */
+ * find it. A failure here costs only that revocation by user: logged, the
+ * sign-in goes on. */
 static void
 user_index_add(struct sso_store *st, const char *user, const char *sid)
 {
-    char key[KEY_MAX], member[65], ttl[24];
     struct cmn_err err = {{0}};
-    redisReply *r;
 
-    make_key(st, "user", user, key);
-    cmn_sha256_hex(sid, strlen(sid), member);
-    snprintf(ttl, sizeof(ttl), "%ld", st->cfg->max_lifetime_s);
-    r = cmn_redis_cmdf(st->redis, CMN_REDIS_RETRY, &err, "SADD %s %s", key,
-                       member);
-    if (reply_status(r, &err) == CMN_OK) {
-        freeReplyObject(r);
-        r = cmn_redis_cmdf(st->redis, CMN_REDIS_RETRY, &err, "EXPIRE %s %s",
-                           key, ttl);
-    }
-    if (reply_status(r, &err) != CMN_OK) {
+    if (sso_store_index_add(st, "user", user, sid, &err) != CMN_OK) {
         cmn_log_warn("event=user_index_failed detail=\"%s\"", err.msg);
     }
-    freeReplyObject(r);
 }
 
 int
@@ -414,6 +448,14 @@ sso_store_session_create(struct sso_store *st, struct sso_session *s,
         return CMN_ERR;
     }
     make_key(st, "sess", sid, key);
+    if (s->saml_name_id[0] != '\0') {
+        /* before the session exists: a session the IdP's LogoutRequest
+         * could not find must not be created at all */
+        rc = sso_store_saml_index_add(st, s->saml_name_id, sid, err);
+        if (rc != CMN_OK) {
+            return rc;
+        }
+    }
     s->version = 1;
     rc = encode_session(st, key, s, &val, &len);
     if (rc == CMN_OK) {
@@ -422,6 +464,25 @@ sso_store_session_create(struct sso_store *st, struct sso_session *s,
                        CMN_REDIS_DURABLE, err);
     }
     free(val);
+    if (rc == CMN_OK && s->saml_name_id[0] != '\0') {
+        /* after the write, so that a LogoutRequest either is seen here or
+         * finds this session through the index (sso_store_slo.c) */
+        rc = sso_store_saml_logged_out(st, s->saml_name_id,
+                                       s->saml_session_index,
+                                       s->saml_authn_instant, err);
+        if (rc != CMN_OK) {
+            struct sso_session gone;
+            struct cmn_err derr = {{0}};
+            if (sso_store_session_delete(st, sid, &gone, &derr) == CMN_OK) {
+                sso_session_cleanup(&gone);
+            }
+            if (rc == CMN_DENIED) {
+                cmn_err_set(err, "the IdP logged this sign-in out");
+            }
+            cmn_wipe(sid, SSO_ID_LEN);
+            return rc;
+        }
+    }
     if (rc == CMN_OK && s->user[0] != '\0') {
         user_index_add(st, s->user, sid);
     }
@@ -513,19 +574,43 @@ sso_store_session_delete(struct sso_store *st, const char *sid,
     return CMN_OK;
 }
 
-/* GETDEL each session in the user's set; SREM what was handled, so a
- * sign-in racing with the revocation keeps its own entry. */
+/* Read a session without taking it: CMN_NOTFOUND when gone. */
+static int
+peek_session(struct sso_store *st, const char *skey, struct sso_session *s,
+             struct cmn_err *err)
+{
+    redisReply *r =
+        cmn_redis_cmdf(st->redis, CMN_REDIS_RETRY, err, "GET %s", skey);
+    int rc = reply_status(r, err);
+
+    memset(s, 0, sizeof(*s));
+    if (rc == CMN_OK) {
+        if (r->type != REDIS_REPLY_STRING) {
+            rc = CMN_NOTFOUND;
+        } else if (decode_session(st, skey, r->str, r->len, s) != CMN_OK) {
+            rc = CMN_INVALID;
+        }
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+/* GETDEL each session in the set kind:<sha256(id)> that match accepts
+ * (all when match is NULL); SREM what was handled, so a sign-in racing
+ * with the revocation keeps its own entry. A session match refuses stays
+ * in the set. */
 int
-sso_store_user_sessions_delete(struct sso_store *st, const char *user,
-                               sso_store_ended_fn each, void *arg, size_t *n,
-                               struct cmn_err *err)
+sso_store_index_sessions_delete(struct sso_store *st, const char *kind,
+                                const char *id, sso_store_match_fn match,
+                                void *match_arg, sso_store_ended_fn each,
+                                void *arg, size_t *n, struct cmn_err *err)
 {
     char key[KEY_MAX], skey[KEY_MAX];
     redisReply *members;
     int rc;
 
     *n = 0;
-    make_key(st, "user", user, key);
+    make_key(st, kind, id, key);
     members =
         cmn_redis_cmdf(st->redis, CMN_REDIS_RETRY, err, "SMEMBERS %s", key);
     rc = reply_status(members, err);
@@ -545,8 +630,24 @@ sso_store_user_sessions_delete(struct sso_store *st, const char *user,
         }
         snprintf(skey, sizeof(skey), "%ssso:sess:%s",
                  cmn_redis_prefix(st->redis), m->str);
+        if (match != NULL) {
+            rc = peek_session(st, skey, &s, err);
+            if (rc == CMN_OK) {
+                bool wanted = match(&s, match_arg);
+                sso_session_cleanup(&s);
+                if (!wanted) {
+                    continue;
+                }
+            } else if (rc == CMN_INVALID) {
+                rc = CMN_OK; /* unreadable: not provably this subject's */
+                continue;
+            } else if (rc != CMN_NOTFOUND) {
+                break;
+            }
+        }
         rc = take_value(st, skey, &val, &len, err);
         if (rc == CMN_OK) {
+            /* the record as taken: its refresh token is the current one */
             if (decode_session(st, skey, (const char *)val, len, &s) ==
                 CMN_OK) {
                 if (each != NULL) {
@@ -569,6 +670,15 @@ sso_store_user_sessions_delete(struct sso_store *st, const char *user,
     }
     freeReplyObject(members);
     return rc;
+}
+
+int
+sso_store_user_sessions_delete(struct sso_store *st, const char *user,
+                               sso_store_ended_fn each, void *arg, size_t *n,
+                               struct cmn_err *err)
+{
+    return sso_store_index_sessions_delete(st, "user", user, NULL, NULL, each,
+                                           arg, n, err);
 }
 
 /* --- handoff codes --- */
@@ -854,4 +964,57 @@ sso_store_refresh_backoff(struct sso_store *st, const char *sid)
     on = r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
     freeReplyObject(r);
     return on;
+}
+
+/* --- shared with sso_store_slo.c (sso_store_int.h) --- */
+
+void
+sso_store_key(const struct sso_store *st, const char *kind, const char *id,
+              char key[SSO_STORE_KEY_MAX])
+{
+    make_key(st, kind, id, key);
+}
+
+int
+sso_store_put_sealed(struct sso_store *st, const char *key, json_t *obj,
+                     long ttl_s, struct cmn_err *err)
+{
+    unsigned char *sealed = NULL;
+    size_t sealed_len = 0;
+    int rc = seal_json(st, key, obj, &sealed, &sealed_len);
+
+    if (rc == CMN_OK) {
+        rc = set_value(st, key, sealed, sealed_len, "EX", ttl_s, true,
+                       CMN_REDIS_DURABLE, err);
+    }
+    free(sealed);
+    return rc;
+}
+
+int
+sso_store_take_sealed(struct sso_store *st, const char *key, json_t **obj,
+                      struct cmn_err *err)
+{
+    unsigned char *val = NULL;
+    size_t len = 0;
+    int rc = take_value(st, key, &val, &len, err);
+
+    *obj = NULL;
+    if (rc != CMN_OK) {
+        return rc;
+    }
+    *obj = open_json(st, key, val, len);
+    cmn_wipe(val, len);
+    free(val);
+    if (*obj == NULL) {
+        cmn_err_set(err, "sealed record unreadable");
+        return CMN_INVALID;
+    }
+    return CMN_OK;
+}
+
+void
+sso_store_copy_str(char *dst, size_t size, json_t *v)
+{
+    copy_str(dst, size, v);
 }

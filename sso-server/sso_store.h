@@ -21,7 +21,27 @@
  *                                 by the response's InResponseTo, on A or B
  *   sso:samlseen:<sha256(issuer|assertion ID)>
  *                                 replay cache: SET NX until the assertion's
- *                                 NotOnOrAfter + skew (shared by A and B)
+ *                                 NotOnOrAfter + skew (shared by A and B);
+ *                                 the IdP's LogoutRequest IDs too
+ *   sso:samlsub:<sha256(IdP entityID|NameID)>
+ *                                 set of sha256(sid) of the sessions a
+ *                                 SAML subject signed in (for the IdP's
+ *                                 LogoutRequest), TTL reset to
+ *                                 max_lifetime_s at each sign-in
+ *   sso:samlgone:<sha256(IdP entityID|NameID|SessionIndex or "")>
+ *                                 the IssueInstant of the IdP's latest
+ *                                 LogoutRequest for that subject (and IdP
+ *                                 session): sign-ins authenticated at or
+ *                                 before it are refused, also those still
+ *                                 on their way; kept state_ttl_s + 5 min,
+ *                                 or to the request's NotOnOrAfter
+ *   sso:samlout:<sha256(code)>    SP-initiated logout: the one-time code
+ *                                 the browser brings to /sso/saml/logout
+ *                                 (the ended session's SAML subject,
+ *                                 return_to), 60 s, consumed once
+ *   sso:samllogout:<sha256(ID)>   a LogoutRequest of ours in flight: its
+ *                                 RelayState and return_to; consumed once
+ *                                 by the LogoutResponse's InResponseTo
  *   sso:idskey                    IdS's token-signing public key(s) as one
  *                                 instance fetched them, for the other (a
  *                                 trust anchor: sealed like the rest), 1 day
@@ -44,6 +64,10 @@
  * it_sso_login_flood). */
 #define SSO_RETURN_TO_MAX 1024
 #define SSO_HINT_MAX      128
+/* A SAML NameID as the verifier accepts it (SAML_MAX_VALUE + NUL), its
+ * attributes and a SessionIndex (read into 512-byte buffers) */
+#define SSO_SAML_NAME_MAX 1025
+#define SSO_SAML_ATTR_MAX 512
 
 struct sso_store {
     struct cmn_redis *redis;
@@ -62,8 +86,13 @@ struct sso_login_state {
     /* set when the IdP signed the user in first ([saml]): IdS's token
      * must name this user, and the session remembers the SAML subject */
     char saml_user[SSO_USER_MAX];
-    char saml_name_id[SSO_USER_MAX];
-    char saml_session_index[128];
+    char saml_name_id[SSO_SAML_NAME_MAX];
+    char saml_session_index[SSO_SAML_ATTR_MAX];
+    /* the NameID's attributes, echoed in LogoutRequests */
+    char saml_name_id_format[SSO_SAML_ATTR_MAX];
+    char saml_name_qualifier[SSO_SAML_ATTR_MAX];
+    char saml_sp_name_qualifier[SSO_SAML_ATTR_MAX];
+    long long saml_authn_instant; /* AuthnInstant at the IdP */
 };
 
 /* An AuthnRequest sent to the IdP, waiting for its Response. */
@@ -90,8 +119,12 @@ struct sso_session {
     long long created_at;
     char ended[128]; /* non-empty: session over, why */
     /* signed in through the SAML IdP: the subject (for logout) */
-    char saml_name_id[SSO_USER_MAX];
-    char saml_session_index[128];
+    char saml_name_id[SSO_SAML_NAME_MAX];
+    char saml_session_index[SSO_SAML_ATTR_MAX];
+    char saml_name_id_format[SSO_SAML_ATTR_MAX];
+    char saml_name_qualifier[SSO_SAML_ATTR_MAX];
+    char saml_sp_name_qualifier[SSO_SAML_ATTR_MAX];
+    long long saml_authn_instant; /* AuthnInstant at the IdP */
     bool saml_only; /* no IdS token: access_token is NULL */
 };
 
@@ -170,6 +203,73 @@ int sso_store_saml_request_take(struct sso_store *st, const char *id,
 int sso_store_saml_seen(struct sso_store *st, const char *issuer,
                         const char *assertion_id, long long expire_at,
                         struct cmn_err *err) CMN_NODISCARD;
+
+/* --- SAML Single Logout (sso_store_slo.c) --- */
+/* Sessions are indexed by their SAML subject at creation (when
+ * s->saml_name_id is set): sso_store_session_create fails if the index
+ * cannot be written, so that no session escapes the IdP's logout; and it
+ * answers CMN_DENIED (the session removed again) when a LogoutRequest
+ * covers the session's authentication (sso_store_saml_logged_out). */
+
+/* Before ending the sessions: remember that the IdP logged the subject
+ * out at logout_instant (its IssueInstant, IdP clock), for each of its
+ * SessionIndexes or (nsi == 0) for all, until expire_at at least
+ * (saml-core-2.0-os §3.7.3.1: the logout applies to a matching assertion
+ * "even if the assertion arrives after the logout request"). */
+int sso_store_saml_logout_mark(struct sso_store *st, const char *name_id,
+                               char *const *session_indexes, size_t nsi,
+                               long long logout_instant, long long expire_at,
+                               struct cmn_err *err) CMN_NODISCARD;
+/* CMN_DENIED when a LogoutRequest issued at or after authn_instant named
+ * this subject (for all its sessions, or this SessionIndex); CMN_OK when
+ * none did; anything else when Redis cannot say (fail closed). */
+int sso_store_saml_logged_out(struct sso_store *st, const char *name_id,
+                              const char *session_index,
+                              long long authn_instant,
+                              struct cmn_err *err) CMN_NODISCARD;
+
+/* End the sessions the IdP's LogoutRequest names: those of this NameID
+ * (under the configured IdP), and when nsi > 0 only those whose
+ * SessionIndex is one of session_indexes. each and *n as in
+ * sso_store_user_sessions_delete. */
+int sso_store_saml_sessions_delete(struct sso_store *st, const char *name_id,
+                                   char *const *session_indexes, size_t nsi,
+                                   sso_store_ended_fn each, void *arg,
+                                   size_t *n,
+                                   struct cmn_err *err) CMN_NODISCARD;
+
+/* SP-initiated logout: what a one-time logout code stands for (the
+ * ended session's SAML subject and where the browser goes at the end). */
+struct sso_saml_logout {
+    char name_id[SSO_SAML_NAME_MAX];
+    char name_id_format[SSO_SAML_ATTR_MAX];
+    char name_qualifier[SSO_SAML_ATTR_MAX];
+    char sp_name_qualifier[SSO_SAML_ATTR_MAX];
+    char session_index[SSO_SAML_ATTR_MAX];
+    char return_to[2100];
+};
+int sso_store_saml_logout_code_put(struct sso_store *st, const char *code,
+                                   const struct sso_saml_logout *lo,
+                                   struct cmn_err *err) CMN_NODISCARD;
+/* Consumed once: CMN_NOTFOUND when unknown, expired or already used. */
+int sso_store_saml_logout_code_take(struct sso_store *st, const char *code,
+                                    struct sso_saml_logout *lo,
+                                    struct cmn_err *err) CMN_NODISCARD;
+
+/* A LogoutRequest of ours waiting for the IdP's LogoutResponse. */
+struct sso_saml_logout_request {
+    char relay_state[SSO_ID_LEN];
+    char return_to[2100];
+    long long created;
+};
+int sso_store_saml_logout_request_put(
+    struct sso_store *st, const char *id,
+    const struct sso_saml_logout_request *rq,
+    struct cmn_err *err) CMN_NODISCARD;
+/* Consumed once, on A or B: CMN_NOTFOUND when unknown, expired or used. */
+int sso_store_saml_logout_request_take(
+    struct sso_store *st, const char *id, struct sso_saml_logout_request *rq,
+    struct cmn_err *err) CMN_NODISCARD;
 
 /* --- refresh lock --- */
 /* CMN_OK when acquired, CMN_AGAIN when someone holds it. */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
 /* saml.h - fsc-sso's SAML 2.0 service provider core: IdP metadata, the
- * Response verifier, AuthnRequest/LogoutRequest building and the
- * HTTP-Redirect binding. Pure functions of their inputs (bytes in, structs
+ * Response verifier, AuthnRequest building, Single Logout messages
+ * (LogoutRequest/LogoutResponse both ways) and the HTTP-Redirect binding. Pure functions of their inputs (bytes in, structs
  * out, no network, no Redis, no clock of their own), so that the daemon,
  * `fscctl saml-verify`, the unit tests and the fuzzer run the same code.
  *
@@ -25,6 +25,14 @@
 #define SAML_MAX_GROUPS       64
 #define SAML_MAX_VALUE        1024
 #define SAML_DEFAULT_SKEW_S   120
+/* HTTP-Redirect messages (SLO): how old an IssueInstant may be (plus the
+ * skew) before the message counts as expired, however far its optional
+ * NotOnOrAfter; how many SessionIndex elements a LogoutRequest may name;
+ * how long a RelayState may be (the binding says 80 bytes; IdPs exceed
+ * it). */
+#define SAML_REDIRECT_MAX_AGE_S  300
+#define SAML_MAX_SESSION_INDEXES 16
+#define SAML_MAX_RELAY_STATE     1024
 
 /* Why a message was refused. Each has a stable snake_case name (the log
  * reason= and the /metrics label). Keep saml_reason_str in step. */
@@ -66,6 +74,12 @@ enum saml_reason {
                                    one plain text node (comment injection) */
     SAML_R_ATTRIBUTE,           /* user/groups attribute missing or not
                                    plain text */
+    SAML_R_QUERY,               /* HTTP-Redirect query: a parameter twice,
+                                   SAMLRequest and SAMLResponse both or
+                                   neither, a bad escape, an encoding other
+                                   than DEFLATE, RelayState too long */
+    SAML_R_NOT_LOGOUT,          /* not a SAML 2.0 LogoutRequest (or
+                                   LogoutResponse) with ID, IssueInstant */
     /* decided by the daemon, not by the pure verifier */
     SAML_R_UNSOLICITED,         /* no InResponseTo, IdP-initiated off */
     SAML_R_UNKNOWN_REQUEST,     /* InResponseTo unknown, expired or used */
@@ -77,6 +91,11 @@ enum saml_reason {
     SAML_R_IDS_USER_UNKNOWN,    /* IdS token names nobody we can read */
     SAML_R_BROWSER,             /* posted by another browser than the one
                                    that started the sign-in (login CSRF) */
+    SAML_R_LOGOUT_CODE,         /* SP-initiated logout: the browser's
+                                   logout code is unknown, expired or used */
+    SAML_R_LOGGED_OUT,          /* the IdP's LogoutRequest ended this
+                                   authentication before the sign-in
+                                   completed */
     SAML_R_COUNT
 };
 
@@ -156,8 +175,10 @@ struct saml_assertion {
     char *issuer;
     char *in_response_to; /* NULL: unsolicited (IdP-initiated) */
     char *name_id;
-    char *name_id_format; /* may be NULL */
-    char *session_index;  /* may be NULL */
+    char *name_id_format;    /* may be NULL */
+    char *name_qualifier;    /* may be NULL */
+    char *sp_name_qualifier; /* may be NULL */
+    char *session_index;     /* may be NULL */
     char *user;           /* user_attribute's value, or the NameID */
     char *groups[SAML_MAX_GROUPS];
     size_t ngroups;
@@ -165,6 +186,8 @@ struct saml_assertion {
                                           how long the replay cache keeps
                                           this assertion */
     long long session_not_on_or_after; /* 0 when not given */
+    long long authn_instant;           /* AuthnStatement's AuthnInstant
+                                          (IdP clock, unix s) */
     bool response_signed;
     bool assertion_signed;
     bool encrypted;
@@ -209,38 +232,80 @@ char *saml_authn_request_url(const struct saml_idp *idp,
                              const char *sp_entity_id, const char *acs_url,
                              const char *id, const char *relay_state,
                              long long now, const struct saml_sp_key *key);
-/* A LogoutRequest (SP-initiated SLO) for name_id/session_index, or a
- * LogoutResponse (in_response_to set) to the IdP's SLO URL. malloc'd,
- * NULL without an SLO URL. */
+
+/* ------------------------------------------------------------------ */
+/* Single Logout (saml_logout.c), HTTP-Redirect binding only */
+
+/* The principal a LogoutRequest names, as the assertion named it
+ * (saml-core-2.0-os §3.7.1: "as currently recognized by the identity and
+ * service providers"): empty or NULL attributes are left out. */
+struct saml_logout_subject {
+    const char *name_id;
+    const char *format;
+    const char *name_qualifier;
+    const char *sp_name_qualifier;
+    const char *session_index;
+};
+
+/* saml-core-2.0-os §3.2.2.2: top-level and second-level status codes. */
+#define SAML_STATUS_SUCCESS "urn:oasis:names:tc:SAML:2.0:status:Success"
+#define SAML_STATUS_REQUESTER "urn:oasis:names:tc:SAML:2.0:status:Requester"
+#define SAML_STATUS_RESPONDER "urn:oasis:names:tc:SAML:2.0:status:Responder"
+#define SAML_STATUS_PARTIAL_LOGOUT \
+    "urn:oasis:names:tc:SAML:2.0:status:PartialLogout"
+
+/* Our LogoutRequest (SP-initiated SLO) to the IdP's SLO URL, as a full
+ * HTTP-Redirect URL signed with RSA-SHA256 (saml-profiles-2.0-os §4.4.4.1:
+ * it MUST be signed on this binding). malloc'd; NULL without an IdP SLO
+ * URL, without a key, or out of memory. */
 char *saml_logout_request_url(const struct saml_idp *idp,
                               const char *sp_entity_id, const char *id,
-                              const char *name_id, const char *name_id_format,
-                              const char *session_index,
+                              const struct saml_logout_subject *who,
                               const char *relay_state, long long now,
                               const struct saml_sp_key *key);
+/* Our LogoutResponse to the IdP's LogoutRequest in_response_to: status
+ * (NULL: Success) with an optional second-level code (e.g. Responder +
+ * PartialLogout), relay_state echoed as received (saml-bindings-2.0-os
+ * §3.4.3). Signed like the request; NULL in the same cases. */
 char *saml_logout_response_url(const struct saml_idp *idp,
                                const char *sp_entity_id, const char *id,
-                               const char *in_response_to,
-                               const char *relay_state, long long now,
-                               const struct saml_sp_key *key);
+                               const char *in_response_to, const char *status,
+                               const char *sub_status, const char *relay_state,
+                               long long now, const struct saml_sp_key *key);
 
-/* A message the IdP sent over HTTP-Redirect (SLO). raw_query is the query
- * string exactly as received (the signature covers its encoded form). */
+/* A LogoutRequest or LogoutResponse the IdP sent over HTTP-Redirect. */
 struct saml_redirect_msg {
-    bool is_request; /* LogoutRequest, else LogoutResponse */
+    bool is_request;    /* LogoutRequest, else LogoutResponse */
     char *id;
     char *issuer;
-    char *in_response_to; /* responses */
-    char *name_id;        /* requests */
-    char *session_index;  /* requests; may be NULL */
-    char *relay_state;    /* may be NULL */
-    bool success;         /* responses: Status is Success */
+    long long issue_instant;
+    char *relay_state;  /* decoded; NULL when absent */
+    /* LogoutRequest */
+    char *name_id;
+    char *name_id_format;    /* NULL when absent, and the next two */
+    char *name_qualifier;
+    char *sp_name_qualifier;
+    char *session_indexes[SAML_MAX_SESSION_INDEXES]; /* none: every
+                                                         session */
+    size_t nsession_indexes;
+    long long not_on_or_after; /* 0 when absent */
+    /* LogoutResponse */
+    char *in_response_to; /* NULL when absent */
+    char *status;         /* the top-level StatusCode Value */
+    char *sub_status;     /* second-level, NULL when absent */
+    bool success;         /* status is Success */
 };
-/* Decode (inflate with a cap, parse hardened) and check: the query
- * signature verifies with a metadata key (RSA-SHA256 and up; SHA-1 only
- * with allow_sha1), Issuer is the IdP, Destination (when present) is
- * expected_destination, and NotOnOrAfter (requests) has not passed.
- * Unsigned messages are refused. */
+/* Decode and check, in this order: the query (each parameter once), the
+ * signature over the query as received (saml-bindings-2.0-os §3.4.4.1,
+ * RSA/ECDSA with SHA-256 and up, SHA-1 only with allow_sha1, a metadata
+ * key; unsigned messages refused), base64, inflating within
+ * SAML_MAX_INFLATED, the hardened parser (no DTD), the root element and
+ * Version, Issuer = the IdP's entityID, Destination present and equal to
+ * expected_destination (§3.4.5.2), IssueInstant within
+ * [now - SAML_REDIRECT_MAX_AGE_S - skew, now + skew], NotOnOrAfter
+ * (requests) not passed; a request's NameID one plain text node (no
+ * EncryptedID or BaseID), its SessionIndexes plain text; a response's
+ * Status. The caller checks replay, InResponseTo and RelayState. */
 enum saml_reason saml_redirect_decode(const char *raw_query,
                                       const struct saml_idp *idp,
                                       const char *expected_destination,
@@ -249,6 +314,16 @@ enum saml_reason saml_redirect_decode(const char *raw_query,
                                       struct saml_redirect_msg *out,
                                       struct cmn_err *detail);
 void saml_redirect_msg_cleanup(struct saml_redirect_msg *m);
+/* The content checks alone, on an inflated message (after the binding's
+ * signature check): for the fuzzer, which cannot forge signatures.
+ * *out must start zeroed; on failure the caller cleans it up. */
+enum saml_reason saml_logout_parse(const char *xml, size_t len,
+                                   bool is_request,
+                                   const struct saml_idp *idp,
+                                   const char *expected_destination,
+                                   long long now, long skew_s,
+                                   struct saml_redirect_msg *out,
+                                   struct cmn_err *why);
 
 /* ------------------------------------------------------------------ */
 /* SP metadata (saml_sp_metadata.c): EntityDescriptor with the signing and

@@ -15,7 +15,6 @@
 #define SAML_BINDING_REDIRECT \
     "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
 #define SAML_BINDING_POST "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
-#define SAML_STATUS_SUCCESS "urn:oasis:names:tc:SAML:2.0:status:Success"
 #define SAML_CM_BEARER "urn:oasis:names:tc:SAML:2.0:cm:bearer"
 
 /* Record a check (report may be NULL). Returns verdict == SAML_PASS. */
@@ -35,6 +34,37 @@ const char *saml_attr(const xmlNode *n, const char *name, char *buf,
                       size_t size);
 /* malloc'd copy or NULL */
 char *saml_strdup(const char *s);
+
+/* A value read from a message is usable: 1..SAML_MAX_VALUE bytes, no
+ * control characters. */
+bool saml_value_ok(const char *s);
+
+/* Escaped for an XML attribute or text node; malloc'd. */
+char *saml_xml_escape(const char *s);
+
+/* The HTTP-Redirect binding (saml_redirect.c). A URL to dest carrying
+ * xml DEFLATEd and base64'd as param ("SAMLRequest"/"SAMLResponse"), with
+ * RelayState, signed over the query with RSA-SHA256 when key is set
+ * (saml-bindings-2.0-os §3.4.4.1). malloc'd. */
+char *saml_redirect_url(const char *dest, const char *param, const char *xml,
+                        const char *relay_state,
+                        const struct saml_sp_key *key);
+/* A message received on the binding, before its content is checked. */
+struct saml_redirect_in {
+    bool is_request;   /* SAMLRequest, else SAMLResponse */
+    char *xml;         /* inflated, NUL-terminated */
+    size_t xml_len;
+    char *relay_state; /* decoded; NULL when absent */
+};
+/* Parse the raw query (each known parameter at most once), verify its
+ * signature with the metadata keys, base64-decode and inflate the message
+ * with a cap. saml_redirect_in_cleanup frees. */
+enum saml_reason saml_redirect_unwrap(const char *raw_query,
+                                      const struct saml_idp *idp,
+                                      bool allow_sha1,
+                                      struct saml_redirect_in *out,
+                                      struct cmn_err *why);
+void saml_redirect_in_cleanup(struct saml_redirect_in *in);
 
 /* Base64 (standard alphabet, whitespace skipped, padding optional at the
  * end only). *out malloc'd. CMN_INVALID on any other character. */

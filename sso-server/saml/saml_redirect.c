@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
-/* saml_redirect.c - the HTTP-Redirect binding (saml-bindings-2.0-os §3.4):
- * our AuthnRequest, LogoutRequest and LogoutResponse, DEFLATEd, base64'd
- * and signed over the query string (§3.4.4.1, RSA-SHA256); and the
- * LogoutRequest/LogoutResponse an IdP sends us the same way, inflated with
- * a cap (a deflate bomb stops at SAML_MAX_INFLATED) and checked. */
+/* saml_redirect.c - the HTTP-Redirect binding (saml-bindings-2.0-os §3.4)
+ * both ways: a message of ours DEFLATEd, base64'd and signed over the
+ * query string (§3.4.4.1, RSA-SHA256) into a URL, our AuthnRequest being
+ * one; and a message the IdP sent us the same way, its query parsed
+ * strictly, its signature checked over the query exactly as received, and
+ * inflated with a cap (a deflate bomb stops at SAML_MAX_INFLATED). What
+ * the messages say is checked in saml_logout.c. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,13 +14,15 @@
 #include <openssl/evp.h>
 #include <zlib.h>
 
-#include "cmn_xml.h"
 #include "saml_int.h"
 
 #define SIGALG_RSA_SHA256 "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 #define SIGALG_RSA_SHA384 "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384"
 #define SIGALG_RSA_SHA512 "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512"
 #define SIGALG_RSA_SHA1   "http://www.w3.org/2000/09/xmldsig#rsa-sha1"
+/* §3.4.4: the only encoding defined; also the default when absent */
+#define ENCODING_DEFLATE \
+    "urn:oasis:names:tc:SAML:2.0:bindings:URL-Encoding:DEFLATE"
 
 /* Percent-encode everything but RFC 3986 unreserved characters. */
 static char *
@@ -61,7 +66,7 @@ hexval(char c)
     return -1;
 }
 
-/* Form-style decode ('+' is a space); NULL on a bad escape. */
+/* Form-style decode ('+' is a space); NULL on a bad escape or a NUL. */
 static char *
 url_decode(const char *s, size_t n)
 {
@@ -77,7 +82,11 @@ url_decode(const char *s, size_t n)
                 free(out);
                 return NULL;
             }
-            *p++ = (char)(hexval(s[i + 1]) << 4 | hexval(s[i + 2]));
+            *p = (char)(hexval(s[i + 1]) << 4 | hexval(s[i + 2]));
+            if (*p++ == '\0') {
+                free(out);
+                return NULL;
+            }
             i += 2;
         } else {
             *p++ = s[i] == '+' ? ' ' : s[i];
@@ -132,9 +141,9 @@ rsa_sign_b64(EVP_PKEY *pkey, const char *data)
 }
 
 /* dest?<param>=...&RelayState=...[&SigAlg=...&Signature=...] */
-static char *
-redirect_url(const char *dest, const char *param, const char *xml,
-             const char *relay_state, const struct saml_sp_key *key)
+char *
+saml_redirect_url(const char *dest, const char *param, const char *xml,
+                  const char *relay_state, const struct saml_sp_key *key)
 {
     char *b64 = deflate_b64(xml), *msg = NULL, *rs = NULL, *alg = NULL;
     char *sig = NULL, *sig_enc = NULL, *signed_part = NULL, *url = NULL;
@@ -179,10 +188,8 @@ out:
     return url;
 }
 
-/* Values we put into XML attributes and text come from configuration or
- * from a verified assertion; escape them all the same. */
-static char *
-xml_escape(const char *s)
+char *
+saml_xml_escape(const char *s)
 {
     size_t n = strlen(s);
     char *out = malloc(6 * n + 1), *p = out;
@@ -203,6 +210,8 @@ xml_escape(const char *s)
     return out;
 }
 
+/* Values we put into XML come from configuration or from a verified
+ * assertion; escape them all the same. */
 char *
 saml_authn_request_url(const struct saml_idp *idp, const char *sp_entity_id,
                        const char *acs_url, const char *id,
@@ -210,8 +219,9 @@ saml_authn_request_url(const struct saml_idp *idp, const char *sp_entity_id,
                        const struct saml_sp_key *key)
 {
     char t[32], *xml, *url = NULL;
-    char *e_dest = xml_escape(idp->sso_url), *e_acs = xml_escape(acs_url);
-    char *e_sp = xml_escape(sp_entity_id);
+    char *e_dest = saml_xml_escape(idp->sso_url);
+    char *e_acs = saml_xml_escape(acs_url);
+    char *e_sp = saml_xml_escape(sp_entity_id);
     size_t n;
 
     saml_time_format(now, t);
@@ -231,7 +241,8 @@ saml_authn_request_url(const struct saml_idp *idp, const char *sp_entity_id,
                  "<samlp:NameIDPolicy AllowCreate=\"true\"/>"
                  "</samlp:AuthnRequest>",
                  id, t, e_dest, e_acs, e_sp);
-        url = redirect_url(idp->sso_url, "SAMLRequest", xml, relay_state, key);
+        url = saml_redirect_url(idp->sso_url, "SAMLRequest", xml, relay_state,
+                                key);
         free(xml);
     }
 out:
@@ -241,124 +252,73 @@ out:
     return url;
 }
 
-char *
-saml_logout_request_url(const struct saml_idp *idp, const char *sp_entity_id,
-                        const char *id, const char *name_id,
-                        const char *name_id_format, const char *session_index,
-                        const char *relay_state, long long now,
-                        const struct saml_sp_key *key)
-{
-    char t[32], *xml = NULL, *url = NULL;
-    char *e_dest = NULL, *e_sp = NULL, *e_nid = NULL, *e_fmt = NULL,
-         *e_si = NULL;
-    size_t n;
-
-    if (idp->slo_url == NULL) {
-        return NULL;
-    }
-    saml_time_format(now, t);
-    e_dest = xml_escape(idp->slo_url);
-    e_sp = xml_escape(sp_entity_id);
-    e_nid = xml_escape(name_id);
-    e_fmt = xml_escape(name_id_format ? name_id_format : "");
-    e_si = xml_escape(session_index ? session_index : "");
-    if (e_dest && e_sp && e_nid && e_fmt && e_si) {
-        n = strlen(e_dest) + strlen(e_sp) + strlen(e_nid) + strlen(e_fmt) +
-            strlen(e_si) + 1024;
-        xml = malloc(n);
-    }
-    if (xml != NULL) {
-        int k = snprintf(
-            xml, n,
-            "<samlp:LogoutRequest xmlns:samlp=\"" SAML_NS_PROTOCOL "\" "
-            "xmlns:saml=\"" SAML_NS_ASSERTION "\" ID=\"%s\" Version=\"2.0\" "
-            "IssueInstant=\"%s\" Destination=\"%s\">"
-            "<saml:Issuer>%s</saml:Issuer><saml:NameID%s%s%s>%s</saml:NameID>",
-            id, t, e_dest, e_sp, e_fmt[0] ? " Format=\"" : "", e_fmt,
-            e_fmt[0] ? "\"" : "", e_nid);
-        if (e_si[0] != '\0') {
-            k += snprintf(xml + k, n - (size_t)k,
-                          "<samlp:SessionIndex>%s</samlp:SessionIndex>", e_si);
-        }
-        snprintf(xml + k, n - (size_t)k, "</samlp:LogoutRequest>");
-        url = redirect_url(idp->slo_url, "SAMLRequest", xml, relay_state, key);
-    }
-    free(xml);
-    free(e_dest);
-    free(e_sp);
-    free(e_nid);
-    free(e_fmt);
-    free(e_si);
-    return url;
-}
-
-char *
-saml_logout_response_url(const struct saml_idp *idp, const char *sp_entity_id,
-                         const char *id, const char *in_response_to,
-                         const char *relay_state, long long now,
-                         const struct saml_sp_key *key)
-{
-    char t[32], *xml = NULL, *url = NULL;
-    char *e_dest, *e_sp, *e_irt;
-    size_t n;
-
-    if (idp->slo_url == NULL) {
-        return NULL;
-    }
-    saml_time_format(now, t);
-    e_dest = xml_escape(idp->slo_url);
-    e_sp = xml_escape(sp_entity_id);
-    e_irt = xml_escape(in_response_to);
-    if (e_dest && e_sp && e_irt) {
-        n = strlen(e_dest) + strlen(e_sp) + strlen(e_irt) + 1024;
-        xml = malloc(n);
-    }
-    if (xml != NULL) {
-        snprintf(xml, n,
-                 "<samlp:LogoutResponse xmlns:samlp=\"" SAML_NS_PROTOCOL "\" "
-                 "xmlns:saml=\"" SAML_NS_ASSERTION "\" ID=\"%s\" "
-                 "Version=\"2.0\" IssueInstant=\"%s\" Destination=\"%s\" "
-                 "InResponseTo=\"%s\"><saml:Issuer>%s</saml:Issuer>"
-                 "<samlp:Status><samlp:StatusCode Value=\"" SAML_STATUS_SUCCESS
-                 "\"/></samlp:Status></samlp:LogoutResponse>",
-                 id, t, e_dest, e_irt, e_sp);
-        url = redirect_url(idp->slo_url, "SAMLResponse", xml, relay_state,
-                           key);
-    }
-    free(xml);
-    free(e_dest);
-    free(e_sp);
-    free(e_irt);
-    return url;
-}
-
 /* --- what the IdP sends us --- */
 
 struct param {
     const char *raw; /* encoded, as received */
     size_t len;
+    bool present;
 };
 
-static bool
-query_param(const char *q, const char *name, struct param *p)
-{
-    size_t nl = strlen(name);
+/* The parameters of the binding, each at most once. Others are ignored
+ * (they are not signed, so nothing may depend on them). */
+struct query {
+    struct param request, response, relay_state, sig_alg, signature,
+        encoding;
+};
 
+static enum saml_reason
+parse_query(const char *q, struct query *out, struct cmn_err *why)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } known[] = {
+        {"SAMLRequest", offsetof(struct query, request)},
+        {"SAMLResponse", offsetof(struct query, response)},
+        {"RelayState", offsetof(struct query, relay_state)},
+        {"SigAlg", offsetof(struct query, sig_alg)},
+        {"Signature", offsetof(struct query, signature)},
+        {"SAMLEncoding", offsetof(struct query, encoding)},
+    };
+
+    memset(out, 0, sizeof(*out));
     for (const char *s = q; s != NULL && *s != '\0';) {
         const char *amp = strchr(s, '&');
         size_t len = amp ? (size_t)(amp - s) : strlen(s);
-        if (len > nl && strncmp(s, name, nl) == 0 && s[nl] == '=') {
-            p->raw = s + nl + 1;
-            p->len = len - nl - 1;
-            return true;
+        const char *eq = memchr(s, '=', len);
+        size_t nl = eq ? (size_t)(eq - s) : len;
+
+        for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+            struct param *p = (struct param *)((char *)out + known[i].off);
+            if (nl != strlen(known[i].name) ||
+                strncmp(s, known[i].name, nl) != 0) {
+                continue;
+            }
+            if (p->present) {
+                /* which copy would be verified, which one read? neither */
+                cmn_err_set(why, "%s appears twice in the query",
+                            known[i].name);
+                return SAML_R_QUERY;
+            }
+            p->present = true;
+            p->raw = eq ? eq + 1 : s + len;
+            p->len = eq ? len - nl - 1 : 0;
         }
         s = amp ? amp + 1 : NULL;
     }
-    return false;
+    if (out->request.present == out->response.present) {
+        cmn_err_set(why, "%s", out->request.present
+                                   ? "both SAMLRequest and SAMLResponse"
+                                   : "neither SAMLRequest nor SAMLResponse");
+        return SAML_R_QUERY;
+    }
+    return SAML_OK;
 }
 
 static char *
-inflate_capped(const unsigned char *in, size_t len, size_t *out_len)
+inflate_capped(const unsigned char *in, size_t len, size_t *out_len,
+               enum saml_reason *r)
 {
     z_stream z;
     unsigned char *out = malloc(SAML_MAX_INFLATED + 1);
@@ -367,6 +327,7 @@ inflate_capped(const unsigned char *in, size_t len, size_t *out_len)
     memset(&z, 0, sizeof(z));
     if (out == NULL || inflateInit2(&z, -15) != Z_OK) {
         free(out);
+        *r = SAML_R_MALFORMED;
         return NULL;
     }
     z.next_in = (Bytef *)in;
@@ -375,7 +336,9 @@ inflate_capped(const unsigned char *in, size_t len, size_t *out_len)
     z.avail_out = SAML_MAX_INFLATED;
     zrc = inflate(&z, Z_FINISH);
     inflateEnd(&z);
-    if (zrc != Z_STREAM_END) { /* corrupt, or over the cap */
+    if (zrc != Z_STREAM_END) {
+        /* out of room: a bomb (or just too big); anything else: corrupt */
+        *r = z.avail_out == 0 ? SAML_R_TOO_LARGE : SAML_R_MALFORMED;
         free(out);
         return NULL;
     }
@@ -402,52 +365,65 @@ sigalg_md(const char *alg, bool allow_sha1)
     return NULL;
 }
 
-static enum saml_reason
-verify_query_signature(const char *q, const char *msg_param,
-                       const struct saml_idp *idp, bool allow_sha1,
-                       struct cmn_err *why)
+/* Only RSA SigAlgs are allowed, so only RSA keys are tried. (An ECDSA
+ * query signature would be r||s, not DER: not supported here.) */
+static bool
+key_fits(EVP_PKEY *pkey)
 {
-    struct param m, rs, alg, sig;
-    char *signed_part, *alg_s = NULL, *sig_s = NULL;
+    return EVP_PKEY_is_a(pkey, "RSA");
+}
+
+static enum saml_reason
+verify_query_signature(const struct query *qp, const char *msg_param,
+                       const struct param *m, const struct saml_idp *idp,
+                       bool allow_sha1, struct cmn_err *why)
+{
+    char *signed_part = NULL, *alg_s = NULL, *sig_s = NULL;
     unsigned char *sigbin = NULL;
     size_t siglen = 0, n;
     const EVP_MD *md;
-    bool has_rs = query_param(q, "RelayState", &rs);
+    const struct param *rs = &qp->relay_state;
     enum saml_reason r = SAML_R_SIGNATURE_INVALID;
 
-    if (!query_param(q, msg_param, &m) || !query_param(q, "SigAlg", &alg) ||
-        !query_param(q, "Signature", &sig)) {
+    if (!qp->sig_alg.present || !qp->signature.present) {
         cmn_err_set(why, "the redirect message is not signed");
         return SAML_R_SIGNATURE_MISSING;
     }
-    alg_s = url_decode(alg.raw, alg.len);
+    alg_s = url_decode(qp->sig_alg.raw, qp->sig_alg.len);
     md = alg_s ? sigalg_md(alg_s, allow_sha1) : NULL;
     if (md == NULL) {
+        cmn_err_set(why, "SigAlg %.100s is not allowed",
+                    alg_s ? alg_s : "(badly escaped)");
         free(alg_s);
-        cmn_err_set(why, "SigAlg is not allowed");
         return SAML_R_SIGNATURE_ALGORITHM;
     }
-    n = m.len + alg.len + (has_rs ? rs.len : 0) + 64;
+    n = m->len + qp->sig_alg.len + rs->len + 64;
     signed_part = malloc(n);
-    sig_s = url_decode(sig.raw, sig.len);
+    sig_s = url_decode(qp->signature.raw, qp->signature.len);
     if (signed_part == NULL || sig_s == NULL ||
         saml_b64_decode(sig_s, strlen(sig_s), &sigbin, &siglen) != CMN_OK) {
         cmn_err_set(why, "the Signature parameter is not base64");
         goto out;
     }
-    /* §3.4.4.1: the parameters in this order, as received (encoded) */
+    /* §3.4.4.1: the parameters in this order, as received (encoded):
+     * re-encoding them could differ from what the IdP signed */
     snprintf(signed_part, n, "%s=%.*s%s%.*s&SigAlg=%.*s", msg_param,
-             (int)m.len, m.raw, has_rs ? "&RelayState=" : "",
-             has_rs ? (int)rs.len : 0, has_rs ? rs.raw : "", (int)alg.len,
-             alg.raw);
+             (int)m->len, m->raw, rs->present ? "&RelayState=" : "",
+             (int)rs->len, rs->present ? rs->raw : "", (int)qp->sig_alg.len,
+             qp->sig_alg.raw);
     for (size_t i = 0; i < idp->nkeys; i++) {
-        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-        bool ok = ctx != NULL &&
-                  EVP_DigestVerifyInit(ctx, NULL, md, NULL, idp->pkeys[i]) ==
-                      1 &&
-                  EVP_DigestVerify(ctx, sigbin, siglen,
-                                   (const unsigned char *)signed_part,
-                                   strlen(signed_part)) == 1;
+        EVP_MD_CTX *ctx;
+        bool ok;
+
+        if (!key_fits(idp->pkeys[i])) {
+            continue;
+        }
+        ctx = EVP_MD_CTX_new();
+        ok = ctx != NULL &&
+             EVP_DigestVerifyInit(ctx, NULL, md, NULL, idp->pkeys[i]) == 1 &&
+             EVP_DigestVerify(ctx, sigbin, siglen,
+                              (const unsigned char *)signed_part,
+                              strlen(signed_part)) == 1;
         EVP_MD_CTX_free(ctx);
         if (ok) {
             r = SAML_OK;
@@ -467,134 +443,81 @@ out:
 }
 
 enum saml_reason
-saml_redirect_decode(const char *q, const struct saml_idp *idp,
-                     const char *expected_destination, bool allow_sha1,
-                     long long now, long skew_s,
-                     struct saml_redirect_msg *out, struct cmn_err *why)
+saml_redirect_unwrap(const char *q, const struct saml_idp *idp,
+                     bool allow_sha1, struct saml_redirect_in *out,
+                     struct cmn_err *why)
 {
-    struct param m, rs;
+    struct query qp;
+    const struct param *m;
     const char *name;
-    char *b64 = NULL, *xml = NULL, buf[1024];
+    char *b64 = NULL;
     unsigned char *raw = NULL;
-    size_t raw_len = 0, xml_len = 0;
-    xmlDocPtr doc = NULL;
-    xmlNodePtr root, issuer;
+    size_t raw_len = 0;
     enum saml_reason r;
-    struct cmn_err perr = {{0}};
 
     memset(out, 0, sizeof(*out));
-    if (saml_init(why) != CMN_OK) {
-        return SAML_R_MALFORMED;
-    }
     if (q == NULL || strlen(q) > 4 * SAML_MAX_INFLATED) {
-        cmn_err_set(why, "the query is too long");
-        return SAML_R_TOO_LARGE;
+        cmn_err_set(why, "the query is %s", q == NULL ? "empty" : "too long");
+        return q == NULL ? SAML_R_QUERY : SAML_R_TOO_LARGE;
     }
-    out->is_request = query_param(q, "SAMLRequest", &m);
-    name = out->is_request ? "SAMLRequest" : "SAMLResponse";
-    if (!out->is_request && !query_param(q, name, &m)) {
-        cmn_err_set(why, "neither SAMLRequest nor SAMLResponse");
-        return SAML_R_MALFORMED;
-    }
-    r = verify_query_signature(q, name, idp, allow_sha1, why);
+    r = parse_query(q, &qp, why);
     if (r != SAML_OK) {
         return r;
     }
-    r = SAML_R_MALFORMED;
-    b64 = url_decode(m.raw, m.len);
+    out->is_request = qp.request.present;
+    m = out->is_request ? &qp.request : &qp.response;
+    name = out->is_request ? "SAMLRequest" : "SAMLResponse";
+    if (qp.encoding.present) {
+        char *enc = url_decode(qp.encoding.raw, qp.encoding.len);
+        bool deflate = enc != NULL && strcmp(enc, ENCODING_DEFLATE) == 0;
+        free(enc);
+        if (!deflate) {
+            cmn_err_set(why, "SAMLEncoding is not DEFLATE");
+            return SAML_R_QUERY;
+        }
+    }
+    if (qp.relay_state.present) {
+        out->relay_state = url_decode(qp.relay_state.raw, qp.relay_state.len);
+        if (out->relay_state == NULL ||
+            strlen(out->relay_state) > SAML_MAX_RELAY_STATE) {
+            cmn_err_set(why, "RelayState is badly escaped or over %d bytes",
+                        SAML_MAX_RELAY_STATE);
+            r = SAML_R_QUERY;
+            goto out;
+        }
+    }
+    r = verify_query_signature(&qp, name, m, idp, allow_sha1, why);
+    if (r != SAML_OK) {
+        goto out;
+    }
+    b64 = url_decode(m->raw, m->len);
     if (b64 == NULL ||
         saml_b64_decode(b64, strlen(b64), &raw, &raw_len) != CMN_OK) {
         cmn_err_set(why, "the message is not base64");
         r = SAML_R_BASE64;
         goto out;
     }
-    xml = inflate_capped(raw, raw_len, &xml_len);
-    if (xml == NULL) {
-        cmn_err_set(why, "the message does not inflate within %d bytes",
-                    SAML_MAX_INFLATED);
-        r = SAML_R_TOO_LARGE;
+    out->xml = inflate_capped(raw, raw_len, &out->xml_len, &r);
+    if (out->xml == NULL) {
+        cmn_err_set(why, "%s", r == SAML_R_TOO_LARGE
+                                   ? "the message inflates beyond the cap"
+                                   : "the message is not DEFLATE data");
         goto out;
-    }
-    doc = cmn_xml_parse(xml, xml_len, SAML_MAX_INFLATED, &perr);
-    if (doc == NULL) {
-        cmn_err_set(why, "%s", perr.msg);
-        r = strstr(perr.msg, "DOCTYPE") ? SAML_R_DOCTYPE : SAML_R_MALFORMED;
-        goto out;
-    }
-    root = xmlDocGetRootElement(doc);
-    if (!saml_is(root, SAML_NS_PROTOCOL,
-                 out->is_request ? "LogoutRequest" : "LogoutResponse") ||
-        saml_attr(root, "ID", buf, sizeof(buf)) == NULL) {
-        cmn_err_set(why, "not a LogoutRequest/LogoutResponse with an ID");
-        r = SAML_R_NOT_RESPONSE;
-        goto out;
-    }
-    out->id = strdup(buf);
-    issuer = saml_child(root, SAML_NS_ASSERTION, "Issuer");
-    if (issuer == NULL || cmn_xml_text(issuer) == NULL ||
-        strcmp(cmn_xml_text(issuer), idp->entity_id) != 0) {
-        cmn_err_set(why, "Issuer is not the IdP's entityID");
-        r = SAML_R_ISSUER;
-        goto out;
-    }
-    out->issuer = strdup(idp->entity_id);
-    if (saml_attr(root, "Destination", buf, sizeof(buf)) != NULL &&
-        strcmp(buf, expected_destination) != 0) {
-        cmn_err_set(why, "Destination is not this SLO endpoint");
-        r = SAML_R_DESTINATION;
-        goto out;
-    }
-    if (out->is_request) {
-        const char *nid = cmn_xml_text(
-            saml_child(root, SAML_NS_ASSERTION, "NameID"));
-        if (nid == NULL || nid[0] == '\0') {
-            cmn_err_set(why, "LogoutRequest without a plain NameID");
-            r = SAML_R_NAMEID;
-            goto out;
-        }
-        out->name_id = strdup(nid);
-        out->session_index = saml_strdup(cmn_xml_text(
-            saml_child(root, SAML_NS_PROTOCOL, "SessionIndex")));
-        if (saml_attr(root, "NotOnOrAfter", buf, sizeof(buf)) != NULL &&
-            now >= saml_time_parse(buf) + skew_s) {
-            cmn_err_set(why, "the LogoutRequest has expired");
-            r = SAML_R_EXPIRED;
-            goto out;
-        }
-    } else {
-        xmlNodePtr st = saml_child(root, SAML_NS_PROTOCOL, "Status");
-        xmlNodePtr code = saml_child(st, SAML_NS_PROTOCOL, "StatusCode");
-        out->success = code != NULL &&
-                       saml_attr(code, "Value", buf, sizeof(buf)) != NULL &&
-                       strcmp(buf, SAML_STATUS_SUCCESS) == 0;
-        out->in_response_to =
-            saml_strdup(saml_attr(root, "InResponseTo", buf, sizeof(buf)));
-    }
-    if (query_param(q, "RelayState", &rs)) {
-        out->relay_state = url_decode(rs.raw, rs.len);
     }
     r = SAML_OK;
 out:
-    if (doc != NULL) {
-        xmlFreeDoc(doc);
-    }
     free(b64);
     free(raw);
-    free(xml);
     if (r != SAML_OK) {
-        saml_redirect_msg_cleanup(out);
+        saml_redirect_in_cleanup(out);
     }
     return r;
 }
 
 void
-saml_redirect_msg_cleanup(struct saml_redirect_msg *m)
+saml_redirect_in_cleanup(struct saml_redirect_in *in)
 {
-    free(m->id);
-    free(m->issuer);
-    free(m->in_response_to);
-    free(m->name_id);
-    free(m->session_index);
-    free(m->relay_state);
-    memset(m, 0, sizeof(*m));
+    free(in->xml);
+    free(in->relay_state);
+    memset(in, 0, sizeof(*in));
 }

@@ -190,22 +190,6 @@ verify_signature(struct verify *v, const char *check, xmlNodePtr sig,
     return SAML_OK;
 }
 
-static bool
-usable_value(const char *s)
-{
-    size_t n = s != NULL ? strlen(s) : 0;
-
-    if (n == 0 || n > SAML_MAX_VALUE) {
-        return false;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) {
-            return false;
-        }
-    }
-    return true;
-}
-
 /* A user name as the rest of fsc-sso takes it: printable ASCII without
  * space, quote or backslash, 1..255 (sso_claims_usable_name's rule). */
 static bool
@@ -451,7 +435,7 @@ read_attributes(struct verify *v, xmlNodePtr a)
                     continue;
                 }
                 text = cmn_xml_text(val);
-                if (!usable_value(text)) {
+                if (!saml_value_ok(text)) {
                     return fail(v, "attributes", SAML_R_ATTRIBUTE,
                                 "a value of %.100s is not one plain text "
                                 "node",
@@ -516,7 +500,7 @@ check_assertion(struct verify *v, xmlNodePtr a)
     text = cmn_xml_text(nameid);
     if (nameid == NULL ||
         saml_count_children(subject, SAML_NS_ASSERTION, "NameID") != 1 ||
-        !usable_value(text)) {
+        !saml_value_ok(text)) {
         return fail(v, "nameid", SAML_R_NAMEID, "%s",
                     nameid == NULL ? "no NameID"
                     : text == NULL ? "the NameID is not one plain text node "
@@ -524,8 +508,13 @@ check_assertion(struct verify *v, xmlNodePtr a)
                                    : "the NameID is empty or not text");
     }
     v->out->name_id = strdup(text);
+    /* kept as given: a LogoutRequest names the principal the same way */
     v->out->name_id_format =
         saml_strdup(saml_attr(nameid, "Format", buf, sizeof(buf)));
+    v->out->name_qualifier =
+        saml_strdup(saml_attr(nameid, "NameQualifier", buf, sizeof(buf)));
+    v->out->sp_name_qualifier =
+        saml_strdup(saml_attr(nameid, "SPNameQualifier", buf, sizeof(buf)));
     saml_check(v->report, "nameid", SAML_PASS, "%.150s", text);
     r = check_subject_confirmation(v, subject);
     if (r == SAML_OK) {
@@ -541,6 +530,19 @@ check_assertion(struct verify *v, xmlNodePtr a)
     }
     v->out->session_index =
         saml_strdup(saml_attr(authn, "SessionIndex", buf, sizeof(buf)));
+    /* when the user authenticated at the IdP: a LogoutRequest issued
+     * later covers this sign-in (AuthnInstant is required by the schema;
+     * else the Assertion's IssueInstant, else 0: before any logout) */
+    if (saml_attr(authn, "AuthnInstant", t, sizeof(t)) == NULL ||
+        (v->out->authn_instant = saml_time_parse(t)) < 0) {
+        v->out->authn_instant =
+            saml_attr(a, "IssueInstant", t, sizeof(t)) != NULL
+                ? saml_time_parse(t)
+                : 0;
+        if (v->out->authn_instant < 0) {
+            v->out->authn_instant = 0;
+        }
+    }
     if (saml_attr(authn, "SessionNotOnOrAfter", t, sizeof(t)) != NULL) {
         v->out->session_not_on_or_after = saml_time_parse(t);
         if (v->out->session_not_on_or_after <= v->now) {
@@ -776,6 +778,8 @@ saml_assertion_cleanup(struct saml_assertion *a)
     free(a->in_response_to);
     free(a->name_id);
     free(a->name_id_format);
+    free(a->name_qualifier);
+    free(a->sp_name_qualifier);
     free(a->session_index);
     free(a->user);
     for (size_t i = 0; i < a->ngroups; i++) {

@@ -49,6 +49,8 @@ static const char *const reason_names[SAML_R_COUNT] = {
     [SAML_R_AUTHN_STATEMENT] = "no_authn_statement",
     [SAML_R_NAMEID] = "nameid",
     [SAML_R_ATTRIBUTE] = "attribute",
+    [SAML_R_QUERY] = "bad_query",
+    [SAML_R_NOT_LOGOUT] = "not_a_logout_message",
     [SAML_R_UNSOLICITED] = "unsolicited",
     [SAML_R_UNKNOWN_REQUEST] = "unknown_in_response_to",
     [SAML_R_RELAY_STATE] = "relay_state",
@@ -58,6 +60,8 @@ static const char *const reason_names[SAML_R_COUNT] = {
     [SAML_R_IDS_USER_MISMATCH] = "ids_user_mismatch",
     [SAML_R_IDS_USER_UNKNOWN] = "ids_user_unknown",
     [SAML_R_BROWSER] = "browser_mismatch",
+    [SAML_R_LOGOUT_CODE] = "unknown_logout_code",
+    [SAML_R_LOGGED_OUT] = "logged_out",
 };
 /* clang-format on */
 
@@ -117,6 +121,22 @@ saml_init(struct cmn_err *err)
         cmn_err_set(err, "saml: xmlsec1 (OpenSSL) failed to start");
     }
     return init_rc;
+}
+
+bool
+saml_value_ok(const char *s)
+{
+    size_t n = s != NULL ? strlen(s) : 0;
+
+    if (n == 0 || n > SAML_MAX_VALUE) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) {
+            return false;
+        }
+    }
+    return true;
 }
 
 bool

@@ -2,9 +2,13 @@
 /* fuzz_saml_response.c - fsc-sso's SAML parsers on arbitrary bytes. The
  * first byte picks what the rest is: 0 a Response (XML) for the verifier,
  * 1 the HTTP-POST SAMLResponse field (base64), 2 IdP metadata, 3 an
- * HTTP-Redirect query (SLO). The verifier runs with the seeds' IdP key and
- * SP key (fuzz_saml_keys.h) at the time they were signed, so genuine seeds
- * reach every check. An accepted Response always names a usable user. */
+ * HTTP-Redirect query (Single Logout: the IdP's LogoutRequest or
+ * LogoutResponse), 4 an inflated logout message (the checks after the
+ * binding's signature, which mutated queries never pass). The verifier runs with the seeds' IdP key and SP key
+ * (fuzz_saml_keys.h) at the time they were signed, so genuine seeds reach
+ * every check. An accepted Response always names a usable user; an
+ * accepted logout message its ID and Issuer, and a NameID (request) or a
+ * status (response). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,7 +83,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     memcpy(buf, data + 1, n);
     buf[n] = '\0';
-    switch (data[0] % 4) {
+    switch (data[0] % 5) {
     case 0:
         verify(buf, n);
         break;
@@ -103,12 +107,34 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         break;
     }
-    default: {
+    case 4:
+        for (int req = 0; req < 2; req++) {
+            struct saml_redirect_msg m;
+            struct cmn_err err;
+            memset(&m, 0, sizeof(m));
+            if (saml_logout_parse(buf, n, req, &idp, FUZZ_SLO, FUZZ_NOW, 120,
+                                  &m, &err) == SAML_OK &&
+                (m.id == NULL || m.issuer == NULL ||
+                 (req ? m.name_id == NULL : m.status == NULL))) {
+                abort();
+            }
+            saml_redirect_msg_cleanup(&m);
+        }
+        break;
+    case 3: {
         struct saml_redirect_msg m;
         struct cmn_err err;
-        if (saml_redirect_decode(buf, &idp, "https://sso.test/sso/saml/slo",
-                                 false, FUZZ_NOW, 120, &m, &err) == SAML_OK) {
+        enum saml_reason r = saml_redirect_decode(buf, &idp, FUZZ_SLO, false,
+                                                  FUZZ_NOW, 120, &m, &err);
+        if (r == SAML_OK) {
+            if (m.id == NULL || m.issuer == NULL ||
+                (m.is_request ? m.name_id == NULL : m.status == NULL)) {
+                abort();
+            }
             saml_redirect_msg_cleanup(&m);
+        } else if (m.id != NULL || m.name_id != NULL ||
+                   strcmp(saml_reason_str(r), "unknown") == 0) {
+            abort(); /* a refusal keeps nothing and has a known reason */
         }
         break;
     }

@@ -84,14 +84,15 @@ h_inspect(struct cmn_http_req *req, void *app)
     (void)app;
     return cmn_http_reply_json(
         req, 200,
-        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "method",
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "method",
                   cmn_http_req_method(req), "path", cmn_http_req_path(req), "q",
                   or_null(cmn_http_req_query(req, "q")), "cookie",
                   or_null(cmn_http_req_cookie(req, "sid")), "bearer",
                   or_null(cmn_http_req_bearer(req)), "peer",
                   cmn_http_req_peer(req), "hdr",
                   or_null(cmn_http_req_header(req, "x-test")), "id",
-                  cmn_http_req_id(req)));
+                  cmn_http_req_id(req), "raw",
+                  or_null(cmn_http_req_raw_query(req))));
 }
 
 static int
@@ -542,6 +543,8 @@ test_header_too_large(void **state)
     hdrs[0] = big;
     hdrs[1] = NULL;
     assert_int_equal(http("GET", "/hello", NULL, hdrs, &r), 431);
+    /* with a query: what the URI callback kept is freed too (ASan) */
+    assert_int_equal(http("GET", "/hello?a=1", NULL, hdrs, &r), 431);
     free(big);
     /* The server is still fine afterwards. */
     assert_int_equal(http("GET", "/hello", NULL, NULL, &r), 200);
@@ -635,6 +638,9 @@ test_accessors(void **state)
     assert_string_equal(json_string_value(json_object_get(j, "path")),
                         "/inspect");
     assert_string_equal(json_string_value(json_object_get(j, "q")), "a b&c");
+    /* the query as sent: escapes untouched, lowercase hex kept */
+    assert_string_equal(json_string_value(json_object_get(j, "raw")),
+                        "q=a%20b%26c&x=1");
     assert_string_equal(json_string_value(json_object_get(j, "cookie")),
                         "s3cr3t");
     assert_string_equal(json_string_value(json_object_get(j, "bearer")),
@@ -649,8 +655,18 @@ test_accessors(void **state)
     assert_string_equal(json_string_value(json_object_get(j, "bearer")),
                         "(null)");
     assert_string_equal(json_string_value(json_object_get(j, "q")), "(null)");
+    assert_string_equal(json_string_value(json_object_get(j, "raw")),
+                        "(null)");
     assert_string_equal(json_string_value(json_object_get(j, "cookie")),
                         "(null)");
+    json_decref(j);
+
+    assert_int_equal(http("GET", "/inspect?q=%2b%2F+x&q2=%3d", NULL, NULL, &r),
+                     200);
+    j = json_loads(r.body, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(j, "q")), "+/ x");
+    assert_string_equal(json_string_value(json_object_get(j, "raw")),
+                        "q=%2b%2F+x&q2=%3d");
     json_decref(j);
 }
 

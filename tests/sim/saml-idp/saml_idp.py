@@ -4,15 +4,16 @@ which signs and encrypts through the xmlsec1 command-line tool: responses are
 made by an implementation independent of fsc-sso's verifier.
 
 Run with /usr/bin/python3. A library for the integration tests, the
-benchmark and the fuzz-seed generator (Idp below); it has no HTTP server
-yet: tests read the AuthnRequest from fsc-sso's redirect themselves and
-POST the Response to the ACS as the browser's auto-submitted form would
-(SAML 2.0 Bindings §3.4, §3.5).
+benchmark and the fuzz-seed generator (Idp below); it has no HTTP server:
+tests read the AuthnRequest or LogoutRequest from fsc-sso's redirect
+themselves, POST the Response to the ACS as the browser's auto-submitted
+form would, and follow the HTTP-Redirect binding's 302s to fsc-sso's SLO
+endpoint as the browser would (SAML 2.0 Bindings §3.4, §3.5).
 
 Shapes follow the OASIS SAML 2.0 Core (saml-core-2.0-os) and Profiles
 (saml-profiles-2.0-os §4.1.4: Web Browser SSO response rules: Destination,
 bearer SubjectConfirmation with Recipient/NotOnOrAfter/InResponseTo,
-AudienceRestriction, AuthnStatement); see README.md.
+AudienceRestriction, AuthnStatement; §4.4: Single Logout); see README.md.
 """
 
 import base64
@@ -20,7 +21,7 @@ import datetime
 import os
 import re
 import subprocess
-import tempfile
+import urllib.parse
 import zlib
 
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
@@ -28,9 +29,12 @@ from saml2 import samlp
 from saml2 import xmldsig as ds
 from saml2.config import IdPConfig
 from saml2.metadata import entity_descriptor
+from saml2.pack import http_redirect_message
+from saml2.s_utils import deflate_and_base64_encode
 from saml2.saml import NAMEID_FORMAT_UNSPECIFIED, NameID
 from saml2.server import Server
-from saml2.sigver import pre_encryption_part, pre_signature_part
+from saml2.sigver import (pre_encryption_part, pre_signature_part, verify_redirect_signature,
+                          REQ_ORDER, RESP_ORDER)
 
 XMLSEC1 = "/usr/bin/xmlsec1"
 AES128_GCM = "http://www.w3.org/2009/xmlenc11#aes128-gcm"
@@ -242,6 +246,105 @@ class Idp:
         return re.sub(r"^<\?xml[^>]*>\s*", "", out)
 
     # ------------------------------------------------------------------
+    # Single Logout over HTTP-Redirect (saml-profiles-2.0-os §4.4,
+    # saml-bindings-2.0-os §3.4)
+
+    def _redirect_query(self, srv, xml, param, relay_state, sign, sha1, lowercase_escapes):
+        """pysaml2's HTTP-Redirect encoding of xml (DEFLATE, base64) and its
+        query signature (§3.4.4.1) with srv's key. lowercase_escapes: the
+        same values percent-encoded with lowercase hex, signed as sent (a
+        receiver must verify the query as received, not re-encode it)."""
+        sigalg = ds.SIG_RSA_SHA1 if sha1 else ds.SIG_RSA_SHA256
+        if not lowercase_escapes:
+            info = http_redirect_message(xml, "https://sp.invalid/slo", relay_state, param,
+                                         sigalg=sigalg, sign=sign, backend=srv.sec.sec_backend)
+            return info["headers"][0][1].split("?", 1)[1]
+
+        def enc(v):
+            return re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(),
+                          urllib.parse.quote_plus(v, safe=""))
+        parts = [(param, deflate_and_base64_encode(xml).decode())]
+        if relay_state:
+            parts.append(("RelayState", relay_state))
+        if sign:
+            parts.append(("SigAlg", sigalg))
+        q = "&".join("%s=%s" % (k, enc(v)) for k, v in parts)
+        if sign:
+            sig = srv.sec.sec_backend.get_signer(sigalg).sign(q.encode("ascii"))
+            q += "&Signature=" + enc(base64.b64encode(sig).decode())
+        return q
+
+    def logout_request(self, slo_url, user="agent1@example.com", session_indexes=None,
+                       relay_state=None, now=None, not_on_or_after=None, destination=None,
+                       issuer=None, sign=True, sha1=False, key_file=None, cert_file=None,
+                       mutate=None, lowercase_escapes=False, name_id=None):
+        """An IdP-initiated LogoutRequest for NameID user (Format unspecified,
+        as response() asserts it) and optional SessionIndexes, made by
+        pysaml2 (create_logout_request) and sent as the HTTP-Redirect binding
+        sends it to slo_url. Returns (request ID, query string).
+
+        now sets IssueInstant; not_on_or_after adds that attribute;
+        destination/issuer override Destination and Issuer; key_file and
+        cert_file sign with another key; mutate(xml) -> xml changes the
+        document before it is encoded and signed; name_id: a NameID to use
+        instead (e.g. with NameQualifier)."""
+        srv = self.server(key_file, cert_file)
+        nid = name_id or NameID(text=user, format=NAMEID_FORMAT_UNSPECIFIED)
+        rid, req = srv.create_logout_request(slo_url, self.sp_entity_id, name_id=nid,
+                                             session_indexes=session_indexes, sign=False)
+        xml = str(req)
+        now = now or datetime.datetime.utcnow().replace(microsecond=0)
+        xml = re.sub(r'IssueInstant="[^"]*"', 'IssueInstant="%s"' % iso(now), xml, count=1)
+        if not_on_or_after is not None:
+            xml = xml.replace(" Version=", ' NotOnOrAfter="%s" Version=' % iso(not_on_or_after), 1)
+        if destination is not None:
+            xml = xml.replace('Destination="%s"' % slo_url, 'Destination="%s"' % destination, 1)
+        if issuer is not None:
+            xml = xml.replace(">%s</ns1:Issuer>" % self.entity_id, ">%s</ns1:Issuer>" % issuer, 1)
+        if mutate:
+            xml = mutate(xml)
+        return rid, self._redirect_query(srv, xml, "SAMLRequest", relay_state, sign, sha1,
+                                         lowercase_escapes)
+
+    def logout_response(self, slo_url, in_response_to, relay_state=None, status=None,
+                        now=None, sign=True, key_file=None, cert_file=None, mutate=None):
+        """The IdP's LogoutResponse to an SP-initiated LogoutRequest (status:
+        a StatusCode URI, default Success), made by pysaml2 and sent over
+        HTTP-Redirect to slo_url. Returns the query string."""
+        srv = self.server(key_file, cert_file)
+        st = samlp.Status(status_code=samlp.StatusCode(value=status or samlp.STATUS_SUCCESS))
+        # pysaml2's own StatusResponse builder (Entity._status_response)
+        resp = srv._status_response(samlp.LogoutResponse, srv._issuer(), st, sign=False,
+                                    in_response_to=in_response_to, destination=slo_url)
+        xml = str(resp)
+        if now is not None:
+            xml = re.sub(r'IssueInstant="[^"]*"', 'IssueInstant="%s"' % iso(now), xml, count=1)
+        if mutate:
+            xml = mutate(xml)
+        return self._redirect_query(srv, xml, "SAMLResponse", relay_state, sign, False, False)
+
+    def read_redirect(self, url, sp_cert_file):
+        """What fsc-sso sent to the IdP's SLO URL (its 302 Location): the
+        query signature checked with the SP's certificate by pysaml2, the
+        message inflated and parsed by pysaml2 (samlp). Returns a
+        Redirected."""
+        assert url.startswith(self.slo_url + "?"), url
+        raw = dict(urllib.parse.parse_qsl(url.split("?", 1)[1], keep_blank_values=True))
+        param = "SAMLRequest" if "SAMLRequest" in raw else "SAMLResponse"
+        sig_ok = False
+        if "Signature" in raw:
+            msg = {k: raw[k] for k in (REQ_ORDER if param == "SAMLRequest" else RESP_ORDER) +
+                   ["Signature"] if k in raw}
+            sig_ok = verify_redirect_signature(msg, self.server().sec.sec_backend,
+                                               cert=cert_b64(sp_cert_file))
+        xml = zlib.decompress(base64.b64decode(raw[param]), -15).decode()
+        if param == "SAMLRequest":
+            return Redirected("LogoutRequest", samlp.logout_request_from_string(xml),
+                              raw.get("RelayState"), sig_ok, xml)
+        return Redirected("LogoutResponse", samlp.logout_response_from_string(xml),
+                          raw.get("RelayState"), sig_ok, xml)
+
+    # ------------------------------------------------------------------
     def parse_authn_request(self, saml_request, relay_state, sig_alg=None, signature=None,
                             sp_cert_file=None):
         """Decode an HTTP-Redirect AuthnRequest (pysaml2), checking the
@@ -251,6 +354,24 @@ class Idp:
         xml = zlib.decompress(base64.b64decode(saml_request), -15).decode()
         req = samlp.authn_request_from_string(xml)
         return req.id, req.assertion_consumer_service_url, req.destination, req.issuer.text
+
+
+class Redirected:
+    """A message fsc-sso sent to the IdP over HTTP-Redirect, as the IdP reads
+    it: kind ("LogoutRequest"/"LogoutResponse"), the pysaml2 message object
+    (msg), relay_state, and whether the query signature verified with the
+    SP's certificate (signature_ok, pysaml2's verify_redirect_signature)."""
+
+    def __init__(self, kind, msg, relay_state, signature_ok, xml):
+        self.kind, self.msg, self.relay_state = kind, msg, relay_state
+        self.signature_ok, self.xml = signature_ok, xml
+
+    @property
+    def status(self):
+        """LogoutResponse: (top-level StatusCode, second-level or None)."""
+        code = self.msg.status.status_code
+        sub = code.status_code.value if code.status_code is not None else None
+        return code.value, sub
 
 
 def post_form(xml):
