@@ -347,12 +347,21 @@ login_attempt_counted(struct cti_engine *e, const struct cti_login *in,
                  by_agent != CTI_THROTTLE_GO ? "agent" : "address",
                  by_agent == CTI_THROTTLE_FULL || by_addr == CTI_THROTTLE_FULL
                      ? " table=full"
+                 : by_agent == CTI_THROTTLE_PENDING ||
+                         by_addr == CTI_THROTTLE_PENDING
+                     ? " in_flight=1"
                      : "",
                  r->retry_after_s);
     cmn_metric_inc(e->m_throttled);
-    result_set(r, 429, "too_many_attempts",
-               "too many failed sign-ins; try again in %ld s",
-               r->retry_after_s);
+    if (by_agent == CTI_THROTTLE_PENDING || by_addr == CTI_THROTTLE_PENDING) {
+        result_set(r, 429, "too_many_attempts",
+                   "too many sign-ins in progress; try again in %ld s",
+                   r->retry_after_s);
+    } else {
+        result_set(r, 429, "too_many_attempts",
+                   "too many failed sign-ins; try again in %ld s",
+                   r->retry_after_s);
+    }
     return false;
 }
 

@@ -155,9 +155,16 @@ cti_throttle_attempt(struct cti_throttle *t, const char *key, long long now_ms,
         /* every slot of the run holds a lock or an attempt in flight */
         *retry_after_ms = t->window_ms;
         v = CTI_THROTTLE_FULL;
-    } else if (now_ms < s->locked_until_ms) {
+    } else if (now_ms < s->locked_until_ms &&
+               s->attempts - s->inflight >= t->max_failures) {
         *retry_after_ms = s->locked_until_ms - now_ms;
         v = CTI_THROTTLE_LOCKED;
+    } else if (now_ms < s->locked_until_ms) {
+        /* provisional: the attempts that reached the limit are still in
+         * flight and may all succeed (a shift starting behind one NAT);
+         * asking again in a second costs nothing, 300 s would */
+        *retry_after_ms = 1000;
+        v = CTI_THROTTLE_PENDING;
     } else {
         if (s->inflight == 0 &&
             (window_over(t, s, now_ms) || s->attempts >= t->max_failures)) {
@@ -169,7 +176,7 @@ cti_throttle_attempt(struct cti_throttle *t, const char *key, long long now_ms,
             /* the last allowed attempts are still in flight: their
              * outcome decides; try again in a moment */
             *retry_after_ms = 1000;
-            v = CTI_THROTTLE_LOCKED;
+            v = CTI_THROTTLE_PENDING;
         } else {
             s->attempts++;
             s->inflight++;

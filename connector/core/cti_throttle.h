@@ -29,7 +29,13 @@ struct cti_throttle;
 
 enum cti_throttle_verdict {
     CTI_THROTTLE_GO,     /* counted: ask Finesse */
-    CTI_THROTTLE_LOCKED, /* too many attempts: refuse */
+    CTI_THROTTLE_LOCKED, /* too many failures: refuse until the lockout
+                            is over */
+    CTI_THROTTLE_PENDING, /* the last attempts the window allows are in
+                             flight, none known to have failed yet: refuse
+                             for a second, their outcome decides (a burst
+                             of good sign-ins from one address sees this,
+                             never a lockout) */
     CTI_THROTTLE_FULL,   /* no room to count the key: refuse (fail closed) */
 };
 
@@ -43,8 +49,9 @@ struct cti_throttle *cti_throttle_new_sized(unsigned max_failures,
                                             size_t slots);
 void cti_throttle_free(struct cti_throttle *t);
 
-/* Count one attempt for key now, before it is tried. LOCKED and FULL set
- * *retry_after_ms (how long to wait before trying again). Any thread. */
+/* Count one attempt for key now, before it is tried. Every verdict but GO
+ * sets *retry_after_ms (how long to wait before trying again). Any
+ * thread. */
 enum cti_throttle_verdict cti_throttle_attempt(struct cti_throttle *t,
                                                const char *key,
                                                long long now_ms,
