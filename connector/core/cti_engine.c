@@ -182,6 +182,7 @@ session_unref(struct cti_session *s)
         cmn_wipe(s->bearer, strlen(s->bearer));
         free(s->bearer);
     }
+    pthread_cond_destroy(&s->xmpp_cv);
     pthread_mutex_destroy(&s->lock);
     free(s);
 }

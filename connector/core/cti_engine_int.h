@@ -38,6 +38,8 @@
 /* One agent's Finesse session. Fields under s->lock unless noted. */
 struct cti_session {
     pthread_mutex_t lock;
+    pthread_cond_t xmpp_cv; /* broadcast when the XMPP connection comes up
+                               or goes down (a sign-in waits for it) */
     atomic_int refs;
     struct cti_agent *agent; /* model + tabs (own lock) */
     char id[FIN_ID_MAX];     /* loginId; immutable */

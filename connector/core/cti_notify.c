@@ -269,6 +269,7 @@ engine_on_xmpp(const struct fin_xmpp_event *ev, void *cls)
         s->xmpp_failures = 0;
         s->xmpp_error[0] = '\0';
         s->xmpp_fatal = false;
+        pthread_cond_broadcast(&s->xmpp_cv);
         pthread_mutex_unlock(&s->lock);
         cmn_log_info("event=xmpp_online agent=%s", s->id);
         /* notifications published before this moment were lost: read
@@ -288,6 +289,7 @@ engine_on_xmpp(const struct fin_xmpp_event *ev, void *cls)
                      : (ev->kind == FIN_XMPP_AUTH_FAILED ? "not authorized"
                                                          : "offline"));
         s->xmpp_fatal = ev->fatal;
+        pthread_cond_broadcast(&s->xmpp_cv);
         node = s->xmpp_node;
         if (!s->ended && !s->logout_requested) {
             /* SSO: the token may have been refreshed since; the next

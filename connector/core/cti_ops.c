@@ -158,6 +158,7 @@ engine_session_new(struct cti_engine *e, const char *id)
         return NULL;
     }
     pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->xmpp_cv, NULL);
     atomic_init(&s->refs, 1);
     snprintf(s->id, sizeof(s->id), "%s", id);
     s->resume_touched_ms = cmn_now_ms(); /* saved at the sign-in */
@@ -193,6 +194,11 @@ engine_ensure_xmpp_domain(struct cti_engine *e, struct cti_session *s)
     fin_rest_resp_cleanup(&resp);
 }
 
+/* How long a sign-in waits for the XMPP connection before asking Finesse
+ * to LOGIN anyway (the agent then gets notifications once it is up, and
+ * the User and Dialogs are read again then). */
+#define XMPP_SIGN_IN_WAIT_S 3
+
 /* Finesse sign-in for a session that is not signed in yet, then the
  * current dialogs and the XMPP connection. */
 bool
@@ -208,10 +214,17 @@ engine_start_session(struct cti_engine *e, struct cti_session *s,
      * desktop's order): a LOGIN published before our presence reached the
      * XMPP server would be lost. */
     engine_xmpp_connect(e, s);
-    for (int waited = 0; waited < 3000; waited += 20) {
+    {
         bool online, fatal;
         char why[sizeof(s->xmpp_error)];
+        struct timespec until;
+
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += XMPP_SIGN_IN_WAIT_S;
         pthread_mutex_lock(&s->lock);
+        while (!s->xmpp_online && !s->xmpp_fatal &&
+               pthread_cond_timedwait(&s->xmpp_cv, &s->lock, &until) == 0) {
+        }
         online = s->xmpp_online;
         fatal = s->xmpp_fatal;
         memcpy(why, s->xmpp_error, sizeof(why));
@@ -226,10 +239,12 @@ engine_start_session(struct cti_engine *e, struct cti_session *s,
                        "Finesse notifications (XMPP): %s", why);
             return false;
         }
-        if (online) {
-            break;
+        if (!online) {
+            cmn_log_notice("event=xmpp_not_online_yet agent=%s waited_s=%d "
+                           "why=\"%s\"",
+                           s->id, XMPP_SIGN_IN_WAIT_S,
+                           why[0] != '\0' ? why : "connecting");
         }
-        sleep_ms(20);
     }
     if (strcmp(u->state, "LOGOUT") == 0 ||
         strcmp(u->extension, s->extension) != 0) {
