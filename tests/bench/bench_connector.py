@@ -49,9 +49,10 @@ SSE stream and every HTTP connection (nbhttp.py), no threads.
      --probe agents must reach their SSE streams through node B.
 
 --observers K (diagnostic, off by default) adds K XMPP sessions of this
-client, each a second resource of one agent's account on prosody A, to time
-when prosody delivered the notification; the summary then splits the
-latency into "sim + prosody" and "connector". FSC_KEEP_TMP=1 keeps the temp
+client, each a second resource of one agent's account on prosody A (over
+STARTTLS with the test CA in the tls and websocket runs), to time when
+prosody delivered the notification; the summary then splits the latency
+into "sim + prosody" and "connector". FSC_KEEP_TMP=1 keeps the temp
 dir: logs of every component and calls.csv (one line per call: send time,
 latencies).
 
@@ -65,6 +66,9 @@ import os
 import random
 import re
 import resource
+import selectors
+import socket
+import ssl
 import sys
 import time
 
@@ -219,22 +223,101 @@ class XmppObserver(nbhttp._Sock):
             self.live = True
             self._send(b"<presence/>")
         elif self.step == "live":
-            while True:
-                i = self.buf.find(b"</message>")
-                if i < 0:
-                    break
-                msg, self.buf = self.buf[:i], self.buf[i + 10:]
-                if b"/Dialogs" not in msg:
-                    continue
-                m = OBS_ID.search(msg.replace(b"&lt;", b"<").replace(b"&gt;", b">"))
-                if m:
-                    self.seen.setdefault(m.group(1).decode(), t)
-            if len(self.buf) > 1 << 20:
-                self.buf = self.buf[-65536:]
+            self.buf = observe_messages(self.buf, self.seen, t)
 
     def on_error(self, e):
         self.dead = repr(e)
         self._close()
+
+
+class TlsXmppObserver:
+    """The same observer where prosody requires TLS (the tls and websocket
+    runs): STARTTLS on c2s with the test CA, set up blocking (a few ms per
+    observer, before the call phase), then read without blocking on the
+    bench's loop. Only the arrival of notifications matters here."""
+
+    def __init__(self, loop, host, port, domain, user, password, seen, ca_file):
+        self.loop, self.seen = loop, seen
+        self.live, self.dead = False, None
+        self.buf = b""
+        try:
+            self.sock = self._setup(host, port, domain, user, password, ca_file)
+        except (OSError, ValueError) as e:
+            self.dead = repr(e)
+            return
+        self.sock.setblocking(False)
+        self.live = True
+        loop.sel.register(self.sock, selectors.EVENT_READ, self)
+
+    @staticmethod
+    def _setup(host, port, domain, user, password, ca_file):
+        hdr = (XmppObserver.HDR % domain).encode()
+
+        def until(sock, marker):
+            got = b""
+            while marker not in got:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise ValueError("closed waiting for %r" % marker)
+                if b"<failure" in chunk:
+                    raise ValueError("refused waiting for %r" % marker)
+                got += chunk
+            return got
+
+        raw = socket.create_connection((host, port), timeout=10)
+        raw.sendall(hdr)
+        until(raw, b"</stream:features>")
+        raw.sendall(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+        until(raw, b"<proceed")
+        sock = ssl.create_default_context(cafile=ca_file).wrap_socket(raw, server_hostname=domain)
+        sock.sendall(hdr)
+        until(sock, b"</stream:features>")
+        cred = base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode())
+        sock.sendall(b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>"
+                     + cred + b"</auth>")
+        until(sock, b"<success")
+        sock.sendall(hdr)
+        until(sock, b"</stream:features>")
+        sock.sendall(b"<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+                     b"<resource>bench-observer</resource></bind></iq>")
+        until(sock, b"</iq>")
+        sock.sendall(b"<presence/>")
+        return sock
+
+    def on_ready(self, mask):
+        t = now()
+        try:
+            while True:
+                data = self.sock.recv(65536)
+                if not data:
+                    raise ConnectionError("closed by peer")
+                self.buf += data
+                if not self.sock.pending():
+                    break
+        except (ssl.SSLWantReadError, BlockingIOError):
+            pass
+        except OSError as e:
+            self.dead = repr(e)
+            self.loop.sel.unregister(self.sock)
+            self.sock.close()
+            return
+        self.buf = observe_messages(self.buf, self.seen, t)
+
+
+def observe_messages(buf, seen, t):
+    """Notes the arrival time t of each Dialogs notification in buf (by
+    dialog id); returns what is left of buf."""
+    while True:
+        i = buf.find(b"</message>")
+        if i < 0:
+            break
+        msg, buf = buf[:i], buf[i + 10:]
+        if b"/Dialogs" not in msg:
+            continue
+        m = OBS_ID.search(msg.replace(b"&lt;", b"<").replace(b"&gt;", b">"))
+        if m:
+            seen.setdefault(m.group(1).decode(), t)
+    return buf[-65536:] if len(buf) > 1 << 20 else buf
 
 
 OBS_ID = re.compile(rb"<Dialog><associatedDialogUri>[^<]*</associatedDialogUri><fromAddress>[^<]*"
@@ -268,12 +351,17 @@ class Bench:
         self.obs_seen = {}
         self.observers = []
 
-    def start_observers(self, k):
+    def start_observers(self, k, ca_file=None):
+        """ca_file: prosody requires TLS (STARTTLS with that CA)."""
         host, port = self.fin.xmpp_a
         for i in random.sample(range(self.n), k):
-            o = XmppObserver(self.loop, host, port, self.fin.domain, self.ids[i],
-                             "pw" + self.ids[i], self.obs_seen)
-            o.start()
+            if ca_file:
+                o = TlsXmppObserver(self.loop, host, port, self.fin.domain, self.ids[i],
+                                    "pw" + self.ids[i], self.obs_seen, ca_file)
+            else:
+                o = XmppObserver(self.loop, host, port, self.fin.domain, self.ids[i],
+                                 "pw" + self.ids[i], self.obs_seen)
+                o.start()
             self.observers.append(o)
             self.loop.run_for(0.005)
         self.loop.run_until(lambda: all(o.live or o.dead for o in self.observers), 30,
@@ -726,7 +814,8 @@ def main():
     say("all READY on their streams in %.2f s" % b.ready_s)
     b.loop.run_for(2.0)      # let the READY notifications settle
     if args.observers:
-        say("observers: %d online" % b.start_observers(min(args.observers, n)))
+        say("observers: %d online" % b.start_observers(min(args.observers, n),
+                                                       pki.ca_file if pki else None))
 
     # ---- 2./3. calls
     workers = children(conn.proc.pid)
