@@ -96,8 +96,8 @@ metrics_init(struct sso_metrics *m)
                                        "Redis command failures since start");
     m->logouts =
         cmn_metric_counter("fsc_sso_logouts_total", "Sessions ended by DELETE");
-    m->saml_accepted = cmn_metric_counter(
-        "fsc_sso_saml_accepted_total", "SAML Responses accepted at the ACS");
+    m->saml_accepted = cmn_metric_counter("fsc_sso_saml_accepted_total",
+                                          "SAML Responses accepted at the ACS");
     /* every reason is registered, so a dashboard sees zeros, not gaps */
     for (int r = SAML_OK + 1; r < SAML_R_COUNT; r++) {
         char name[128];

@@ -31,12 +31,12 @@ struct sso_gen {
 /* How SAML Single Logouts end (fsc_sso_saml_logouts_total{initiator,
  * status}), registered by sso_http_slo.c. */
 enum sso_slo_outcome {
-    SSO_SLO_IDP_SUCCESS,     /* IdP's LogoutRequest: sessions ended */
-    SSO_SLO_IDP_PARTIAL,     /* some ended, then the store failed */
-    SSO_SLO_IDP_RESPONDER,   /* the store failed: nothing ended */
-    SSO_SLO_SP_STARTED,      /* our LogoutRequest sent to the IdP */
-    SSO_SLO_SP_SUCCESS,      /* the IdP's LogoutResponse: Success */
-    SSO_SLO_SP_NOT_SUCCESS,  /* the IdP's LogoutResponse: anything else */
+    SSO_SLO_IDP_SUCCESS,    /* IdP's LogoutRequest: sessions ended */
+    SSO_SLO_IDP_PARTIAL,    /* some ended, then the store failed */
+    SSO_SLO_IDP_RESPONDER,  /* the store failed: nothing ended */
+    SSO_SLO_SP_STARTED,     /* our LogoutRequest sent to the IdP */
+    SSO_SLO_SP_SUCCESS,     /* the IdP's LogoutResponse: Success */
+    SSO_SLO_SP_NOT_SUCCESS, /* the IdP's LogoutResponse: anything else */
     SSO_SLO_OUTCOMES
 };
 

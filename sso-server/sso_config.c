@@ -420,8 +420,7 @@ sso_config_load(const char *path, struct cmn_err *err)
         return NULL;
     }
     c->ini = cmn_config_load(path, err);
-    if (c->ini == NULL ||
-        check_known(c->ini, err) != CMN_OK ||
+    if (c->ini == NULL || check_known(c->ini, err) != CMN_OK ||
         load_server(c, err) != CMN_OK ||
         cmn_redis_opts_from_config(c->ini, "redis", &c->redis,
                                    &c->redis_storage, err) != CMN_OK ||

@@ -85,9 +85,8 @@ out:
 }
 
 int
-sso_saml_begin(struct sso_app *app, struct sso_gen *g,
-               struct cmn_http_req *req, const char *return_to,
-               const char *hint, bool popup)
+sso_saml_begin(struct sso_app *app, struct sso_gen *g, struct cmn_http_req *req,
+               const char *return_to, const char *hint, bool popup)
 {
     const struct sso_saml_config *s = g->cfg->saml;
     struct sso_saml_request rq = {0};
@@ -223,8 +222,8 @@ group_allowed(const struct sso_saml_config *s, const struct saml_assertion *a)
  * A or B), or the configured default for an IdP-initiated one. */
 static enum saml_reason
 take_request(struct sso_gen *g, const struct saml_assertion *a,
-             const char *relay_state, struct sso_saml_request *rq,
-             char *why, size_t why_size)
+             const char *relay_state, struct sso_saml_request *rq, char *why,
+             size_t why_size)
 {
     const struct sso_saml_config *s = g->cfg->saml;
     struct cmn_err err = {{0}};
@@ -232,8 +231,9 @@ take_request(struct sso_gen *g, const struct saml_assertion *a,
 
     if (a->in_response_to == NULL) {
         if (!s->allow_idp_initiated) {
-            snprintf(why, why_size, "unsolicited Response (IdP-initiated "
-                                    "sign-in is off)");
+            snprintf(why, why_size,
+                     "unsolicited Response (IdP-initiated "
+                     "sign-in is off)");
             return SAML_R_UNSOLICITED;
         }
         /* RelayState of an unsolicited response is the IdP's, never a
@@ -248,8 +248,9 @@ take_request(struct sso_gen *g, const struct saml_assertion *a,
     }
     rc = sso_store_saml_request_take(&g->store, a->in_response_to, rq, &err);
     if (rc == CMN_NOTFOUND || rc == CMN_INVALID) {
-        snprintf(why, why_size, "InResponseTo %.40s: unknown, expired or "
-                                "already used",
+        snprintf(why, why_size,
+                 "InResponseTo %.40s: unknown, expired or "
+                 "already used",
                  a->in_response_to);
         return SAML_R_UNKNOWN_REQUEST;
     }
@@ -258,8 +259,9 @@ take_request(struct sso_gen *g, const struct saml_assertion *a,
         return SAML_R_STORE;
     }
     if (relay_state == NULL || !cmn_ct_streq(relay_state, rq->relay_state)) {
-        snprintf(why, why_size, "RelayState is not the one sent with "
-                                "request %.40s",
+        snprintf(why, why_size,
+                 "RelayState is not the one sent with "
+                 "request %.40s",
                  a->in_response_to);
         return SAML_R_RELAY_STATE;
     }
@@ -296,8 +298,8 @@ sso_saml_subject_copy(struct sso_session *s, const struct sso_login_state *ls)
              ls->saml_name_id_format);
     snprintf(s->saml_name_qualifier, sizeof(s->saml_name_qualifier), "%s",
              ls->saml_name_qualifier);
-    snprintf(s->saml_sp_name_qualifier, sizeof(s->saml_sp_name_qualifier),
-             "%s", ls->saml_sp_name_qualifier);
+    snprintf(s->saml_sp_name_qualifier, sizeof(s->saml_sp_name_qualifier), "%s",
+             ls->saml_sp_name_qualifier);
     s->saml_authn_instant = ls->saml_authn_instant;
 }
 
@@ -309,13 +311,13 @@ logged_out(struct sso_gen *g, const struct saml_assertion *a, char *why,
            size_t why_size)
 {
     struct cmn_err err = {{0}};
-    int rc = sso_store_saml_logged_out(&g->store, a->name_id,
-                                       a->session_index, a->authn_instant,
-                                       &err);
+    int rc = sso_store_saml_logged_out(&g->store, a->name_id, a->session_index,
+                                       a->authn_instant, &err);
 
     if (rc == CMN_DENIED) {
-        snprintf(why, why_size, "the IdP logged out this authentication of "
-                                "%.100s (LogoutRequest)",
+        snprintf(why, why_size,
+                 "the IdP logged out this authentication of "
+                 "%.100s (LogoutRequest)",
                  a->user);
         return SAML_R_LOGGED_OUT;
     }
@@ -346,8 +348,8 @@ continue_sign_in(struct sso_app *app, struct sso_gen *g,
              a->name_id_format ? a->name_id_format : "");
     snprintf(ls.saml_name_qualifier, sizeof(ls.saml_name_qualifier), "%s",
              a->name_qualifier ? a->name_qualifier : "");
-    snprintf(ls.saml_sp_name_qualifier, sizeof(ls.saml_sp_name_qualifier),
-             "%s", a->sp_name_qualifier ? a->sp_name_qualifier : "");
+    snprintf(ls.saml_sp_name_qualifier, sizeof(ls.saml_sp_name_qualifier), "%s",
+             a->sp_name_qualifier ? a->sp_name_qualifier : "");
     ls.saml_authn_instant = a->authn_instant;
     if (g->cfg->ids_enabled) {
         /* the IdP's user is IdS's hint; the callback checks IdS agrees */
@@ -449,8 +451,7 @@ sso_http_saml_acs(struct cmn_http_req *req, void *appv)
     cmn_metric_inc(app->m.saml_accepted);
     cmn_log_notice("event=saml_accepted user=%s assertion=%s signed=%s%s "
                    "encrypted=%d idp_initiated=%d next=%s",
-                   a.user, a.assertion_id,
-                   a.response_signed ? "response" : "",
+                   a.user, a.assertion_id, a.response_signed ? "response" : "",
                    a.assertion_signed ? "+assertion" : "", a.encrypted,
                    a.in_response_to == NULL,
                    g->cfg->ids_enabled ? "ids" : "handoff");

@@ -38,8 +38,7 @@ void sso_saml_subject_copy(struct sso_session *s,
 
 /* Store the session s, make a one-time handoff code and send the browser
  * to ls->return_to with it (or the popup page). */
-int sso_login_deliver(struct sso_app *app, struct sso_gen *g,
-                      struct sso_out *o, const struct sso_login_state *ls,
-                      struct sso_session *s);
+int sso_login_deliver(struct sso_app *app, struct sso_gen *g, struct sso_out *o,
+                      const struct sso_login_state *ls, struct sso_session *s);
 
 #endif

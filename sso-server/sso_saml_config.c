@@ -100,8 +100,8 @@ load_key(struct sso_config *c, struct sso_saml_config *s, struct cmn_err *err)
     struct cmn_err why = {{0}};
     int rc;
 
-    if (cmn_config_str(c->ini, "saml", "sp_cert_file", false, NULL,
-                       &cert_path, err) != CMN_OK ||
+    if (cmn_config_str(c->ini, "saml", "sp_cert_file", false, NULL, &cert_path,
+                       err) != CMN_OK ||
         cmn_config_str(c->ini, "saml", "sp_key_file", false, NULL, &key_path,
                        err) != CMN_OK) {
         return CMN_INVALID;
@@ -123,8 +123,8 @@ load_key(struct sso_config *c, struct sso_saml_config *s, struct cmn_err *err)
     cert = read_file(cert_path, &cert_len);
     if (cert == NULL) {
         cmn_secret_free(key);
-        cmn_config_errf(c->ini, "saml", "sp_cert_file", err,
-                        "cannot read %s", cert_path);
+        cmn_config_errf(c->ini, "saml", "sp_cert_file", err, "cannot read %s",
+                        cert_path);
         return CMN_INVALID;
     }
     rc = saml_sp_key_load((const char *)key->data, key->len, cert, cert_len,
@@ -177,8 +177,10 @@ load_urls(struct sso_config *c, struct sso_saml_config *s, struct cmn_err *err)
     }
     s->sp_entity_id = entity ? strdup(entity)
                              : derived_url(c->public_url, "/sso/saml/metadata");
-    s->acs_url = acs ? strdup(acs) : derived_url(c->public_url, "/sso/saml/acs");
-    s->slo_url = slo ? strdup(slo) : derived_url(c->public_url, "/sso/saml/slo");
+    s->acs_url =
+        acs ? strdup(acs) : derived_url(c->public_url, "/sso/saml/acs");
+    s->slo_url =
+        slo ? strdup(slo) : derived_url(c->public_url, "/sso/saml/slo");
     if (s->sp_entity_id == NULL || s->acs_url == NULL || s->slo_url == NULL) {
         cmn_err_set(err, "out of memory");
         return CMN_NOMEM;
@@ -216,8 +218,8 @@ load_switches(struct sso_config *c, struct sso_saml_config *s,
     }
     if (s->default_return_to == NULL && c->nallowed > 0) {
         /* the first allowed softphone address, when it is a whole URL */
-        s->default_return_to = cmn_config_get(c->ini, "login",
-                                              "allowed_return_to");
+        s->default_return_to =
+            cmn_config_get(c->ini, "login", "allowed_return_to");
     }
     if (s->default_return_to != NULL &&
         (!sso_url_allowed(c->allowed, c->nallowed, s->default_return_to,
@@ -254,8 +256,7 @@ sso_saml_config_load(struct sso_config *c, struct cmn_err *err)
     }
     c->saml = s;
     if (load_metadata(c, s, err) != CMN_OK || load_key(c, s, err) != CMN_OK ||
-        load_urls(c, s, err) != CMN_OK ||
-        load_switches(c, s, err) != CMN_OK) {
+        load_urls(c, s, err) != CMN_OK || load_switches(c, s, err) != CMN_OK) {
         return CMN_INVALID;
     }
     return CMN_OK;

@@ -10,13 +10,13 @@
 struct sso_config;
 
 struct sso_saml_config {
-    struct saml_idp idp;     /* from idp_metadata_file */
-    struct saml_sp_key key;  /* sp_key_file + sp_cert_file */
-    bool has_key;            /* both set: AuthnRequests signed, encrypted
-                                assertions decrypted */
-    char *sp_entity_id;      /* default public_url + /sso/saml/metadata */
-    char *acs_url;           /* default public_url + /sso/saml/acs */
-    char *slo_url;           /* default public_url + /sso/saml/slo */
+    struct saml_idp idp;          /* from idp_metadata_file */
+    struct saml_sp_key key;       /* sp_key_file + sp_cert_file */
+    bool has_key;                 /* both set: AuthnRequests signed, encrypted
+                                     assertions decrypted */
+    char *sp_entity_id;           /* default public_url + /sso/saml/metadata */
+    char *acs_url;                /* default public_url + /sso/saml/acs */
+    char *slo_url;                /* default public_url + /sso/saml/slo */
     const char *user_attribute;   /* NULL: the NameID */
     const char *groups_attribute; /* NULL: no groups */
     char **allowed_groups;        /* NULL-terminated; NULL: no gate */

@@ -413,8 +413,8 @@ sso_store_index_add(struct sso_store *st, const char *kind, const char *id,
     rc = reply_status(r, err);
     if (rc == CMN_OK) {
         freeReplyObject(r);
-        r = cmn_redis_cmdf(st->redis, CMN_REDIS_RETRY, err, "EXPIRE %s %s",
-                           key, ttl);
+        r = cmn_redis_cmdf(st->redis, CMN_REDIS_RETRY, err, "EXPIRE %s %s", key,
+                           ttl);
         rc = reply_status(r, err);
     }
     freeReplyObject(r);

@@ -125,7 +125,7 @@ struct sso_session {
     char saml_name_qualifier[SSO_SAML_ATTR_MAX];
     char saml_sp_name_qualifier[SSO_SAML_ATTR_MAX];
     long long saml_authn_instant; /* AuthnInstant at the IdP */
-    bool saml_only; /* no IdS token: access_token is NULL */
+    bool saml_only;               /* no IdS token: access_token is NULL */
 };
 
 void sso_session_cleanup(struct sso_session *s);
@@ -262,14 +262,13 @@ struct sso_saml_logout_request {
     char return_to[2100];
     long long created;
 };
-int sso_store_saml_logout_request_put(
-    struct sso_store *st, const char *id,
-    const struct sso_saml_logout_request *rq,
-    struct cmn_err *err) CMN_NODISCARD;
+int sso_store_saml_logout_request_put(struct sso_store *st, const char *id,
+                                      const struct sso_saml_logout_request *rq,
+                                      struct cmn_err *err) CMN_NODISCARD;
 /* Consumed once, on A or B: CMN_NOTFOUND when unknown, expired or used. */
-int sso_store_saml_logout_request_take(
-    struct sso_store *st, const char *id, struct sso_saml_logout_request *rq,
-    struct cmn_err *err) CMN_NODISCARD;
+int sso_store_saml_logout_request_take(struct sso_store *st, const char *id,
+                                       struct sso_saml_logout_request *rq,
+                                       struct cmn_err *err) CMN_NODISCARD;
 
 /* --- refresh lock --- */
 /* CMN_OK when acquired, CMN_AGAIN when someone holds it. */

@@ -5,10 +5,10 @@
 #include <string.h>
 
 #include "cmn_seal.h"
-#include "fin_xmpp_link.h"
 #include "cmn_server_config.h"
 #include "cti_config.h"
 #include "cti_web_dir.h"
+#include "fin_xmpp_link.h"
 
 /* clang-format off */
 static const char *const known_keys[] = {

@@ -55,7 +55,7 @@ struct cti_session {
     int xmpp_failures;
     char xmpp_error[160];        /* why the last XMPP connection failed ("" when
                                     online): "tls certificate rejected: ..." */
-    bool xmpp_fatal; /* that error is a configuration problem */
+    bool xmpp_fatal;             /* that error is a configuration problem */
     long long xmpp_retry_at_ms;  /* 0: no retry pending */
     long long failover_until_ms; /* spurious-logout window */
     long long login_check_at_ms; /* LOGIN sent: re-read the User then if

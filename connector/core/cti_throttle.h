@@ -28,15 +28,15 @@
 struct cti_throttle;
 
 enum cti_throttle_verdict {
-    CTI_THROTTLE_GO,     /* counted: ask Finesse */
-    CTI_THROTTLE_LOCKED, /* too many failures: refuse until the lockout
-                            is over */
+    CTI_THROTTLE_GO,      /* counted: ask Finesse */
+    CTI_THROTTLE_LOCKED,  /* too many failures: refuse until the lockout
+                             is over */
     CTI_THROTTLE_PENDING, /* the last attempts the window allows are in
                              flight, none known to have failed yet: refuse
                              for a second, their outcome decides (a burst
                              of good sign-ins from one address sees this,
                              never a lockout) */
-    CTI_THROTTLE_FULL,   /* no room to count the key: refuse (fail closed) */
+    CTI_THROTTLE_FULL,    /* no room to count the key: refuse (fail closed) */
 };
 
 /* max_failures 0: never locks (every attempt is GO). NULL when out of

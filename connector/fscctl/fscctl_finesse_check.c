@@ -50,7 +50,7 @@
 #include "fin_xmpp_link.h"
 #include "fscctl.h"
 
-#define NTRANSPORTS 3
+#define NTRANSPORTS    3
 #define CHECK_RESOURCE "fsc-check"
 
 /* preference when several work: the one a stock Finesse opens first */
@@ -73,7 +73,8 @@ struct check {
     char domain[CTI_MAX_NODES][256];
 };
 
-/* -- output ----------------------------------------------------------------- */
+/* -- output -----------------------------------------------------------------
+ */
 
 static void verdict(const char *v, const char *what, const char *fmt, ...)
     CMN_PRINTF(3, 4);
@@ -191,7 +192,8 @@ tcp_connect(const char *host, int port, int timeout_ms, char *why,
     freeaddrinfo(res);
     if (soerr != 0) {
         snprintf(why, why_len, "%s",
-                 soerr == ETIMEDOUT ? "no answer (filtered?)" : strerror(soerr));
+                 soerr == ETIMEDOUT ? "no answer (filtered?)"
+                                    : strerror(soerr));
         close(fd);
         return -1;
     }
@@ -201,7 +203,8 @@ tcp_connect(const char *host, int port, int timeout_ms, char *why,
     return fd;
 }
 
-/* -- TLS of the REST port ----------------------------------------------------- */
+/* -- TLS of the REST port -----------------------------------------------------
+ */
 
 static void
 print_cert(int depth, X509 *x)
@@ -265,8 +268,9 @@ check_rest_tls(struct check *c, const struct node_addr *a)
     }
     verdict("PASS", "tcp", "%s:%d accepts connections", a->host, a->port);
     if (!a->https) {
-        verdict("WARN", "tls", "plain HTTP: Finesse 12.5+ serves REST on "
-                               "https://<node>:8445 only");
+        verdict("WARN", "tls",
+                "plain HTTP: Finesse 12.5+ serves REST on "
+                "https://<node>:8445 only");
         close(fd);
         return true;
     }
@@ -299,8 +303,9 @@ check_rest_tls(struct check *c, const struct node_addr *a)
     } else {
         STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
         if (v == X509_V_OK) {
-            verdict("PASS", "tls", "%s, certificate verified against the "
-                                   "system roots%s%s",
+            verdict("PASS", "tls",
+                    "%s, certificate verified against the "
+                    "system roots%s%s",
                     SSL_get_version(ssl), c->cfg->ca_file ? " + " : "",
                     c->cfg->ca_file ? c->cfg->ca_file : "");
         } else {
@@ -321,7 +326,8 @@ check_rest_tls(struct check *c, const struct node_addr *a)
     return ok;
 }
 
-/* -- REST ---------------------------------------------------------------------- */
+/* -- REST
+ * ---------------------------------------------------------------------- */
 
 static bool
 check_systeminfo(struct check *c, int i, struct fin_systeminfo *si)
@@ -410,7 +416,8 @@ check_credentials(struct check *c, int i)
     cmn_httpc_resp_cleanup(&resp);
 }
 
-/* -- XMPP ------------------------------------------------------------------------ */
+/* -- XMPP
+ * ------------------------------------------------------------------------ */
 
 struct xmpp_try {
     char notes[4][320]; /* tcp, tls, websocket, sasl */
@@ -460,7 +467,8 @@ try_event(void *cls, const struct fin_xmpp_event *ev)
     if (ev->kind == FIN_XMPP_ONLINE) {
         t->online = true;
         fin_xmpp_session_close(fin_xmpp_link_session(t->link), true);
-    } else if (ev->kind == FIN_XMPP_OFFLINE || ev->kind == FIN_XMPP_AUTH_FAILED) {
+    } else if (ev->kind == FIN_XMPP_OFFLINE ||
+               ev->kind == FIN_XMPP_AUTH_FAILED) {
         t->ended = true;
         t->auth_failed = ev->kind == FIN_XMPP_AUTH_FAILED;
         t->fatal = ev->fatal;
@@ -534,7 +542,7 @@ check_transport(struct check *c, int i, enum fin_xmpp_transport tr,
         snprintf(where, sizeof(where), "%s", tg.url);
     } else {
         tg.host = configured ? c->cfg->xmpp_hosts[i] : a->host;
-        tg.port = configured ? c->cfg->xmpp_ports[i]
+        tg.port = configured                     ? c->cfg->xmpp_ports[i]
                   : tr == FIN_XMPP_TRANSPORT_TLS ? 5223
                                                  : 5222;
         snprintf(where, sizeof(where), "%s:%d", tg.host, tg.port);
@@ -546,7 +554,7 @@ check_transport(struct check *c, int i, enum fin_xmpp_transport tr,
         .agent = c->agent ? c->agent : "probe",
         .jid = jid,
         .resource = CHECK_RESOURCE,
-        .password = c->token       ? (const char *)c->token->data
+        .password = c->token      ? (const char *)c->token->data
                     : c->password ? (const char *)c->password->data
                                   : "",
         .tls_required = tr == FIN_XMPP_TRANSPORT_STARTTLS && c->cfg->xmpp_tls,
@@ -579,22 +587,22 @@ check_transport(struct check *c, int i, enum fin_xmpp_transport tr,
     bool works = t.probe ? t.stream_open : t.online;
     if (works) {
         c->works[i][tr] = true;
-        verdict("PASS", name, "%s: %s%s%sXMPP stream opened, offers %s",
-                where, t.notes[1][0] ? "TLS " : "",
-                t.notes[1][0] ? t.notes[1] : "", t.notes[1][0] ? "; " : "",
-                t.features[0] ? t.features : "?");
+        verdict("PASS", name, "%s: %s%s%sXMPP stream opened, offers %s", where,
+                t.notes[1][0] ? "TLS " : "", t.notes[1][0] ? t.notes[1] : "",
+                t.notes[1][0] ? "; " : "", t.features[0] ? t.features : "?");
         if (t.online) {
             verdict("PASS", "sasl", "%s: %s authenticated, %s, online", name,
                     c->agent, t.notes[3]);
         } else if (!strstr(t.features, "PLAIN")) {
-            verdict("WARN", "sasl", "%s: no SASL PLAIN offered: the connector "
-                                    "signs in with PLAIN",
+            verdict("WARN", "sasl",
+                    "%s: no SASL PLAIN offered: the connector "
+                    "signs in with PLAIN",
                     name);
         }
         return;
     }
     verdict(configured ? "FAIL" : "WARN", name, "%s: %s", where,
-            t.detail[0]  ? t.detail
+            t.detail[0]     ? t.detail
             : t.stream_open ? "stream opened, no answer after"
                             : "no answer");
     if (t.notes[0][0] && t.stream_open) {
@@ -603,7 +611,8 @@ check_transport(struct check *c, int i, enum fin_xmpp_transport tr,
     transport_fix(c, tr, &t, where);
 }
 
-/* -- SSO handoff --------------------------------------------------------------- */
+/* -- SSO handoff
+ * --------------------------------------------------------------- */
 
 /* A handoff code for a token, through fsc-sso's service API. */
 static int
@@ -657,7 +666,8 @@ handoff_token(struct check *c, const char *code)
     if (cmn_httpc_do(&req, &resp, &err) != CMN_OK || resp.status != 200 ||
         (j = json_loadb(resp.body, resp.body_len, 0, NULL)) == NULL ||
         !json_is_string(json_object_get(j, "access_token"))) {
-        fprintf(stderr, "fscctl: fsc-sso gave no token for the session (%s%ld)\n",
+        fprintf(stderr,
+                "fscctl: fsc-sso gave no token for the session (%s%ld)\n",
                 err.msg, resp.status);
         goto out;
     }
@@ -698,15 +708,17 @@ handoff_end(struct check *c)
     snprintf(url, sizeof(url), "%s/v1/sessions/%s", c->cfg->sso_url,
              c->sso_session);
     if (cmn_httpc_do(&req, &resp, &err) != CMN_OK || resp.status >= 300) {
-        fprintf(stderr, "fscctl: the check's SSO session could not be ended "
-                        "(%s%ld); it expires on its own\n",
+        fprintf(stderr,
+                "fscctl: the check's SSO session could not be ended "
+                "(%s%ld); it expires on its own\n",
                 err.msg, resp.status);
     }
     explicit_bzero(auth, sizeof(auth));
     cmn_httpc_resp_cleanup(&resp);
 }
 
-/* -- the whole check ---------------------------------------------------------------- */
+/* -- the whole check
+ * ---------------------------------------------------------------- */
 
 static void
 loop_idle(void *cls)
@@ -733,7 +745,7 @@ check_node(struct check *c, int i)
     c->node_ok[i] = rest;
     /* the XMPP domain agents' JIDs use: configured, else SystemInfo's */
     snprintf(c->domain[i], sizeof(c->domain[i]), "%s",
-             c->cfg->xmpp_domain    ? c->cfg->xmpp_domain
+             c->cfg->xmpp_domain ? c->cfg->xmpp_domain
              : si.xmpp_domain[0] ? si.xmpp_domain
                                  : a.host);
     if (rest && c->agent != NULL) {
@@ -863,9 +875,8 @@ fscctl_finesse_check(int argc, char **argv)
     if ((password_file != NULL &&
          (c.password = cmn_secret_read_file(password_file, 4096, true, &err)) ==
              NULL) ||
-        (token_file != NULL &&
-         (c.token = cmn_secret_read_file(token_file, 65536, true, &err)) ==
-             NULL)) {
+        (token_file != NULL && (c.token = cmn_secret_read_file(
+                                    token_file, 65536, true, &err)) == NULL)) {
         fprintf(stderr, "fscctl: %s\n", err.msg);
         goto out;
     }

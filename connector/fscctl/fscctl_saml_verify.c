@@ -29,13 +29,12 @@
 static int
 usage(void)
 {
-    fprintf(stderr,
-            "usage: fscctl saml-verify --metadata FILE [--at TIME] "
-            "[--sp-entity-id ID] [--acs-url URL]\n"
-            "         [--sp-key FILE --sp-cert FILE] [--allow-sha1] "
-            "[--user-attribute NAME]\n"
-            "         [--groups-attribute NAME] [--clock-skew-s N] "
-            "RESPONSE\n");
+    fprintf(stderr, "usage: fscctl saml-verify --metadata FILE [--at TIME] "
+                    "[--sp-entity-id ID] [--acs-url URL]\n"
+                    "         [--sp-key FILE --sp-cert FILE] [--allow-sha1] "
+                    "[--user-attribute NAME]\n"
+                    "         [--groups-attribute NAME] [--clock-skew-s N] "
+                    "RESPONSE\n");
     return 2;
 }
 
@@ -145,8 +144,7 @@ fscctl_saml_verify(int argc, char **argv)
     }
     md = slurp(metadata, 1024 * 1024, &md_len);
     if (md == NULL) {
-        fprintf(stderr, "fscctl: %s: cannot read (or over 1 MiB)\n",
-                metadata);
+        fprintf(stderr, "fscctl: %s: cannot read (or over 1 MiB)\n", metadata);
         goto out;
     }
     if (saml_metadata_parse(md, md_len, &idp, &err) != CMN_OK) {
@@ -158,8 +156,8 @@ fscctl_saml_verify(int argc, char **argv)
         size_t kl = 0, cl = 0;
         char *k = slurp(key_file, 64 * 1024, &kl);
         char *c = slurp(cert_file, 64 * 1024, &cl);
-        int krc = k && c ? saml_sp_key_load(k, kl, c, cl, &key, &err)
-                         : CMN_INVALID;
+        int krc =
+            k && c ? saml_sp_key_load(k, kl, c, cl, &key, &err) : CMN_INVALID;
         if (k != NULL) {
             memset(k, 0, kl);
         }
@@ -186,8 +184,7 @@ fscctl_saml_verify(int argc, char **argv)
         xml_len = in_len;
         in = NULL;
         printf("%-22s SKIP  the file is XML\n", "base64");
-    } else if ((r = saml_post_decode(in, in_len, &xml, &xml_len)) !=
-               SAML_OK) {
+    } else if ((r = saml_post_decode(in, in_len, &xml, &xml_len)) != SAML_OK) {
         printf("%-22s FAIL  not base64 XML\n", "base64");
         printf("\nREFUSED  reason=%s\n", saml_reason_str(r));
         rc = 1;
@@ -206,8 +203,8 @@ fscctl_saml_verify(int argc, char **argv)
         rc = 1;
         goto out;
     }
-    printf("\nACCEPTED user=%s nameid=%s assertion=%s signed=%s%s%s\n",
-           a.user, a.name_id, a.assertion_id,
+    printf("\nACCEPTED user=%s nameid=%s assertion=%s signed=%s%s%s\n", a.user,
+           a.name_id, a.assertion_id,
            a.response_signed && a.assertion_signed ? "response+assertion"
            : a.response_signed                     ? "response"
                                                    : "assertion",

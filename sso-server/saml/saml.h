@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: AGPL-3.0-or-later */
 /* saml.h - fsc-sso's SAML 2.0 service provider core: IdP metadata, the
  * Response verifier, AuthnRequest building, Single Logout messages
- * (LogoutRequest/LogoutResponse both ways) and the HTTP-Redirect binding. Pure functions of their inputs (bytes in, structs
- * out, no network, no Redis, no clock of their own), so that the daemon,
- * `fscctl saml-verify`, the unit tests and the fuzzer run the same code.
+ * (LogoutRequest/LogoutResponse both ways) and the HTTP-Redirect binding. Pure
+ * functions of their inputs (bytes in, structs out, no network, no Redis, no
+ * clock of their own), so that the daemon, `fscctl saml-verify`, the unit tests
+ * and the fuzzer run the same code.
  *
  * Built as the small library fsc_saml (libxml2 + xmlsec1-openssl + zlib),
  * linked by fsc-sso and by fscctl: the connector daemon never links it.
@@ -19,12 +20,12 @@
 
 /* Sizes: a Response over the HTTP-POST binding is capped before base64
  * decoding; an HTTP-Redirect message after inflating (deflate bombs). */
-#define SAML_MAX_RESPONSE     (256 * 1024)
-#define SAML_MAX_INFLATED     (64 * 1024)
-#define SAML_MAX_IDP_KEYS     8
-#define SAML_MAX_GROUPS       64
-#define SAML_MAX_VALUE        1024
-#define SAML_DEFAULT_SKEW_S   120
+#define SAML_MAX_RESPONSE   (256 * 1024)
+#define SAML_MAX_INFLATED   (64 * 1024)
+#define SAML_MAX_IDP_KEYS   8
+#define SAML_MAX_GROUPS     64
+#define SAML_MAX_VALUE      1024
+#define SAML_DEFAULT_SKEW_S 120
 /* HTTP-Redirect messages (SLO): how old an IssueInstant may be (plus the
  * skew) before the message counts as expired, however far its optional
  * NotOnOrAfter; how many SessionIndex elements a LogoutRequest may name;
@@ -38,64 +39,64 @@
  * reason= and the /metrics label). Keep saml_reason_str in step. */
 enum saml_reason {
     SAML_OK = 0,
-    SAML_R_TOO_LARGE,           /* over SAML_MAX_RESPONSE */
-    SAML_R_BASE64,              /* the POST parameter is not base64 */
-    SAML_R_DOCTYPE,             /* a DTD: XXE, billion laughs */
-    SAML_R_MALFORMED,           /* not well-formed XML, bad namespaces */
-    SAML_R_NOT_RESPONSE,        /* the root is not samlp:Response 2.0 */
-    SAML_R_DUPLICATE_ID,        /* an ID attribute value twice (or xml:id) */
-    SAML_R_ASSERTION_COUNT,     /* not exactly one Assertion in the message */
-    SAML_R_SCHEMA,              /* elements out of place for the schema */
-    SAML_R_SIGNATURE_MISSING,   /* nothing signed, or an encrypted
-                                   Assertion not signed itself */
-    SAML_R_SIGNATURE_PLACEMENT, /* a Signature anywhere but directly in
-                                   the Response or the Assertion, or two */
-    SAML_R_SIGNATURE_REFERENCE, /* Reference not exactly one "#ID" of the
-                                   Signature's parent, odd transforms */
-    SAML_R_SIGNATURE_ALGORITHM, /* not allow-listed (SHA-1 without
-                                   allow_sha1) */
-    SAML_R_SIGNATURE_INVALID,   /* does not verify with any metadata key */
-    SAML_R_ENCRYPTION_ALGORITHM,/* not RSA-OAEP + AES-GCM/CBC */
-    SAML_R_DECRYPT,             /* cannot be decrypted (one uniform reason,
-                                   no padding oracle) */
-    SAML_R_NO_DECRYPTION_KEY,   /* encrypted, but no sp_key_file */
-    SAML_R_STATUS,              /* Status is not Success */
-    SAML_R_DESTINATION,         /* Response Destination is not the ACS */
-    SAML_R_ISSUER,              /* Issuer is not the IdP's entityID */
-    SAML_R_IN_RESPONSE_TO,      /* Response and SubjectConfirmationData
-                                   InResponseTo disagree */
-    SAML_R_SUBJECT_CONFIRMATION,/* no usable bearer SubjectConfirmation */
-    SAML_R_RECIPIENT,           /* Recipient is not the ACS */
-    SAML_R_NOT_YET_VALID,       /* NotBefore beyond now + skew */
-    SAML_R_EXPIRED,             /* NotOnOrAfter at or before now - skew */
-    SAML_R_AUDIENCE,            /* our entityID is not an Audience */
-    SAML_R_AUTHN_STATEMENT,     /* no AuthnStatement */
-    SAML_R_NAMEID,              /* NameID absent, empty, encrypted, or not
-                                   one plain text node (comment injection) */
-    SAML_R_ATTRIBUTE,           /* user/groups attribute missing or not
-                                   plain text */
-    SAML_R_QUERY,               /* HTTP-Redirect query: a parameter twice,
-                                   SAMLRequest and SAMLResponse both or
-                                   neither, a bad escape, an encoding other
-                                   than DEFLATE, RelayState too long */
-    SAML_R_NOT_LOGOUT,          /* not a SAML 2.0 LogoutRequest (or
-                                   LogoutResponse) with ID, IssueInstant */
+    SAML_R_TOO_LARGE,            /* over SAML_MAX_RESPONSE */
+    SAML_R_BASE64,               /* the POST parameter is not base64 */
+    SAML_R_DOCTYPE,              /* a DTD: XXE, billion laughs */
+    SAML_R_MALFORMED,            /* not well-formed XML, bad namespaces */
+    SAML_R_NOT_RESPONSE,         /* the root is not samlp:Response 2.0 */
+    SAML_R_DUPLICATE_ID,         /* an ID attribute value twice (or xml:id) */
+    SAML_R_ASSERTION_COUNT,      /* not exactly one Assertion in the message */
+    SAML_R_SCHEMA,               /* elements out of place for the schema */
+    SAML_R_SIGNATURE_MISSING,    /* nothing signed, or an encrypted
+                                    Assertion not signed itself */
+    SAML_R_SIGNATURE_PLACEMENT,  /* a Signature anywhere but directly in
+                                    the Response or the Assertion, or two */
+    SAML_R_SIGNATURE_REFERENCE,  /* Reference not exactly one "#ID" of the
+                                    Signature's parent, odd transforms */
+    SAML_R_SIGNATURE_ALGORITHM,  /* not allow-listed (SHA-1 without
+                                    allow_sha1) */
+    SAML_R_SIGNATURE_INVALID,    /* does not verify with any metadata key */
+    SAML_R_ENCRYPTION_ALGORITHM, /* not RSA-OAEP + AES-GCM/CBC */
+    SAML_R_DECRYPT,              /* cannot be decrypted (one uniform reason,
+                                    no padding oracle) */
+    SAML_R_NO_DECRYPTION_KEY,    /* encrypted, but no sp_key_file */
+    SAML_R_STATUS,               /* Status is not Success */
+    SAML_R_DESTINATION,          /* Response Destination is not the ACS */
+    SAML_R_ISSUER,               /* Issuer is not the IdP's entityID */
+    SAML_R_IN_RESPONSE_TO,       /* Response and SubjectConfirmationData
+                                    InResponseTo disagree */
+    SAML_R_SUBJECT_CONFIRMATION, /* no usable bearer SubjectConfirmation */
+    SAML_R_RECIPIENT,            /* Recipient is not the ACS */
+    SAML_R_NOT_YET_VALID,        /* NotBefore beyond now + skew */
+    SAML_R_EXPIRED,              /* NotOnOrAfter at or before now - skew */
+    SAML_R_AUDIENCE,             /* our entityID is not an Audience */
+    SAML_R_AUTHN_STATEMENT,      /* no AuthnStatement */
+    SAML_R_NAMEID,               /* NameID absent, empty, encrypted, or not
+                                    one plain text node (comment injection) */
+    SAML_R_ATTRIBUTE,            /* user/groups attribute missing or not
+                                    plain text */
+    SAML_R_QUERY,                /* HTTP-Redirect query: a parameter twice,
+                                    SAMLRequest and SAMLResponse both or
+                                    neither, a bad escape, an encoding other
+                                    than DEFLATE, RelayState too long */
+    SAML_R_NOT_LOGOUT,           /* not a SAML 2.0 LogoutRequest (or
+                                    LogoutResponse) with ID, IssueInstant */
     /* decided by the daemon, not by the pure verifier */
-    SAML_R_UNSOLICITED,         /* no InResponseTo, IdP-initiated off */
-    SAML_R_UNKNOWN_REQUEST,     /* InResponseTo unknown, expired or used */
-    SAML_R_RELAY_STATE,         /* RelayState is not the request's */
-    SAML_R_REPLAY,              /* this Assertion was already consumed */
-    SAML_R_GROUP,               /* not in an allowed group */
-    SAML_R_STORE,               /* Redis unreachable: fail closed */
-    SAML_R_IDS_USER_MISMATCH,   /* IdS token names another user */
-    SAML_R_IDS_USER_UNKNOWN,    /* IdS token names nobody we can read */
-    SAML_R_BROWSER,             /* posted by another browser than the one
-                                   that started the sign-in (login CSRF) */
-    SAML_R_LOGOUT_CODE,         /* SP-initiated logout: the browser's
-                                   logout code is unknown, expired or used */
-    SAML_R_LOGGED_OUT,          /* the IdP's LogoutRequest ended this
-                                   authentication before the sign-in
-                                   completed */
+    SAML_R_UNSOLICITED,       /* no InResponseTo, IdP-initiated off */
+    SAML_R_UNKNOWN_REQUEST,   /* InResponseTo unknown, expired or used */
+    SAML_R_RELAY_STATE,       /* RelayState is not the request's */
+    SAML_R_REPLAY,            /* this Assertion was already consumed */
+    SAML_R_GROUP,             /* not in an allowed group */
+    SAML_R_STORE,             /* Redis unreachable: fail closed */
+    SAML_R_IDS_USER_MISMATCH, /* IdS token names another user */
+    SAML_R_IDS_USER_UNKNOWN,  /* IdS token names nobody we can read */
+    SAML_R_BROWSER,           /* posted by another browser than the one
+                                 that started the sign-in (login CSRF) */
+    SAML_R_LOGOUT_CODE,       /* SP-initiated logout: the browser's
+                                 logout code is unknown, expired or used */
+    SAML_R_LOGGED_OUT,        /* the IdP's LogoutRequest ended this
+                                 authentication before the sign-in
+                                 completed */
     SAML_R_COUNT
 };
 
@@ -124,8 +125,8 @@ struct saml_idp {
     char *entity_id;
     char *sso_url; /* SingleSignOnService, HTTP-Redirect */
     char *slo_url; /* SingleLogoutService, HTTP-Redirect; NULL if none */
-    void *keys[SAML_MAX_IDP_KEYS]; /* xmlSecKeyPtr: the signing
-                                      certificates (several in a rollover) */
+    void *keys[SAML_MAX_IDP_KEYS];  /* xmlSecKeyPtr: the signing
+                                       certificates (several in a rollover) */
     void *pkeys[SAML_MAX_IDP_KEYS]; /* the same as EVP_PKEY, for
                                        HTTP-Redirect query signatures */
     size_t nkeys;
@@ -179,7 +180,7 @@ struct saml_assertion {
     char *name_qualifier;    /* may be NULL */
     char *sp_name_qualifier; /* may be NULL */
     char *session_index;     /* may be NULL */
-    char *user;           /* user_attribute's value, or the NameID */
+    char *user;              /* user_attribute's value, or the NameID */
     char *groups[SAML_MAX_GROUPS];
     size_t ngroups;
     long long not_on_or_after;         /* earliest validity end (unix s):
@@ -248,7 +249,7 @@ struct saml_logout_subject {
 };
 
 /* saml-core-2.0-os §3.2.2.2: top-level and second-level status codes. */
-#define SAML_STATUS_SUCCESS "urn:oasis:names:tc:SAML:2.0:status:Success"
+#define SAML_STATUS_SUCCESS   "urn:oasis:names:tc:SAML:2.0:status:Success"
 #define SAML_STATUS_REQUESTER "urn:oasis:names:tc:SAML:2.0:status:Requester"
 #define SAML_STATUS_RESPONDER "urn:oasis:names:tc:SAML:2.0:status:Responder"
 #define SAML_STATUS_PARTIAL_LOGOUT \
@@ -275,14 +276,14 @@ char *saml_logout_response_url(const struct saml_idp *idp,
 
 /* A LogoutRequest or LogoutResponse the IdP sent over HTTP-Redirect. */
 struct saml_redirect_msg {
-    bool is_request;    /* LogoutRequest, else LogoutResponse */
+    bool is_request; /* LogoutRequest, else LogoutResponse */
     char *id;
     char *issuer;
     long long issue_instant;
-    char *relay_state;  /* decoded; NULL when absent */
+    char *relay_state; /* decoded; NULL when absent */
     /* LogoutRequest */
     char *name_id;
-    char *name_id_format;    /* NULL when absent, and the next two */
+    char *name_id_format; /* NULL when absent, and the next two */
     char *name_qualifier;
     char *sp_name_qualifier;
     char *session_indexes[SAML_MAX_SESSION_INDEXES]; /* none: every
@@ -306,19 +307,16 @@ struct saml_redirect_msg {
  * (requests) not passed; a request's NameID one plain text node (no
  * EncryptedID or BaseID), its SessionIndexes plain text; a response's
  * Status. The caller checks replay, InResponseTo and RelayState. */
-enum saml_reason saml_redirect_decode(const char *raw_query,
-                                      const struct saml_idp *idp,
-                                      const char *expected_destination,
-                                      bool allow_sha1, long long now,
-                                      long skew_s,
-                                      struct saml_redirect_msg *out,
-                                      struct cmn_err *detail);
+enum saml_reason
+saml_redirect_decode(const char *raw_query, const struct saml_idp *idp,
+                     const char *expected_destination, bool allow_sha1,
+                     long long now, long skew_s, struct saml_redirect_msg *out,
+                     struct cmn_err *detail);
 void saml_redirect_msg_cleanup(struct saml_redirect_msg *m);
 /* The content checks alone, on an inflated message (after the binding's
  * signature check): for the fuzzer, which cannot forge signatures.
  * *out must start zeroed; on failure the caller cleans it up. */
-enum saml_reason saml_logout_parse(const char *xml, size_t len,
-                                   bool is_request,
+enum saml_reason saml_logout_parse(const char *xml, size_t len, bool is_request,
                                    const struct saml_idp *idp,
                                    const char *expected_destination,
                                    long long now, long skew_s,

@@ -74,8 +74,8 @@ unwrap_key(xmlNodePtr ek, const struct saml_sp_key *key, unsigned char *out,
 
 /* EncryptedData with the AES key; *pt malloc'd plaintext. */
 static int
-decrypt_data(xmlNodePtr ed, const unsigned char *aes, size_t aes_len,
-             char **pt, size_t *pt_len)
+decrypt_data(xmlNodePtr ed, const unsigned char *aes, size_t aes_len, char **pt,
+             size_t *pt_len)
 {
     xmlSecEncCtxPtr ctx = xmlSecEncCtxCreate(NULL);
     xmlSecBufferPtr buf;
@@ -84,8 +84,8 @@ decrypt_data(xmlNodePtr ed, const unsigned char *aes, size_t aes_len,
     if (ctx == NULL) {
         return CMN_ERR;
     }
-    ctx->encKey = xmlSecKeyReadMemory(xmlSecKeyDataAesId, aes,
-                                      (xmlSecSize)aes_len);
+    ctx->encKey =
+        xmlSecKeyReadMemory(xmlSecKeyDataAesId, aes, (xmlSecSize)aes_len);
     if (ctx->encKey != NULL &&
         xmlSecPtrListAdd(&ctx->transformCtx.enabledTransforms,
                          (void *)xmlSecTransformAes128GcmId) == 0 &&
@@ -130,8 +130,8 @@ parse_in_context(xmlNodePtr ctx_node, const char *pt, size_t pt_len,
     xmlDocPtr doc = NULL;
 
     for (size_t i = 0; nss != NULL && nss[i] != NULL; i++) {
-        cap += 16 + (nss[i]->prefix ? strlen((const char *)nss[i]->prefix)
-                                    : 0) +
+        cap += 16 +
+               (nss[i]->prefix ? strlen((const char *)nss[i]->prefix) : 0) +
                strlen((const char *)nss[i]->href) * 6;
     }
     wrapped = malloc(cap);
@@ -194,8 +194,9 @@ saml_decrypt_assertion(xmlNodePtr enc_assertion, const struct saml_sp_key *key,
         }
     }
     if (key_len == 0) {
-        cmn_err_set(why, "data encryption %s is not allowed (AES-GCM or "
-                         "AES-CBC)",
+        cmn_err_set(why,
+                    "data encryption %s is not allowed (AES-GCM or "
+                    "AES-CBC)",
                     a ? a : "-");
         return SAML_R_ENCRYPTION_ALGORITHM;
     }
@@ -227,8 +228,9 @@ saml_decrypt_assertion(xmlNodePtr enc_assertion, const struct saml_sp_key *key,
             allowed |= strcmp(a, key_algs[j]) == 0;
         }
         if (!allowed) {
-            cmn_err_set(why, "key transport %s is not allowed (RSA-OAEP "
-                             "only)",
+            cmn_err_set(why,
+                        "key transport %s is not allowed (RSA-OAEP "
+                        "only)",
                         a);
             return SAML_R_ENCRYPTION_ALGORITHM;
         }
@@ -237,8 +239,7 @@ saml_decrypt_assertion(xmlNodePtr enc_assertion, const struct saml_sp_key *key,
             break;
         }
     }
-    if (!unwrapped ||
-        decrypt_data(ed, aes, key_len, &pt, &pt_len) != CMN_OK) {
+    if (!unwrapped || decrypt_data(ed, aes, key_len, &pt, &pt_len) != CMN_OK) {
         cmn_wipe(aes, sizeof(aes));
         cmn_err_set(why, "the assertion cannot be decrypted with the SP key");
         return SAML_R_DECRYPT;

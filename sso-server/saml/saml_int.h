@@ -7,15 +7,15 @@
 
 #include "saml.h"
 
-#define SAML_NS_PROTOCOL "urn:oasis:names:tc:SAML:2.0:protocol"
+#define SAML_NS_PROTOCOL  "urn:oasis:names:tc:SAML:2.0:protocol"
 #define SAML_NS_ASSERTION "urn:oasis:names:tc:SAML:2.0:assertion"
-#define SAML_NS_METADATA "urn:oasis:names:tc:SAML:2.0:metadata"
-#define SAML_NS_DSIG "http://www.w3.org/2000/09/xmldsig#"
-#define SAML_NS_XENC "http://www.w3.org/2001/04/xmlenc#"
+#define SAML_NS_METADATA  "urn:oasis:names:tc:SAML:2.0:metadata"
+#define SAML_NS_DSIG      "http://www.w3.org/2000/09/xmldsig#"
+#define SAML_NS_XENC      "http://www.w3.org/2001/04/xmlenc#"
 #define SAML_BINDING_REDIRECT \
     "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
 #define SAML_BINDING_POST "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
-#define SAML_CM_BEARER "urn:oasis:names:tc:SAML:2.0:cm:bearer"
+#define SAML_CM_BEARER    "urn:oasis:names:tc:SAML:2.0:cm:bearer"
 
 /* Record a check (report may be NULL). Returns verdict == SAML_PASS. */
 bool saml_check(struct saml_report *report, const char *name, int verdict,
@@ -47,12 +47,11 @@ char *saml_xml_escape(const char *s);
  * RelayState, signed over the query with RSA-SHA256 when key is set
  * (saml-bindings-2.0-os §3.4.4.1). malloc'd. */
 char *saml_redirect_url(const char *dest, const char *param, const char *xml,
-                        const char *relay_state,
-                        const struct saml_sp_key *key);
+                        const char *relay_state, const struct saml_sp_key *key);
 /* A message received on the binding, before its content is checked. */
 struct saml_redirect_in {
-    bool is_request;   /* SAMLRequest, else SAMLResponse */
-    char *xml;         /* inflated, NUL-terminated */
+    bool is_request; /* SAMLRequest, else SAMLResponse */
+    char *xml;       /* inflated, NUL-terminated */
     size_t xml_len;
     char *relay_state; /* decoded; NULL when absent */
 };
@@ -74,8 +73,7 @@ int saml_b64_decode(const char *in, size_t len, unsigned char **out,
 char *saml_b64_encode(const unsigned char *in, size_t len);
 
 /* xmlSecKeyPtr from DER/PEM certificate bytes; EVP_PKEY alongside. */
-void *saml_key_from_cert_der(const unsigned char *der, size_t len,
-                             void **pkey);
+void *saml_key_from_cert_der(const unsigned char *der, size_t len, void **pkey);
 
 /* Signatures (saml_sig.c). sig is a ds:Signature whose parent is the
  * element it must sign (parent_id its ID): exactly one Reference to

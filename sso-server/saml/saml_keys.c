@@ -54,10 +54,9 @@ saml_sp_key_load(const char *key_pem, size_t key_len, const char *cert_pem,
         cmn_err_set(err, "cannot encode the certificate");
         goto out;
     }
-    out->key = xmlSecCryptoAppKeyLoadMemory((const xmlSecByte *)key_pem,
-                                            (xmlSecSize)key_len,
-                                            xmlSecKeyDataFormatPem, NULL, NULL,
-                                            NULL);
+    out->key = xmlSecCryptoAppKeyLoadMemory(
+        (const xmlSecByte *)key_pem, (xmlSecSize)key_len,
+        xmlSecKeyDataFormatPem, NULL, NULL, NULL);
     if (out->key == NULL) {
         cmn_err_set(err, "xmlsec1 cannot load the private key");
         goto out;

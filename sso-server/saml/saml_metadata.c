@@ -61,8 +61,7 @@ redirect_location(xmlNodePtr sso, const char *name)
 }
 
 static int
-add_certificate(struct saml_idp *idp, xmlNodePtr certnode,
-                struct cmn_err *err)
+add_certificate(struct saml_idp *idp, xmlNodePtr certnode, struct cmn_err *err)
 {
     const char *text = cmn_xml_text(certnode);
     unsigned char *der = NULL;

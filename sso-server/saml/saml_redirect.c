@@ -77,8 +77,7 @@ url_decode(const char *s, size_t n)
     }
     for (size_t i = 0; i < n; i++) {
         if (s[i] == '%') {
-            if (i + 2 >= n || hexval(s[i + 1]) < 0 ||
-                hexval(s[i + 2]) < 0) {
+            if (i + 2 >= n || hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0) {
                 free(out);
                 return NULL;
             }
@@ -199,11 +198,21 @@ saml_xml_escape(const char *s)
     }
     for (size_t i = 0; i < n; i++) {
         switch (s[i]) {
-        case '&': p += sprintf(p, "&amp;"); break;
-        case '<': p += sprintf(p, "&lt;"); break;
-        case '>': p += sprintf(p, "&gt;"); break;
-        case '"': p += sprintf(p, "&quot;"); break;
-        default: *p++ = s[i]; break;
+        case '&':
+            p += sprintf(p, "&amp;");
+            break;
+        case '<':
+            p += sprintf(p, "&lt;");
+            break;
+        case '>':
+            p += sprintf(p, "&gt;");
+            break;
+        case '"':
+            p += sprintf(p, "&quot;");
+            break;
+        default:
+            *p++ = s[i];
+            break;
         }
     }
     *p = '\0';
@@ -263,8 +272,7 @@ struct param {
 /* The parameters of the binding, each at most once. Others are ignored
  * (they are not signed, so nothing may depend on them). */
 struct query {
-    struct param request, response, relay_state, sig_alg, signature,
-        encoding;
+    struct param request, response, relay_state, sig_alg, signature, encoding;
 };
 
 static enum saml_reason
@@ -308,9 +316,10 @@ parse_query(const char *q, struct query *out, struct cmn_err *why)
         s = amp ? amp + 1 : NULL;
     }
     if (out->request.present == out->response.present) {
-        cmn_err_set(why, "%s", out->request.present
-                                   ? "both SAMLRequest and SAMLResponse"
-                                   : "neither SAMLRequest nor SAMLResponse");
+        cmn_err_set(why, "%s",
+                    out->request.present
+                        ? "both SAMLRequest and SAMLResponse"
+                        : "neither SAMLRequest nor SAMLResponse");
         return SAML_R_QUERY;
     }
     return SAML_OK;
@@ -443,9 +452,8 @@ out:
 }
 
 enum saml_reason
-saml_redirect_unwrap(const char *q, const struct saml_idp *idp,
-                     bool allow_sha1, struct saml_redirect_in *out,
-                     struct cmn_err *why)
+saml_redirect_unwrap(const char *q, const struct saml_idp *idp, bool allow_sha1,
+                     struct saml_redirect_in *out, struct cmn_err *why)
 {
     struct query qp;
     const struct param *m;
@@ -499,9 +507,10 @@ saml_redirect_unwrap(const char *q, const struct saml_idp *idp,
     }
     out->xml = inflate_capped(raw, raw_len, &out->xml_len, &r);
     if (out->xml == NULL) {
-        cmn_err_set(why, "%s", r == SAML_R_TOO_LARGE
-                                   ? "the message inflates beyond the cap"
-                                   : "the message is not DEFLATE data");
+        cmn_err_set(why, "%s",
+                    r == SAML_R_TOO_LARGE
+                        ? "the message inflates beyond the cap"
+                        : "the message is not DEFLATE data");
         goto out;
     }
     r = SAML_OK;

@@ -29,8 +29,8 @@ struct verify {
 };
 
 static enum saml_reason CMN_PRINTF(4, 5)
-fail(struct verify *v, const char *check, enum saml_reason r, const char *fmt,
-     ...)
+    fail(struct verify *v, const char *check, enum saml_reason r,
+         const char *fmt, ...)
 {
     char msg[200];
     va_list ap;
@@ -77,12 +77,11 @@ collect_ids(struct verify *v, xmlNodePtr top)
         for (xmlAttrPtr a = n->properties; a != NULL; a = a->next) {
             bool xml_id = a->ns != NULL && a->ns->href != NULL &&
                           strcmp((const char *)a->ns->href,
-                                 "http://www.w3.org/XML/1998/namespace") ==
-                              0 &&
+                                 "http://www.w3.org/XML/1998/namespace") == 0 &&
                           strcmp((const char *)a->name, "id") == 0;
-            bool plain = a->ns == NULL &&
-                         (strcmp((const char *)a->name, "ID") == 0 ||
-                          strcmp((const char *)a->name, "Id") == 0);
+            bool plain =
+                a->ns == NULL && (strcmp((const char *)a->name, "ID") == 0 ||
+                                  strcmp((const char *)a->name, "Id") == 0);
             const char *val;
             if (!xml_id && !plain) {
                 continue;
@@ -219,8 +218,7 @@ issuer_ok(xmlNodePtr issuer, const char *entity_id)
         return false;
     }
     return saml_attr(issuer, "Format", fmt, sizeof(fmt)) == NULL ||
-           strcmp(fmt, "urn:oasis:names:tc:SAML:2.0:nameid-format:entity") ==
-               0;
+           strcmp(fmt, "urn:oasis:names:tc:SAML:2.0:nameid-format:entity") == 0;
 }
 
 /* Response-level checks on what was verified. */
@@ -242,8 +240,8 @@ check_response(struct verify *v, xmlNodePtr resp)
                     "Destination '%.120s' is not this ACS",
                     dest ? dest : "(absent in a signed Response)");
     } else {
-        saml_check(v->report, "destination", dest ? SAML_PASS : SAML_SKIP,
-                   "%s", dest ? "the ACS URL" : "absent (unsigned Response)");
+        saml_check(v->report, "destination", dest ? SAML_PASS : SAML_SKIP, "%s",
+                   dest ? "the ACS URL" : "absent (unsigned Response)");
     }
     status = saml_child(resp, SAML_NS_PROTOCOL, "Status");
     code = saml_child(status, SAML_NS_PROTOCOL, "StatusCode");
@@ -310,9 +308,8 @@ check_subject_confirmation(struct verify *v, xmlNodePtr subject)
             first_msg = "bearer confirmation with NotBefore";
             continue;
         }
-        noa = saml_attr(d, "NotOnOrAfter", t, sizeof(t))
-                  ? saml_time_parse(t)
-                  : -1;
+        noa = saml_attr(d, "NotOnOrAfter", t, sizeof(t)) ? saml_time_parse(t)
+                                                         : -1;
         if (noa < 0 || v->now >= noa + v->sp->clock_skew_s) {
             if (first == SAML_R_SUBJECT_CONFIRMATION) {
                 first = SAML_R_EXPIRED;
@@ -358,8 +355,8 @@ check_conditions(struct verify *v, xmlNodePtr a)
         return fail(v, "not_before", SAML_R_NOT_YET_VALID,
                     "Conditions NotBefore %.40s is in the future", t);
     }
-    saml_check(v->report, "not_before", nb >= 0 ? SAML_PASS : SAML_SKIP,
-               "%s", nb >= 0 ? t : "absent");
+    saml_check(v->report, "not_before", nb >= 0 ? SAML_PASS : SAML_SKIP, "%s",
+               nb >= 0 ? t : "absent");
     if (saml_attr(c, "NotOnOrAfter", t, sizeof(t)) != NULL &&
         ((noa = saml_time_parse(t)) < 0 ||
          v->now >= noa + v->sp->clock_skew_s)) {
@@ -396,11 +393,10 @@ check_conditions(struct verify *v, xmlNodePtr a)
         }
     }
     if (restrictions == 0) {
-        return fail(v, "audience", SAML_R_AUDIENCE,
-                    "no AudienceRestriction");
+        return fail(v, "audience", SAML_R_AUDIENCE, "no AudienceRestriction");
     }
-    saml_check(v->report, "audience",
-               v->sp->entity_id ? SAML_PASS : SAML_SKIP, "%s",
+    saml_check(v->report, "audience", v->sp->entity_id ? SAML_PASS : SAML_SKIP,
+               "%s",
                v->sp->entity_id ? v->sp->entity_id
                                 : "not compared: no SP entityID given");
     return SAML_OK;
@@ -618,7 +614,10 @@ saml_response_verify(const char *xml, size_t len, const struct saml_idp *idp,
 {
     static const xmlChar *id_attrs[] = {(const xmlChar *)"ID", NULL};
     struct cmn_err scratch = {{0}}, perr = {{0}};
-    struct verify v = {.idp = idp, .sp = sp, .now = now, .out = out,
+    struct verify v = {.idp = idp,
+                       .sp = sp,
+                       .now = now,
+                       .out = out,
                        .report = report,
                        .why = detail != NULL ? detail : &scratch};
     xmlDocPtr doc = NULL, adoc = NULL;
@@ -633,8 +632,7 @@ saml_response_verify(const char *xml, size_t len, const struct saml_idp *idp,
         return SAML_R_MALFORMED;
     }
     if (len > SAML_MAX_RESPONSE) {
-        r = fail(&v, "size", SAML_R_TOO_LARGE, "larger than %s",
-                 "256 KiB");
+        r = fail(&v, "size", SAML_R_TOO_LARGE, "larger than %s", "256 KiB");
         goto out;
     }
     doc = cmn_xml_parse(xml, len, SAML_MAX_RESPONSE, &perr);
@@ -667,10 +665,10 @@ saml_response_verify(const char *xml, size_t len, const struct saml_idp *idp,
      * Object or a wrapping copy (XSW) */
     na = count_elements(resp, SAML_NS_ASSERTION, "Assertion", &assertion);
     ne = count_elements(resp, SAML_NS_ASSERTION, "EncryptedAssertion", &enc);
-    if (na + ne != 1 ||
-        (assertion != NULL && assertion->parent != resp) ||
+    if (na + ne != 1 || (assertion != NULL && assertion->parent != resp) ||
         (enc != NULL && enc->parent != resp)) {
-        snprintf(buf, sizeof(buf), "%zu Assertion(s) and %zu "
+        snprintf(buf, sizeof(buf),
+                 "%zu Assertion(s) and %zu "
                  "EncryptedAssertion(s), not one directly in the Response",
                  na, ne);
         r = fail(&v, "one_assertion", SAML_R_ASSERTION_COUNT, "%s", buf);
@@ -684,11 +682,13 @@ saml_response_verify(const char *xml, size_t len, const struct saml_idp *idp,
     }
     saml_check(report, "signature_placement", SAML_PASS,
                "Response: %s, Assertion: %s", resp_sig ? "signed" : "no",
-               enc ? "(encrypted)" : assert_sig ? "signed" : "no");
+               enc          ? "(encrypted)"
+               : assert_sig ? "signed"
+                            : "no");
     xmlSecAddIDs(doc, resp, id_attrs);
     if (resp_sig != NULL) {
-        if ((r = verify_signature(&v, "response_signature", resp_sig,
-                                  resp)) != SAML_OK) {
+        if ((r = verify_signature(&v, "response_signature", resp_sig, resp)) !=
+            SAML_OK) {
             goto out;
         }
         out->response_signed = true;
@@ -703,8 +703,8 @@ saml_response_verify(const char *xml, size_t len, const struct saml_idp *idp,
         }
         out->encrypted = true;
         wrapper = xmlDocGetRootElement(adoc);
-        na = count_elements(wrapper, SAML_NS_ASSERTION, "Assertion",
-                            &assertion);
+        na =
+            count_elements(wrapper, SAML_NS_ASSERTION, "Assertion", &assertion);
         if (na != 1 || assertion->parent != wrapper ||
             count_elements(wrapper, SAML_NS_ASSERTION, "EncryptedAssertion",
                            NULL) != 0) {

@@ -70,7 +70,8 @@ saml_sig_check(xmlNodePtr sig, const char *parent_id, bool allow_sha1,
     char alg[256], uri[512];
     const char *a;
 
-    if (si == NULL || saml_count_children(sig, SAML_NS_DSIG, "SignedInfo") != 1) {
+    if (si == NULL ||
+        saml_count_children(sig, SAML_NS_DSIG, "SignedInfo") != 1) {
         cmn_err_set(why, "Signature without exactly one SignedInfo");
         return SAML_R_SIGNATURE_REFERENCE;
     }
@@ -80,8 +81,8 @@ saml_sig_check(xmlNodePtr sig, const char *parent_id, bool allow_sha1,
         return SAML_R_SIGNATURE_ALGORITHM;
     }
     a = algorithm(si, "SignatureMethod", alg, sizeof(alg));
-    if (a == NULL || !(in_list(a, sig_algs) ||
-                       (allow_sha1 && strcmp(a, SIG_SHA1) == 0))) {
+    if (a == NULL ||
+        !(in_list(a, sig_algs) || (allow_sha1 && strcmp(a, SIG_SHA1) == 0))) {
         cmn_err_set(why, "signature method %s is not allowed%s", a ? a : "-",
                     a != NULL && strcmp(a, SIG_SHA1) == 0
                         ? " (SHA-1: only with [saml] allow_sha1)"
@@ -135,9 +136,12 @@ enable(xmlSecDSigCtxPtr ctx, bool allow_sha1)
     rc |= xmlSecDSigCtxEnableSignatureTransform(
         ctx, xmlSecTransformExclC14NWithCommentsId);
     rc |= xmlSecDSigCtxEnableSignatureTransform(ctx, xmlSecTransformInclC14NId);
-    rc |= xmlSecDSigCtxEnableSignatureTransform(ctx, xmlSecTransformRsaSha256Id);
-    rc |= xmlSecDSigCtxEnableSignatureTransform(ctx, xmlSecTransformRsaSha384Id);
-    rc |= xmlSecDSigCtxEnableSignatureTransform(ctx, xmlSecTransformRsaSha512Id);
+    rc |=
+        xmlSecDSigCtxEnableSignatureTransform(ctx, xmlSecTransformRsaSha256Id);
+    rc |=
+        xmlSecDSigCtxEnableSignatureTransform(ctx, xmlSecTransformRsaSha384Id);
+    rc |=
+        xmlSecDSigCtxEnableSignatureTransform(ctx, xmlSecTransformRsaSha512Id);
     rc |= xmlSecDSigCtxEnableSignatureTransform(ctx,
                                                 xmlSecTransformEcdsaSha256Id);
     rc |= xmlSecDSigCtxEnableSignatureTransform(ctx,
@@ -145,7 +149,8 @@ enable(xmlSecDSigCtxPtr ctx, bool allow_sha1)
     rc |= xmlSecDSigCtxEnableSignatureTransform(ctx,
                                                 xmlSecTransformEcdsaSha512Id);
     /* the Reference's transforms and digest */
-    rc |= xmlSecDSigCtxEnableReferenceTransform(ctx, xmlSecTransformEnvelopedId);
+    rc |=
+        xmlSecDSigCtxEnableReferenceTransform(ctx, xmlSecTransformEnvelopedId);
     rc |= xmlSecDSigCtxEnableReferenceTransform(ctx, xmlSecTransformExclC14NId);
     rc |= xmlSecDSigCtxEnableReferenceTransform(
         ctx, xmlSecTransformExclC14NWithCommentsId);
@@ -156,8 +161,7 @@ enable(xmlSecDSigCtxPtr ctx, bool allow_sha1)
     if (allow_sha1) {
         rc |= xmlSecDSigCtxEnableSignatureTransform(ctx,
                                                     xmlSecTransformRsaSha1Id);
-        rc |= xmlSecDSigCtxEnableReferenceTransform(ctx,
-                                                    xmlSecTransformSha1Id);
+        rc |= xmlSecDSigCtxEnableReferenceTransform(ctx, xmlSecTransformSha1Id);
     }
     return rc;
 }
@@ -186,8 +190,9 @@ saml_sig_verify(xmlNodePtr sig, const struct saml_idp *idp, bool allow_sha1,
             return SAML_OK;
         }
     }
-    cmn_err_set(why, "the signature does not verify with any of the %zu "
-                     "metadata key(s)",
+    cmn_err_set(why,
+                "the signature does not verify with any of the %zu "
+                "metadata key(s)",
                 idp->nkeys);
     return SAML_R_SIGNATURE_INVALID;
 }

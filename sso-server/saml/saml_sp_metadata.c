@@ -14,11 +14,21 @@ put_escaped(char **p, const char *s)
 {
     for (; *s != '\0'; s++) {
         switch (*s) {
-        case '&': *p += sprintf(*p, "&amp;"); break;
-        case '<': *p += sprintf(*p, "&lt;"); break;
-        case '>': *p += sprintf(*p, "&gt;"); break;
-        case '"': *p += sprintf(*p, "&quot;"); break;
-        default: *(*p)++ = *s; break;
+        case '&':
+            *p += sprintf(*p, "&amp;");
+            break;
+        case '<':
+            *p += sprintf(*p, "&lt;");
+            break;
+        case '>':
+            *p += sprintf(*p, "&gt;");
+            break;
+        case '"':
+            *p += sprintf(*p, "&quot;");
+            break;
+        default:
+            *(*p)++ = *s;
+            break;
         }
     }
 }
@@ -39,9 +49,10 @@ saml_sp_metadata(const char *entity_id, const char *acs_url,
                     "<md:EntityDescriptor xmlns:md=\"" SAML_NS_METADATA "\" "
                     "xmlns:ds=\"" SAML_NS_DSIG "\" entityID=\"");
     put_escaped(&p, entity_id);
-    p += sprintf(p, "\">\n  <md:SPSSODescriptor AuthnRequestsSigned=\"%s\" "
-                    "WantAssertionsSigned=\"true\" protocolSupportEnumeration="
-                    "\"" SAML_NS_PROTOCOL "\">\n",
+    p += sprintf(p,
+                 "\">\n  <md:SPSSODescriptor AuthnRequestsSigned=\"%s\" "
+                 "WantAssertionsSigned=\"true\" protocolSupportEnumeration="
+                 "\"" SAML_NS_PROTOCOL "\">\n",
                  key && key->cert_b64 ? "true" : "false");
     if (key != NULL && key->cert_b64 != NULL) {
         static const char *const uses[] = {"signing", "encryption"};
@@ -63,13 +74,15 @@ saml_sp_metadata(const char *entity_id, const char *acs_url,
         }
     }
     if (slo_url != NULL) {
-        p += sprintf(p, "    <md:SingleLogoutService Binding=\""
-                        SAML_BINDING_REDIRECT "\" Location=\"");
+        p += sprintf(
+            p, "    <md:SingleLogoutService Binding=\"" SAML_BINDING_REDIRECT
+               "\" Location=\"");
         put_escaped(&p, slo_url);
         p += sprintf(p, "\"/>\n");
     }
-    p += sprintf(p, "    <md:AssertionConsumerService Binding=\""
-                    SAML_BINDING_POST "\" Location=\"");
+    p += sprintf(p,
+                 "    <md:AssertionConsumerService Binding=\"" SAML_BINDING_POST
+                 "\" Location=\"");
     put_escaped(&p, acs_url);
     p += sprintf(p, "\" index=\"0\" isDefault=\"true\"/>\n"
                     "  </md:SPSSODescriptor>\n</md:EntityDescriptor>\n");

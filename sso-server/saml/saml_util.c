@@ -78,9 +78,8 @@ saml_reason_str(enum saml_reason r)
  * verifier returns its own reasons), never to stderr where they would
  * carry document content into logs. */
 static void
-xmlsec_silent(const char *file, int line, const char *func,
-              const char *object, const char *subject, int reason,
-              const char *msg)
+xmlsec_silent(const char *file, int line, const char *func, const char *object,
+              const char *subject, int reason, const char *msg)
 {
     (void)file;
     (void)line;
@@ -159,8 +158,7 @@ bool
 saml_is(const xmlNode *n, const char *ns, const char *name)
 {
     return n != NULL && n->type == XML_ELEMENT_NODE && n->ns != NULL &&
-           n->ns->href != NULL &&
-           strcmp((const char *)n->ns->href, ns) == 0 &&
+           n->ns->href != NULL && strcmp((const char *)n->ns->href, ns) == 0 &&
            strcmp((const char *)n->name, name) == 0;
 }
 
@@ -247,8 +245,8 @@ saml_time_parse(const char *s)
     tm.tm_min = digits(s + 14, 2);
     tm.tm_sec = digits(s + 17, 2);
     if (tm.tm_year < 70 || tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 ||
-        tm.tm_mday > 31 || tm.tm_hour < 0 || tm.tm_hour > 23 ||
-        tm.tm_min < 0 || tm.tm_min > 59 || tm.tm_sec < 0 || tm.tm_sec > 60) {
+        tm.tm_mday > 31 || tm.tm_hour < 0 || tm.tm_hour > 23 || tm.tm_min < 0 ||
+        tm.tm_min > 59 || tm.tm_sec < 0 || tm.tm_sec > 60) {
         return -1;
     }
     p = s + 19;
@@ -422,9 +420,8 @@ saml_key_from_cert_der(const unsigned char *der, size_t len, void **pkey)
     if (*pkey == NULL) {
         return NULL;
     }
-    key = xmlSecCryptoAppKeyLoadMemory(der, (xmlSecSize)len,
-                                       xmlSecKeyDataFormatCertDer, NULL, NULL,
-                                       NULL);
+    key = xmlSecCryptoAppKeyLoadMemory(
+        der, (xmlSecSize)len, xmlSecKeyDataFormatCertDer, NULL, NULL, NULL);
     if (key == NULL) {
         EVP_PKEY_free(*pkey);
         *pkey = NULL;

@@ -4,17 +4,17 @@
  * 1 the HTTP-POST SAMLResponse field (base64), 2 IdP metadata, 3 an
  * HTTP-Redirect query (Single Logout: the IdP's LogoutRequest or
  * LogoutResponse), 4 an inflated logout message (the checks after the
- * binding's signature, which mutated queries never pass). The verifier runs with the seeds' IdP key and SP key
- * (fuzz_saml_keys.h) at the time they were signed, so genuine seeds reach
- * every check. An accepted Response always names a usable user; an
- * accepted logout message its ID and Issuer, and a NameID (request) or a
- * status (response). */
+ * binding's signature, which mutated queries never pass). The verifier runs
+ * with the seeds' IdP key and SP key (fuzz_saml_keys.h) at the time they were
+ * signed, so genuine seeds reach every check. An accepted Response always names
+ * a usable user; an accepted logout message its ID and Issuer, and a NameID
+ * (request) or a status (response). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "saml.h"
 #include "fuzz_saml_keys.h"
+#include "saml.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -84,15 +84,14 @@ h_inspect(struct cmn_http_req *req, void *app)
     (void)app;
     return cmn_http_reply_json(
         req, 200,
-        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "method",
-                  cmn_http_req_method(req), "path", cmn_http_req_path(req), "q",
-                  or_null(cmn_http_req_query(req, "q")), "cookie",
-                  or_null(cmn_http_req_cookie(req, "sid")), "bearer",
-                  or_null(cmn_http_req_bearer(req)), "peer",
-                  cmn_http_req_peer(req), "hdr",
-                  or_null(cmn_http_req_header(req, "x-test")), "id",
-                  cmn_http_req_id(req), "raw",
-                  or_null(cmn_http_req_raw_query(req))));
+        json_pack(
+            "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "method",
+            cmn_http_req_method(req), "path", cmn_http_req_path(req), "q",
+            or_null(cmn_http_req_query(req, "q")), "cookie",
+            or_null(cmn_http_req_cookie(req, "sid")), "bearer",
+            or_null(cmn_http_req_bearer(req)), "peer", cmn_http_req_peer(req),
+            "hdr", or_null(cmn_http_req_header(req, "x-test")), "id",
+            cmn_http_req_id(req), "raw", or_null(cmn_http_req_raw_query(req))));
 }
 
 static int
@@ -655,8 +654,7 @@ test_accessors(void **state)
     assert_string_equal(json_string_value(json_object_get(j, "bearer")),
                         "(null)");
     assert_string_equal(json_string_value(json_object_get(j, "q")), "(null)");
-    assert_string_equal(json_string_value(json_object_get(j, "raw")),
-                        "(null)");
+    assert_string_equal(json_string_value(json_object_get(j, "raw")), "(null)");
     assert_string_equal(json_string_value(json_object_get(j, "cookie")),
                         "(null)");
     json_decref(j);

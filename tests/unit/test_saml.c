@@ -72,7 +72,8 @@ seed(const char *name, size_t *len)
 }
 
 static enum saml_reason
-verify_seed(const char *name, long long now, bool sha1, struct saml_assertion *a)
+verify_seed(const char *name, long long now, bool sha1,
+            struct saml_assertion *a)
 {
     struct saml_sp sp = {
         .entity_id = "https://sso.test/sso/saml/metadata",
@@ -84,8 +85,8 @@ verify_seed(const char *name, long long now, bool sha1, struct saml_assertion *a
     };
     size_t len;
     char *xml = seed(name, &len);
-    enum saml_reason r = saml_response_verify(xml, len, &idp, &sp, now, a,
-                                              NULL, NULL);
+    enum saml_reason r =
+        saml_response_verify(xml, len, &idp, &sp, now, a, NULL, NULL);
     free(xml);
     return r;
 }
@@ -132,16 +133,15 @@ test_saml_clock_and_skew(void **state)
     struct saml_assertion a;
 
     (void)state;
-    assert_int_equal(verify_seed("signed_response.xml", FUZZ_NOW + 3600, false,
-                                 &a),
-                     SAML_R_EXPIRED);
-    assert_int_equal(verify_seed("signed_response.xml", FUZZ_NOW - 3600, false,
-                                 &a),
-                     SAML_R_NOT_YET_VALID);
+    assert_int_equal(
+        verify_seed("signed_response.xml", FUZZ_NOW + 3600, false, &a),
+        SAML_R_EXPIRED);
+    assert_int_equal(
+        verify_seed("signed_response.xml", FUZZ_NOW - 3600, false, &a),
+        SAML_R_NOT_YET_VALID);
     /* 5 minutes of validity + 120 s of skew, counted from signing */
-    assert_int_equal(verify_seed("signed_response.xml", FUZZ_NOW - 30 + 300 +
-                                                        119,
-                                 false, &a),
+    assert_int_equal(verify_seed("signed_response.xml",
+                                 FUZZ_NOW - 30 + 300 + 119, false, &a),
                      SAML_OK);
     saml_assertion_cleanup(&a);
 }
@@ -219,8 +219,8 @@ test_saml_authn_request_signed_redirect(void **state)
     /* the message inflates to our AuthnRequest */
     req_b64 = pct_decode(q + strlen("SAMLRequest="),
                          strcspn(q + strlen("SAMLRequest="), "&"));
-    raw_len = EVP_DecodeBlock(raw, (unsigned char *)req_b64,
-                              (int)strlen(req_b64));
+    raw_len =
+        EVP_DecodeBlock(raw, (unsigned char *)req_b64, (int)strlen(req_b64));
     while (raw_len > 0 && req_b64[strlen(req_b64) - 1] == '=' &&
            req_b64[strlen(req_b64) - 1] == '=') {
         req_b64[strlen(req_b64) - 1] = '\0';
@@ -236,18 +236,18 @@ test_saml_authn_request_signed_redirect(void **state)
     xml[z.total_out] = '\0';
     inflateEnd(&z);
     assert_non_null(strstr((char *)xml, "ID=\"_abc\""));
-    assert_non_null(strstr((char *)xml, "IssueInstant=\"2026-01-02T03:04:05Z\""));
+    assert_non_null(
+        strstr((char *)xml, "IssueInstant=\"2026-01-02T03:04:05Z\""));
     assert_non_null(strstr((char *)xml, "AssertionConsumerServiceURL=\"https://"
                                         "sso.test/sso/saml/acs\""));
     /* the query signature verifies with the SP's public key */
     sig_b64 = pct_decode(sig_at + 11, strlen(sig_at + 11));
-    sig_len = EVP_DecodeBlock(sig, (unsigned char *)sig_b64,
-                              (int)strlen(sig_b64));
+    sig_len =
+        EVP_DecodeBlock(sig, (unsigned char *)sig_b64, (int)strlen(sig_b64));
     assert_true(sig_len >= 256);
     md = EVP_MD_CTX_new();
-    assert_int_equal(EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL,
-                                          key.pkey),
-                     1);
+    assert_int_equal(
+        EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, key.pkey), 1);
     assert_int_equal(EVP_DigestVerify(md, sig, 256, (unsigned char *)q,
                                       (size_t)(sig_at - q)),
                      1);
@@ -265,8 +265,8 @@ decode_seed(const char *name, long long now, bool sha1, const char *dest,
 {
     size_t len;
     char *q = seed(name, &len);
-    enum saml_reason r = saml_redirect_decode(q, &idp, dest, sha1, now, 120, m,
-                                              NULL);
+    enum saml_reason r =
+        saml_redirect_decode(q, &idp, dest, sha1, now, 120, m, NULL);
     free(q);
     return r;
 }
@@ -277,9 +277,8 @@ test_saml_slo_request_seeds(void **state)
     struct saml_redirect_msg m;
 
     (void)state;
-    assert_int_equal(decode_seed("slo_request.txt", FUZZ_NOW, false, FUZZ_SLO,
-                                 &m),
-                     SAML_OK);
+    assert_int_equal(
+        decode_seed("slo_request.txt", FUZZ_NOW, false, FUZZ_SLO, &m), SAML_OK);
     assert_true(m.is_request);
     assert_string_equal(m.issuer, "https://idp.test/idp");
     assert_string_equal(m.name_id, "agent1@example.com");
@@ -292,37 +291,38 @@ test_saml_slo_request_seeds(void **state)
     assert_string_equal(m.session_indexes[1], "idp-session-2");
     assert_string_equal(m.relay_state, "rs/1+x"); /* decoded */
     assert_non_null(m.id);
-    assert_true(m.issue_instant > FUZZ_NOW - 120 && m.issue_instant <= FUZZ_NOW);
+    assert_true(m.issue_instant > FUZZ_NOW - 120 &&
+                m.issue_instant <= FUZZ_NOW);
     saml_redirect_msg_cleanup(&m);
     /* signed with lowercase %-escapes: verified as sent, not re-encoded */
-    assert_int_equal(decode_seed("slo_request_lowercase.txt", FUZZ_NOW, false,
-                                 FUZZ_SLO, &m),
-                     SAML_OK);
+    assert_int_equal(
+        decode_seed("slo_request_lowercase.txt", FUZZ_NOW, false, FUZZ_SLO, &m),
+        SAML_OK);
     assert_string_equal(m.relay_state, "rs/1+x");
     assert_int_equal(m.nsession_indexes, 0);
     saml_redirect_msg_cleanup(&m);
 
     /* each refused with its own reason, keeping nothing */
-    assert_int_equal(decode_seed("slo_request.txt", FUZZ_NOW,
-                                 false, "https://other.test/slo", &m),
+    assert_int_equal(decode_seed("slo_request.txt", FUZZ_NOW, false,
+                                 "https://other.test/slo", &m),
                      SAML_R_DESTINATION);
     assert_null(m.name_id);
     assert_int_equal(decode_seed("slo_request.txt",
                                  FUZZ_NOW + SAML_REDIRECT_MAX_AGE_S + 200,
                                  false, FUZZ_SLO, &m),
                      SAML_R_EXPIRED);
-    assert_int_equal(decode_seed("slo_request.txt", FUZZ_NOW - 3600, false,
-                                 FUZZ_SLO, &m),
-                     SAML_R_NOT_YET_VALID);
-    assert_int_equal(decode_seed("slo_request_unsigned.txt", FUZZ_NOW, false,
-                                 FUZZ_SLO, &m),
-                     SAML_R_SIGNATURE_MISSING);
-    assert_int_equal(decode_seed("slo_request_sha1.txt", FUZZ_NOW, false,
-                                 FUZZ_SLO, &m),
-                     SAML_R_SIGNATURE_ALGORITHM);
-    assert_int_equal(decode_seed("slo_request_sha1.txt", FUZZ_NOW, true,
-                                 FUZZ_SLO, &m),
-                     SAML_OK);
+    assert_int_equal(
+        decode_seed("slo_request.txt", FUZZ_NOW - 3600, false, FUZZ_SLO, &m),
+        SAML_R_NOT_YET_VALID);
+    assert_int_equal(
+        decode_seed("slo_request_unsigned.txt", FUZZ_NOW, false, FUZZ_SLO, &m),
+        SAML_R_SIGNATURE_MISSING);
+    assert_int_equal(
+        decode_seed("slo_request_sha1.txt", FUZZ_NOW, false, FUZZ_SLO, &m),
+        SAML_R_SIGNATURE_ALGORITHM);
+    assert_int_equal(
+        decode_seed("slo_request_sha1.txt", FUZZ_NOW, true, FUZZ_SLO, &m),
+        SAML_OK);
     saml_redirect_msg_cleanup(&m);
     assert_int_equal(decode_seed("slo_request_comment_nameid.txt", FUZZ_NOW,
                                  false, FUZZ_SLO, &m),
@@ -330,12 +330,12 @@ test_saml_slo_request_seeds(void **state)
     assert_int_equal(decode_seed("slo_request_encrypted_id.txt", FUZZ_NOW,
                                  false, FUZZ_SLO, &m),
                      SAML_R_NAMEID);
-    assert_int_equal(decode_seed("slo_request_doctype.txt", FUZZ_NOW, false,
-                                 FUZZ_SLO, &m),
-                     SAML_R_DOCTYPE);
-    assert_int_equal(decode_seed("slo_request_bomb.txt", FUZZ_NOW, false,
-                                 FUZZ_SLO, &m),
-                     SAML_R_TOO_LARGE);
+    assert_int_equal(
+        decode_seed("slo_request_doctype.txt", FUZZ_NOW, false, FUZZ_SLO, &m),
+        SAML_R_DOCTYPE);
+    assert_int_equal(
+        decode_seed("slo_request_bomb.txt", FUZZ_NOW, false, FUZZ_SLO, &m),
+        SAML_R_TOO_LARGE);
 }
 
 /* A seed's query with one edit: the first "from" replaced by "to", or
@@ -372,9 +372,9 @@ test_saml_slo_query_tampering(void **state)
 
     (void)state;
     /* the signature covers RelayState and SigAlg as received */
-    assert_int_equal(decode_edited("slo_request.txt", "RelayState=rs",
-                                   "RelayState=rt"),
-                     SAML_R_SIGNATURE_INVALID);
+    assert_int_equal(
+        decode_edited("slo_request.txt", "RelayState=rs", "RelayState=rt"),
+        SAML_R_SIGNATURE_INVALID);
     assert_int_equal(decode_edited("slo_request.txt", "&RelayState=", "&X="),
                      SAML_R_SIGNATURE_INVALID);
     assert_int_equal(decode_edited("slo_request.txt", "&SigAlg=", "&X="),
@@ -384,19 +384,19 @@ test_saml_slo_query_tampering(void **state)
                      SAML_R_QUERY);
     assert_int_equal(decode_edited("slo_request.txt", NULL, "&SAMLResponse=x"),
                      SAML_R_QUERY);
-    assert_int_equal(decode_edited("slo_request.txt", NULL,
-                                   "&SAMLEncoding=urn:x"),
-                     SAML_R_QUERY);
-    assert_int_equal(decode_edited("slo_request.txt", "RelayState=rs",
-                                   "RelayState=%zz"),
-                     SAML_R_QUERY);
+    assert_int_equal(
+        decode_edited("slo_request.txt", NULL, "&SAMLEncoding=urn:x"),
+        SAML_R_QUERY);
+    assert_int_equal(
+        decode_edited("slo_request.txt", "RelayState=rs", "RelayState=%zz"),
+        SAML_R_QUERY);
     /* unknown parameters are not signed, and not read */
     assert_int_equal(decode_edited("slo_request.txt", NULL, "&utm=1"), SAML_OK);
-    assert_int_equal(saml_redirect_decode(NULL, &idp, FUZZ_SLO, false,
-                                          FUZZ_NOW, 120, &m, NULL),
+    assert_int_equal(saml_redirect_decode(NULL, &idp, FUZZ_SLO, false, FUZZ_NOW,
+                                          120, &m, NULL),
                      SAML_R_QUERY);
-    assert_int_equal(saml_redirect_decode("RelayState=x", &idp, FUZZ_SLO,
-                                          false, FUZZ_NOW, 120, &m, NULL),
+    assert_int_equal(saml_redirect_decode("RelayState=x", &idp, FUZZ_SLO, false,
+                                          FUZZ_NOW, 120, &m, NULL),
                      SAML_R_QUERY);
 }
 
@@ -406,9 +406,9 @@ test_saml_slo_response_seeds(void **state)
     struct saml_redirect_msg m;
 
     (void)state;
-    assert_int_equal(decode_seed("slo_response.txt", FUZZ_NOW, false,
-                                 FUZZ_SLO, &m),
-                     SAML_OK);
+    assert_int_equal(
+        decode_seed("slo_response.txt", FUZZ_NOW, false, FUZZ_SLO, &m),
+        SAML_OK);
     assert_false(m.is_request);
     assert_true(m.success);
     assert_string_equal(m.in_response_to, "_req1");
@@ -469,9 +469,8 @@ assert_query_signed(const char *url)
     sig_b64 = pct_decode(sig_at + 11, strlen(sig_at + 11));
     assert_true(EVP_DecodeBlock(sig, (unsigned char *)sig_b64,
                                 (int)strlen(sig_b64)) >= 256);
-    assert_int_equal(EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL,
-                                          key.pkey),
-                     1);
+    assert_int_equal(
+        EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, key.pkey), 1);
     assert_int_equal(EVP_DigestVerify(md, sig, 256, (const unsigned char *)q,
                                       (size_t)(sig_at - q)),
                      1);
@@ -527,8 +526,8 @@ test_saml_logout_request_built(void **state)
     assert_null(strstr(xml, "SessionIndex"));
     free(xml);
     free(url);
-    assert_null(saml_logout_request_url(&idp, "sp", "_lr3", &who, NULL, 0,
-                                        NULL));
+    assert_null(
+        saml_logout_request_url(&idp, "sp", "_lr3", &who, NULL, 0, NULL));
 }
 
 /* Our LogoutResponse read back by our decoder, as the IdP would see it:
@@ -559,11 +558,10 @@ test_saml_logout_response_round_trip(void **state)
     (void)state;
     n = (size_t)snprintf(md, sizeof(md), "%s%s%s", head, key.cert_b64, tail);
     assert_int_equal(saml_metadata_parse(md, n, &self, &err), CMN_OK);
-    url = saml_logout_response_url(&idp, "https://sso.test/sso/saml/metadata",
-                                   "_resp1", "id-from-the-idp",
-                                   SAML_STATUS_RESPONDER,
-                                   SAML_STATUS_PARTIAL_LOGOUT, "r/1+",
-                                   1767323045, &key);
+    url = saml_logout_response_url(
+        &idp, "https://sso.test/sso/saml/metadata", "_resp1", "id-from-the-idp",
+        SAML_STATUS_RESPONDER, SAML_STATUS_PARTIAL_LOGOUT, "r/1+", 1767323045,
+        &key);
     assert_non_null(url);
     assert_query_signed(url);
     xml = inflate_param(url, "SAMLResponse");

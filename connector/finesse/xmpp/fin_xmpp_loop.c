@@ -14,7 +14,7 @@
 #include "cmn_log.h"
 #include "fin_xmpp_loop.h"
 
-#define LOOP_MAX_CAS     4
+#define LOOP_MAX_CAS      4
 #define LOOP_RAW_PROTOCOL "fsc-raw"
 
 struct loop_ca {
@@ -46,8 +46,8 @@ struct fin_xmpp_watch {
 /* -- lws protocol for adopted descriptors ---------------------------------- */
 
 static int
-loop_raw_callback(struct lws *wsi, enum lws_callback_reasons reason,
-                  void *user, void *in, size_t len)
+loop_raw_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                  void *in, size_t len)
 {
     struct fin_xmpp_watch *w = wsi ? lws_get_opaque_user_data(wsi) : NULL;
 
@@ -114,7 +114,8 @@ loop_lws_log(int level, const char *line)
     }
 }
 
-/* -- context ---------------------------------------------------------------- */
+/* -- context ----------------------------------------------------------------
+ */
 
 struct fin_xmpp_loop *
 fin_xmpp_loop_new(int max_fds, struct cmn_err *err)
@@ -214,7 +215,8 @@ fin_xmpp_loop_every(struct fin_xmpp_loop *l, int interval_ms,
                      (lws_usec_t)l->tick_ms * LWS_US_PER_MS);
 }
 
-/* -- TLS -------------------------------------------------------------------- */
+/* -- TLS --------------------------------------------------------------------
+ */
 
 /* RFC 6066 §3: SNI carries a DNS name, never an IP literal; lws sends
  * the URL's host whatever it is, and servers with virtual hosts (prosody,
@@ -341,7 +343,8 @@ fin_xmpp_loop_vhost(struct fin_xmpp_loop *l, const char *ca_file,
     return ca->vh;
 }
 
-/* -- watched descriptors ---------------------------------------------------- */
+/* -- watched descriptors ----------------------------------------------------
+ */
 
 struct fin_xmpp_watch *
 fin_xmpp_loop_watch(struct fin_xmpp_loop *l, int fd,
@@ -392,7 +395,8 @@ fin_xmpp_watch_close(struct fin_xmpp_watch *w)
     lws_set_timeout(w->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
 
-/* -- deferred calls ------------------------------------------------------------ */
+/* -- deferred calls
+ * ------------------------------------------------------------ */
 
 static void
 defer_unlink(struct fin_xmpp_defer *d)
@@ -417,7 +421,8 @@ defer_unlink(struct fin_xmpp_defer *d)
 static void
 loop_defer_fire(lws_sorted_usec_list_t *sul)
 {
-    struct fin_xmpp_defer *d = lws_container_of(sul, struct fin_xmpp_defer, sul);
+    struct fin_xmpp_defer *d =
+        lws_container_of(sul, struct fin_xmpp_defer, sul);
 
     defer_unlink(d);
     d->cb(d->cls);

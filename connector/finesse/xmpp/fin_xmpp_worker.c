@@ -37,13 +37,13 @@
 #include "fin_xmpp_link.h"
 #include "fin_xmpp_proto.h"
 
-#define WK_PROC          "fsc-connector-xmpp"
-#define WK_DEFAULT_FD    3
-#define WK_TICK_MS       20
-#define WK_DRAIN_MS      2500
-#define WK_OUT_MAX       ((size_t)64 << 20)
-#define WK_READ_CHUNK    65536
-#define WK_MAX_FDS       8192
+#define WK_PROC       "fsc-connector-xmpp"
+#define WK_DEFAULT_FD 3
+#define WK_TICK_MS    20
+#define WK_DRAIN_MS   2500
+#define WK_OUT_MAX    ((size_t)64 << 20)
+#define WK_READ_CHUNK 65536
+#define WK_MAX_FDS    8192
 
 enum wk_state {
     WK_QUEUED, /* waiting for a connect slot */
@@ -68,8 +68,8 @@ struct wk_agent {
     bool ag_tls_required;
     struct fin_xmpp_link *ag_link;
     enum wk_state ag_state;
-    bool ag_detached; /* replaced or disconnected: not found any more */
-    struct wk_agent *ag_next;   /* all agents */
+    bool ag_detached;         /* replaced or disconnected: not found any more */
+    struct wk_agent *ag_next; /* all agents */
     struct wk_agent *ag_q_next; /* connect queue */
 };
 
@@ -566,7 +566,8 @@ wk_drain(struct wk *w)
     }
 }
 
-/* -- process set-up ---------------------------------------------------------- */
+/* -- process set-up ----------------------------------------------------------
+ */
 
 /* Allocators for jansson and OpenSSL's callers in this process: frees are
  * wiped, so copies of passwords (the decoded command) do not linger in
