@@ -809,8 +809,6 @@ sso_store_saml_request_put(struct sso_store *st, const char *id,
                            struct cmn_err *err)
 {
     char key[KEY_MAX];
-    unsigned char *sealed = NULL;
-    size_t sealed_len = 0;
     json_t *o;
     int rc;
 
@@ -821,13 +819,8 @@ sso_store_saml_request_put(struct sso_store *st, const char *id,
     if (o == NULL) {
         return CMN_NOMEM;
     }
-    rc = seal_json(st, key, o, &sealed, &sealed_len);
+    rc = sso_store_put_sealed(st, key, o, st->cfg->state_ttl_s, err);
     json_decref(o);
-    if (rc == CMN_OK) {
-        rc = set_value(st, key, sealed, sealed_len, "EX", st->cfg->state_ttl_s,
-                       true, CMN_REDIS_DURABLE, err);
-    }
-    free(sealed);
     return rc;
 }
 
@@ -836,22 +829,14 @@ sso_store_saml_request_take(struct sso_store *st, const char *id,
                             struct sso_saml_request *rq, struct cmn_err *err)
 {
     char key[KEY_MAX];
-    unsigned char *val = NULL;
-    size_t len = 0;
     json_t *o;
     int rc;
 
     memset(rq, 0, sizeof(*rq));
     make_key(st, "samlreq", id, key);
-    rc = take_value(st, key, &val, &len, err);
+    rc = sso_store_take_sealed(st, key, &o, err);
     if (rc != CMN_OK) {
         return rc;
-    }
-    o = open_json(st, key, val, len);
-    free(val);
-    if (o == NULL) {
-        cmn_err_set(err, "SAML request record unreadable");
-        return CMN_INVALID;
     }
     copy_str(rq->relay_state, sizeof(rq->relay_state),
              json_object_get(o, "rs"));
