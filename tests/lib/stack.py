@@ -1494,6 +1494,13 @@ class Prosody(_ProcBacked):
         self.tmp.add_log(name, self.log_path)
         lua = lambda s: '"%s"' % s.replace("\\", "\\\\").replace('"', '\\"')
         os.makedirs(os.path.join(self.dir, "certs"), exist_ok=True)
+        # prosody runs as user prosody: its plugins are copied next to its
+        # config, since the checkout may not be readable by others (a clone
+        # in a mktemp -d directory is 0700)
+        plugins = os.path.join(self.dir, "plugins")
+        os.makedirs(plugins, exist_ok=True)
+        for mod in ("mod_fsc_sim.lua", "mod_auth_fsc_sim.lua"):
+            shutil.copyfile(os.path.join(FINESSE_SIM_DIR, mod), os.path.join(plugins, mod))
         modules = ["roster", "saslauth", "disco", "ping", "posix", "admin_shell", "fsc_sim"]
         extra = []
         if tls:
@@ -1545,7 +1552,7 @@ Component %(pubsub)s
     component_secret = %(secret)s
     component_conflict_resolve = "kick_old"
 """ % {"pid": lua(os.path.join(self.dir, "prosody.pid")), "data": lua(os.path.join(self.dir, "data")),
-       "plugins": lua(FINESSE_SIM_DIR), "modules": "; ".join(lua(m) for m in modules),
+       "plugins": lua(plugins), "modules": "; ".join(lua(m) for m in modules),
        "c2s": self.c2s_port if c2s else "", "comp": self.component_port,
        "auth": lua(self.auth_dir), "pubsub": lua("pubsub." + domain), "level": log_level,
        "log": lua(self.log_path), "domain": lua(domain), "secret": lua(self.component_secret),
